@@ -1,0 +1,605 @@
+package eventlog
+
+import (
+	"container/heap"
+	"fmt"
+	"maps"
+	"sort"
+	"sync"
+
+	"github.com/killfeed/killfeed/killmail"
+)
+
+// record is one retained event in memory.
+type record struct {
+	id     uint64
+	system int64
+	time   int64  // insert time, Unix nanoseconds
+	size   int64  // killmail bytes
+	body   []byte // nil when the Store serves it
+}
+
+// systemIndex lists a system's retained event ids, ascending.
+type systemIndex struct {
+	ids []uint64
+	// dropped is the newest event id of this system removed from the log;
+	// a reader positioned before it has missed events.
+	dropped uint64
+}
+
+// seenKillmail remembers a killmail id for dedupe.
+type seenKillmail struct {
+	killmailID int64
+	eventID    uint64
+	time       int64
+}
+
+type client struct {
+	offsets  map[int64]uint64
+	lastSeen int64
+}
+
+// pending is an appended batch that is written but not yet visible.
+type pending struct {
+	recs []record
+	err  error
+}
+
+// Log is the ordered killmail log. See the package documentation.
+type Log struct {
+	cfg   Config
+	store Store
+	keep  bool // bodies live in memory
+	// Notify, when set, is called with events as they become visible, in
+	// event_id order, while the log's lock is held: it must not block or call
+	// back into the Log.
+	notify func([]Event)
+
+	mu       sync.Mutex
+	closed   bool
+	nextID   uint64
+	visible  uint64 // every id <= visible is visible or failed
+	head     uint64 // newest visible id
+	recs     []record
+	bytes    int64
+	systems  map[int64]*systemIndex
+	seen     map[int64]uint64 // killmail id -> event id
+	seenFIFO []seenKillmail   // ascending by event id and time
+	clients  map[string]*client
+	dirty    map[string]struct{}
+	gone     map[string]struct{}
+	written  map[uint64]*pending // by first id, waiting for earlier batches
+	cursors  map[string]uint64
+}
+
+// Open returns a Log over store, rebuilding the index from it. A nil store
+// gives the memory backend.
+func Open(cfg Config, store Store) (*Log, error) {
+	l := &Log{
+		cfg:     cfg.withDefaults(),
+		store:   store,
+		keep:    store == nil || !store.KeepsBodies(),
+		nextID:  1,
+		systems: make(map[int64]*systemIndex),
+		seen:    make(map[int64]uint64),
+		clients: make(map[string]*client),
+		dirty:   make(map[string]struct{}),
+		gone:    make(map[string]struct{}),
+		written: make(map[uint64]*pending),
+		cursors: make(map[string]uint64),
+	}
+	if store == nil {
+		return l, nil
+	}
+	ld, err := store.Load()
+	if err != nil {
+		return nil, fmt.Errorf("load store: %w", err)
+	}
+	l.nextID = max(ld.NextID, 1)
+	l.visible = l.nextID - 1
+	l.head = l.visible
+	for _, r := range ld.Forgotten {
+		l.remember(r.KillmailID, r.ID, r.Time)
+		if si := l.systems[r.SystemID]; si != nil {
+			si.dropped = max(si.dropped, r.ID)
+		} else {
+			l.systems[r.SystemID] = &systemIndex{dropped: r.ID}
+		}
+	}
+	l.recs = make([]record, 0, len(ld.Records))
+	for _, r := range ld.Records {
+		l.remember(r.KillmailID, r.ID, r.Time)
+		l.index(record{id: r.ID, system: r.SystemID, time: r.Time, size: int64(len(r.Body)), body: r.Body})
+	}
+	for _, c := range ld.Clients {
+		l.clients[c.ID] = &client{offsets: c.Offsets, lastSeen: c.LastSeen}
+	}
+	for _, c := range ld.Cursors {
+		l.cursors[c.Name] = c.Value
+	}
+	return l, nil
+}
+
+// SetNotify sets the function called with newly visible events (see the
+// notify field). Call it before the first Append.
+func (l *Log) SetNotify(fn func([]Event)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.notify = fn
+}
+
+func (l *Log) remember(killmailID int64, eventID uint64, t int64) {
+	l.seen[killmailID] = eventID
+	l.seenFIFO = append(l.seenFIFO, seenKillmail{killmailID: killmailID, eventID: eventID, time: t})
+}
+
+// index adds a visible record to the in-memory index.
+func (l *Log) index(r record) {
+	if !l.keep && l.store != nil {
+		r.body = nil
+	}
+	l.recs = append(l.recs, r)
+	l.bytes += r.size
+	si := l.systems[r.system]
+	if si == nil {
+		si = &systemIndex{}
+		l.systems[r.system] = si
+	}
+	si.ids = append(si.ids, r.id)
+}
+
+// Append stores killmails and returns their event ids, in input order. A
+// killmail whose id is already stored (or earlier in kms) is not stored
+// again: its result carries the existing event id and Duplicate. The optional
+// cursor is stored in the same write. Events become visible, and Append
+// returns, only once they are durable.
+func (l *Log) Append(kms []killmail.Killmail, cursor *Cursor) ([]AppendResult, error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, ErrClosed
+	}
+	now := l.cfg.Now().UnixNano()
+	results := make([]AppendResult, len(kms))
+	var p pending
+	var stored []Record
+	for i, km := range kms {
+		if id, ok := l.seen[km.ID]; ok {
+			results[i] = AppendResult{EventID: id, Duplicate: true}
+			continue
+		}
+		id := l.nextID
+		l.nextID++
+		l.remember(km.ID, id, now)
+		results[i] = AppendResult{EventID: id}
+		p.recs = append(p.recs, record{id: id, system: km.SystemID, time: now, size: int64(len(km.JSON)), body: km.JSON})
+		if l.store != nil {
+			stored = append(stored, Record{ID: id, SystemID: km.SystemID, KillmailID: km.ID, Time: now, Body: km.JSON})
+		}
+	}
+	if len(p.recs) == 0 && cursor == nil {
+		l.mu.Unlock()
+		return results, nil
+	}
+	if l.store == nil {
+		defer l.mu.Unlock()
+		if cursor != nil {
+			l.cursors[cursor.Name] = cursor.Value
+		}
+		l.publish(&p)
+		return results, nil
+	}
+	l.mu.Unlock()
+
+	// Write outside the lock: concurrent appends share the store's sync.
+	var cursors []Cursor
+	if cursor != nil {
+		cursors = []Cursor{*cursor}
+	}
+	p.err = l.store.Append(stored, cursors)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p.err != nil {
+		for _, r := range stored {
+			delete(l.seen, r.KillmailID) // a retry may store it again
+		}
+	} else if cursor != nil {
+		l.cursors[cursor.Name] = max(l.cursors[cursor.Name], cursor.Value)
+	}
+	l.publish(&p)
+	if p.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrWrite, p.err)
+	}
+	return results, nil
+}
+
+// publish makes written batches visible in id order. Called with mu held.
+func (l *Log) publish(p *pending) {
+	if len(p.recs) == 0 {
+		return
+	}
+	l.written[p.recs[0].id] = p
+	for {
+		next, ok := l.written[l.visible+1]
+		if !ok {
+			break
+		}
+		delete(l.written, l.visible+1)
+		l.visible = next.recs[len(next.recs)-1].id
+		if next.err != nil {
+			continue
+		}
+		evs := make([]Event, len(next.recs))
+		for i, r := range next.recs {
+			evs[i] = Event{ID: r.id, SystemID: r.system, Killmail: r.body}
+			l.index(r)
+		}
+		l.head = l.visible
+		if l.enforceSizeCaps() > 0 {
+			// A failure leaves the bodies on disk; the next Collect retries.
+			_ = l.persistDrop(l.oldest() - 1)
+		}
+		if l.notify != nil {
+			l.notify(evs)
+		}
+	}
+}
+
+// Head is the newest visible event id (0 when none was ever stored).
+func (l *Log) Head() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head
+}
+
+// oldest is the oldest retained id, or head+1 when nothing is retained.
+func (l *Log) oldest() uint64 {
+	if len(l.recs) > 0 {
+		return l.recs[0].id
+	}
+	return l.head + 1
+}
+
+// Cursor returns the stored value of a named cursor.
+func (l *Log) Cursor(name string) (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, ok := l.cursors[name]
+	return v, ok
+}
+
+// Fetch returns up to limit events of systems that clientID has not read,
+// ascending, and advances the client's offset of every system in systems to
+// the newest event considered: the head, or the last returned event when the
+// limit cut the batch. A new client, or a system new to it, starts at the
+// oldest retained event. limit <= 0 means no limit.
+func (l *Log) Fetch(clientID string, systems []int64, limit int) (Batch, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return Batch{}, ErrClosed
+	}
+	c := l.client(clientID)
+	b, err := l.read(systems, func(s int64) (uint64, bool) { o, ok := c.offsets[s]; return o, ok }, limit)
+	if err != nil {
+		return Batch{}, err
+	}
+	through := b.Head
+	if limit > 0 && len(b.Events) == limit {
+		through = b.Events[len(b.Events)-1].ID
+	}
+	l.advance(clientID, c, systems, through)
+	return b, nil
+}
+
+// Peek is Fetch without advancing the client's offsets (it still marks the
+// client as seen).
+func (l *Log) Peek(clientID string, systems []int64, limit int) (Batch, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return Batch{}, ErrClosed
+	}
+	c := l.client(clientID)
+	l.dirty[clientID] = struct{}{}
+	return l.read(systems, func(s int64) (uint64, bool) { o, ok := c.offsets[s]; return o, ok }, limit)
+}
+
+// Since returns up to limit retained events of systems with id > after,
+// ascending. Missed is set when an event of those systems with id > after
+// was already dropped.
+func (l *Log) Since(systems []int64, after uint64, limit int) (Batch, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return Batch{}, ErrClosed
+	}
+	return l.read(systems, func(int64) (uint64, bool) { return after, true }, limit)
+}
+
+// Advance moves clientID's offsets for systems forward to through (never
+// back), as if it had read every event of those systems up to there.
+func (l *Log) Advance(clientID string, systems []int64, through uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.advance(clientID, l.client(clientID), systems, through)
+	return nil
+}
+
+func (l *Log) advance(id string, c *client, systems []int64, through uint64) {
+	for _, s := range systems {
+		if o, ok := c.offsets[s]; !ok || o < through {
+			c.offsets[s] = through
+		}
+	}
+	l.dirty[id] = struct{}{}
+}
+
+// client returns the named client, creating it, and marks it seen.
+func (l *Log) client(id string) *client {
+	c := l.clients[id]
+	if c == nil {
+		c = &client{offsets: make(map[int64]uint64)}
+		l.clients[id] = c
+		delete(l.gone, id)
+	}
+	c.lastSeen = l.cfg.Now().UnixNano()
+	return c
+}
+
+// cursorHeap merges per-system id lists by their next id.
+type cursorHeap []*sysCursor
+
+type sysCursor struct {
+	ids    []uint64
+	pos    int
+	system int64
+}
+
+func (h cursorHeap) Len() int           { return len(h) }
+func (h cursorHeap) Less(i, j int) bool { return h[i].ids[h[i].pos] < h[j].ids[h[j].pos] }
+func (h cursorHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *cursorHeap) Push(x any)        { *h = append(*h, x.(*sysCursor)) }
+func (h *cursorHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// read merges the systems' events after each system's position. Called with
+// mu held. Cost: O(systems × log n + results × log systems).
+func (l *Log) read(systems []int64, after func(int64) (uint64, bool), limit int) (Batch, error) {
+	b := Batch{Head: l.head, Oldest: l.oldest()}
+	h := make(cursorHeap, 0, len(systems))
+	for _, s := range systems {
+		si := l.systems[s]
+		if si == nil {
+			continue
+		}
+		pos, known := after(s)
+		if known && pos < si.dropped {
+			b.Missed = true
+		}
+		i := sort.Search(len(si.ids), func(i int) bool { return si.ids[i] > pos })
+		if i < len(si.ids) {
+			h = append(h, &sysCursor{ids: si.ids, pos: i, system: s})
+		}
+	}
+	heap.Init(&h)
+	for h.Len() > 0 && (limit <= 0 || len(b.Events) < limit) {
+		c := h[0]
+		id := c.ids[c.pos]
+		body, err := l.body(id)
+		if err != nil {
+			return Batch{}, err
+		}
+		b.Events = append(b.Events, Event{ID: id, SystemID: c.system, Killmail: body})
+		c.pos++
+		if c.pos == len(c.ids) {
+			heap.Pop(&h)
+		} else {
+			heap.Fix(&h, 0)
+		}
+	}
+	return b, nil
+}
+
+// body returns a retained event's killmail. Called with mu held.
+func (l *Log) body(id uint64) ([]byte, error) {
+	i := sort.Search(len(l.recs), func(i int) bool { return l.recs[i].id >= id })
+	if i == len(l.recs) || l.recs[i].id != id {
+		return nil, fmt.Errorf("eventlog: event %d not retained", id)
+	}
+	if b := l.recs[i].body; b != nil {
+		return b, nil
+	}
+	b, err := l.store.Body(id)
+	if err != nil {
+		return nil, fmt.Errorf("read event %d: %w", id, err)
+	}
+	return b, nil
+}
+
+// Stats reports what the log holds.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Stats{Events: len(l.recs), Bytes: l.bytes, Clients: len(l.clients), Oldest: l.oldest(), Head: l.head}
+}
+
+// Collect applies retention: it expires idle clients, drops every event that
+// all live clients have read (id <= the minimum offset over every live
+// client's systems), enforces the caps and forgets killmail ids older than
+// MaxAge.
+func (l *Log) Collect() (CollectStats, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return CollectStats{}, ErrClosed
+	}
+	now := l.cfg.Now().UnixNano()
+	var st CollectStats
+	idleBefore := now - l.cfg.ClientTTL.Nanoseconds()
+	minOffset, any := uint64(0), false
+	for id, c := range l.clients {
+		if c.lastSeen < idleBefore {
+			delete(l.clients, id)
+			delete(l.dirty, id)
+			l.gone[id] = struct{}{}
+			st.ExpiredClients++
+			continue
+		}
+		for _, o := range c.offsets {
+			if !any || o < minOffset {
+				minOffset, any = o, true
+			}
+		}
+	}
+	if any {
+		st.Dropped += l.dropThrough(minOffset)
+	}
+	agedBefore := now - l.cfg.MaxAge.Nanoseconds()
+	n := sort.Search(len(l.recs), func(i int) bool { return l.recs[i].time >= agedBefore })
+	if n > 0 {
+		d := l.dropThrough(l.recs[n-1].id)
+		st.Dropped += d
+		st.DroppedByCaps += d
+	}
+	d := l.enforceSizeCaps()
+	st.Dropped += d
+	st.DroppedByCaps += d
+	st.Through = l.oldest() - 1
+	if err := l.persistDrop(st.Through); err != nil {
+		return st, err
+	}
+	return st, l.forget(agedBefore)
+}
+
+// enforceSizeCaps drops the oldest events until the count and byte caps
+// hold. Called with mu held.
+func (l *Log) enforceSizeCaps() int {
+	n := 0
+	for len(l.recs) > l.cfg.MaxEvents || (l.bytes > l.cfg.MaxBytes && len(l.recs) > 0) {
+		n += l.dropThrough(l.recs[0].id)
+	}
+	return n
+}
+
+// dropThrough removes retained events with id <= through from memory.
+// persistDrop tells the store. Called with mu held.
+func (l *Log) dropThrough(through uint64) int {
+	n := sort.Search(len(l.recs), func(i int) bool { return l.recs[i].id > through })
+	for i := range n {
+		r := &l.recs[i]
+		si := l.systems[r.system]
+		si.ids[0] = 0
+		si.ids = si.ids[1:]
+		si.dropped = r.id
+		if len(si.ids) == 0 {
+			si.ids = nil
+		}
+		l.bytes -= r.size
+		*r = record{} // release the body
+	}
+	l.recs = l.recs[n:]
+	if len(l.recs) == 0 {
+		l.recs = nil
+	}
+	return n
+}
+
+func (l *Log) persistDrop(through uint64) error {
+	if l.store == nil || through == 0 {
+		return nil
+	}
+	if err := l.store.Drop(through); err != nil {
+		return fmt.Errorf("drop through %d: %w", through, err)
+	}
+	return nil
+}
+
+// forget drops dedupe entries older than before whose events are gone.
+func (l *Log) forget(before int64) error {
+	oldest := l.oldest()
+	n := 0
+	for n < len(l.seenFIFO) && l.seenFIFO[n].time < before && l.seenFIFO[n].eventID < oldest {
+		s := l.seenFIFO[n]
+		if l.seen[s.killmailID] == s.eventID {
+			delete(l.seen, s.killmailID)
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	through := l.seenFIFO[n-1].eventID
+	clear(l.seenFIFO[:n])
+	l.seenFIFO = l.seenFIFO[n:]
+	if l.store != nil {
+		if err := l.store.Forget(through); err != nil {
+			return fmt.Errorf("forget through %d: %w", through, err)
+		}
+	}
+	return nil
+}
+
+// Flush persists client offsets changed since the last Flush.
+func (l *Log) Flush() error {
+	l.mu.Lock()
+	if l.store == nil || (len(l.dirty) == 0 && len(l.gone) == 0) {
+		l.mu.Unlock()
+		return nil
+	}
+	changed := make([]ClientState, 0, len(l.dirty))
+	for id := range l.dirty {
+		c := l.clients[id]
+		changed = append(changed, ClientState{ID: id, LastSeen: c.lastSeen, Offsets: maps.Clone(c.offsets)})
+	}
+	deleted := make([]string, 0, len(l.gone))
+	for id := range l.gone {
+		deleted = append(deleted, id)
+	}
+	clear(l.dirty)
+	clear(l.gone)
+	l.mu.Unlock()
+	if err := l.store.SaveClients(changed, deleted); err != nil {
+		l.mu.Lock()
+		for _, c := range changed { // try again next time
+			if _, ok := l.clients[c.ID]; ok {
+				l.dirty[c.ID] = struct{}{}
+			}
+		}
+		for _, id := range deleted {
+			if _, ok := l.clients[id]; !ok {
+				l.gone[id] = struct{}{}
+			}
+		}
+		l.mu.Unlock()
+		return fmt.Errorf("save clients: %w", err)
+	}
+	return nil
+}
+
+// Close flushes client offsets and closes the store. Later calls return
+// ErrClosed.
+func (l *Log) Close() error {
+	flushErr := l.Flush()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.closed = true
+	if l.store == nil {
+		return flushErr
+	}
+	if err := l.store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return flushErr
+}

@@ -1,0 +1,64 @@
+package eventlog
+
+// Record is one event as a Store persists it.
+type Record struct {
+	ID         uint64
+	SystemID   int64
+	KillmailID int64
+	// Time is the insert time in Unix nanoseconds.
+	Time int64
+	// Body is the stored killmail JSON.
+	Body []byte
+}
+
+// ClientState is one client's durable state.
+type ClientState struct {
+	ID string
+	// LastSeen is in Unix nanoseconds.
+	LastSeen int64
+	// Offsets maps system id to the last event id the client has seen there.
+	Offsets map[int64]uint64
+}
+
+// Loaded is what a Store hands back at Open.
+type Loaded struct {
+	// NextID is greater than every id ever appended or dropped (>= 1), so
+	// that an id that was acknowledged is never handed out again, even when
+	// all its events were collected.
+	NextID uint64
+	// Records are the retained events, ascending by ID. Body may be nil
+	// when the Store serves bodies through Body.
+	Records []Record
+	// Forgotten are the dedupe entries of events whose bodies are gone
+	// but whose killmail ids are still remembered, ascending by ID (Body nil).
+	Forgotten []Record
+	Clients   []ClientState
+	Cursors   []Cursor
+}
+
+// Store is a durable backend under a Log. The Log serialises calls that
+// change state, except Append, which it calls concurrently so that the Store
+// can share one sync between writers (group commit).
+type Store interface {
+	// Load reads everything persisted.
+	Load() (Loaded, error)
+	// Append durably stores records and cursors in one atomic write and
+	// returns once it is synced.
+	Append(recs []Record, cursors []Cursor) error
+	// Body returns the killmail of a retained event whose Record was loaded
+	// or appended without a Body kept in memory.
+	Body(id uint64) ([]byte, error)
+	// KeepsBodies says whether the Log should drop bodies from memory after
+	// Append and fetch them through Body.
+	KeepsBodies() bool
+	// Drop deletes the events (bodies) with id <= through, and remembers
+	// that ids <= through are used.
+	Drop(through uint64) error
+	// Forget deletes the dedupe entries of events with id <= through.
+	Forget(through uint64) error
+	// SaveClients persists changed clients and deletes expired ones; it need
+	// not sync.
+	SaveClients(changed []ClientState, deleted []string) error
+	// Close flushes and closes the store.
+	Close() error
+}

@@ -1,0 +1,111 @@
+package eventlog
+
+import (
+	"strconv"
+	"time"
+)
+
+// Defaults for a zero Config.
+const (
+	DefaultMaxEvents = 1_000_000
+	DefaultMaxBytes  = 2 << 30
+	DefaultMaxAge    = 72 * time.Hour
+	DefaultClientTTL = 24 * time.Hour
+)
+
+// Config bounds the log. The zero value means the defaults above.
+type Config struct {
+	// MaxEvents caps the number of retained events; 0 means DefaultMaxEvents.
+	MaxEvents int
+	// MaxBytes caps the killmail bytes retained; 0 means DefaultMaxBytes.
+	MaxBytes int64
+	// MaxAge drops events older than this (by insert time) and is how long
+	// killmail ids are remembered for dedupe; 0 means DefaultMaxAge.
+	MaxAge time.Duration
+	// ClientTTL expires clients idle this long; 0 means DefaultClientTTL.
+	ClientTTL time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxEvents <= 0 {
+		c.MaxEvents = DefaultMaxEvents
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.ClientTTL <= 0 {
+		c.ClientTTL = DefaultClientTTL
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Event is one stored killmail with its place in the log.
+type Event struct {
+	ID       uint64
+	SystemID int64
+	// Killmail is the stored compact JSON; it is shared, never modify it.
+	Killmail []byte
+}
+
+// AppendJSON appends {"event_id":…,"system_id":…,"killmail":…} to dst,
+// writing the killmail bytes verbatim.
+func (e Event) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"event_id":`...)
+	dst = strconv.AppendUint(dst, e.ID, 10)
+	dst = append(dst, `,"system_id":`...)
+	dst = strconv.AppendInt(dst, e.SystemID, 10)
+	dst = append(dst, `,"killmail":`...)
+	dst = append(dst, e.Killmail...)
+	return append(dst, '}')
+}
+
+// Batch is the answer to a read.
+type Batch struct {
+	// Events are ascending by ID.
+	Events []Event
+	// Missed is true when events the reader had not read were dropped by
+	// retention caps before it read them.
+	Missed bool
+	// Oldest is the oldest retained event id (Head+1 when none is retained).
+	Oldest uint64
+	// Head is the newest event id visible when the read was made.
+	Head uint64
+}
+
+// AppendResult is the outcome of one appended killmail.
+type AppendResult struct {
+	EventID   uint64
+	Duplicate bool
+}
+
+// Cursor is a named position of an upstream source (e.g. the R2Z2
+// sequence), stored in the same write as the killmails it produced.
+type Cursor struct {
+	Name  string
+	Value uint64
+}
+
+// Stats describes what the log holds.
+type Stats struct {
+	Events  int
+	Bytes   int64
+	Clients int
+	Oldest  uint64
+	Head    uint64
+}
+
+// CollectStats says what one Collect removed.
+type CollectStats struct {
+	Dropped        int    // events deleted
+	DroppedByCaps  int    // of which dropped by caps (count, bytes, age)
+	Through        uint64 // every event id <= Through is gone
+	ExpiredClients int
+}

@@ -1,0 +1,6 @@
+// Package killmail owns the killmail wire formats killfeed accepts: a bare ESI
+// killmail, an R2Z2 file object ({killmail_id, hash, esi{…}, zkb{…}, …}) and a
+// RedisQ package ({killID, killmail{…}, zkb{…}}). It turns each into the one
+// stored form: the ESI object as compact JSON with the zkb block added when
+// there is one. Killmails are compacted once here and never decoded again.
+package killmail
