@@ -1,0 +1,125 @@
+package actors
+
+import (
+	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/killmail"
+)
+
+// Commands and queries for KillmailStore. Request-reply ones are answered with
+// the …Result named beside them.
+
+// InsertKillmail stores killmails (deduplicated by killmail id) and, when
+// Cursor is set, an upstream cursor in the same write. Reply: *InsertKillmailResult.
+type InsertKillmail struct {
+	Killmails []killmail.Killmail
+	Cursor    *eventlog.Cursor
+}
+
+// InsertKillmailResult answers InsertKillmail, one result per killmail.
+type InsertKillmailResult struct {
+	Results []eventlog.AppendResult
+	Err     error
+}
+
+// FetchForClient reads up to Limit events (0: all) the client has not seen
+// in Systems and advances its offsets. Reply: *FetchResult.
+type FetchForClient struct {
+	ClientID string
+	Systems  []int64
+	Limit    int
+}
+
+// FetchOneEvent reads the oldest event the client has not seen in Systems
+// and advances its offsets past it. Reply: *FetchResult.
+type FetchOneEvent struct {
+	ClientID string
+	Systems  []int64
+}
+
+// PeekForClient reads like FetchForClient without advancing. Reply: *FetchResult.
+type PeekForClient struct {
+	ClientID string
+	Systems  []int64
+	Limit    int
+}
+
+// FetchSince reads retained events of Systems after event id After.
+// Reply: *FetchResult.
+type FetchSince struct {
+	Systems []int64
+	After   uint64
+	Limit   int
+}
+
+// FetchResult answers the fetch messages.
+type FetchResult struct {
+	Batch eventlog.Batch
+	Err   error
+}
+
+// AdvanceClient moves a client's offsets for Systems forward to Through.
+// Reply: *AdvanceClientResult.
+type AdvanceClient struct {
+	ClientID string
+	Systems  []int64
+	Through  uint64
+}
+
+// AdvanceClientResult answers AdvanceClient.
+type AdvanceClientResult struct{ Err error }
+
+// CollectGarbage applies retention. Fire-and-forget; a request gets
+// *CollectGarbageResult.
+type CollectGarbage struct{}
+
+// CollectGarbageResult answers a CollectGarbage sent as a request.
+type CollectGarbageResult struct {
+	Stats eventlog.CollectStats
+	Err   error
+}
+
+// FlushOffsets persists changed client offsets. Fire-and-forget.
+type FlushOffsets struct{}
+
+// Crash makes the store actor panic, as a bug would; for fault-injection
+// specs. A request gets an error reply, like any request in flight during a
+// panic.
+type Crash struct{}
+
+// Events and PubSub messages.
+
+// KillmailInserted is published on topic "system:<SystemID>" once an event
+// is visible in the log. Subscribers receive events in EventID order.
+type KillmailInserted struct {
+	EventID  uint64
+	SystemID int64
+	Killmail []byte
+}
+
+// Event returns the inserted killmail as an eventlog.Event.
+func (k *KillmailInserted) Event() eventlog.Event {
+	return eventlog.Event{ID: k.EventID, SystemID: k.SystemID, Killmail: k.Killmail}
+}
+
+// Subscribe adds topics to a subscriber (created when new). Reply: *Subscribed.
+type Subscribe struct {
+	Subscriber Subscriber
+	Topics     []string
+}
+
+// Subscribed acknowledges Subscribe: every event published after it reaches
+// the subscriber.
+type Subscribed struct{}
+
+// Unsubscribe removes topics from a subscriber, or the subscriber itself
+// when Topics is empty. Reply: *Unsubscribed.
+type Unsubscribe struct {
+	Subscriber Subscriber
+	Topics     []string
+}
+
+// Unsubscribed acknowledges Unsubscribe.
+type Unsubscribed struct{}
+
+// publishEvents carries newly visible events from the log to PubSub, in order.
+type publishEvents struct{ events []eventlog.Event }

@@ -1,0 +1,164 @@
+package actors
+
+import (
+	"log/slog"
+	"strconv"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/killfeed/killfeed/eventlog"
+)
+
+// SystemTopic is the topic of a solar system's killmails.
+func SystemTopic(systemID int64) string { return "system:" + strconv.FormatInt(systemID, 10) }
+
+// TopicsFunc lists the topics an event is published on.
+type TopicsFunc func(eventlog.Event) []string
+
+// SystemTopics publishes each event on its system's topic only.
+func SystemTopics(ev eventlog.Event) []string { return []string{SystemTopic(ev.SystemID)} }
+
+// Subscriber receives published events. PubSub calls it from its own
+// goroutine only; implementations must not block.
+type Subscriber interface {
+	// deliver hands over one event; false means the subscriber cannot keep
+	// up and is dropped.
+	deliver(ctx actor.Context, ev *KillmailInserted) bool
+	// closed tells the subscriber it was removed; err is nil after an
+	// Unsubscribe of everything.
+	closed(err error)
+}
+
+// pubSub fans events out per topic. An event reaches each subscriber once,
+// however many of its topics the subscriber follows.
+type pubSub struct {
+	topicsOf TopicsFunc
+	logger   *slog.Logger
+	topics   map[string]map[Subscriber]struct{}
+	subs     map[Subscriber]map[string]struct{}
+}
+
+func newPubSub(topicsOf TopicsFunc, logger *slog.Logger) actor.Producer {
+	return func() actor.Actor {
+		return &pubSub{
+			topicsOf: topicsOf,
+			logger:   logger,
+			topics:   make(map[string]map[Subscriber]struct{}),
+			subs:     make(map[Subscriber]map[string]struct{}),
+		}
+	}
+}
+
+func (p *pubSub) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started, *actor.Restarting:
+	case *actor.Stopping:
+		for s := range p.subs {
+			s.closed(ErrStopped)
+		}
+		clear(p.subs)
+		clear(p.topics)
+	case *publishEvents:
+		for _, ev := range msg.events {
+			p.publish(ctx, ev)
+		}
+	case *KillmailInserted:
+		p.publish(ctx, msg.Event())
+	case *Subscribe:
+		p.subscribe(msg.Subscriber, msg.Topics)
+		ctx.Respond(&Subscribed{})
+	case *Unsubscribe:
+		if len(msg.Topics) > 0 {
+			p.unsubscribe(msg.Subscriber, msg.Topics)
+		} else if _, ok := p.subs[msg.Subscriber]; ok {
+			p.remove(msg.Subscriber, nil)
+		}
+		if ctx.Sender() != nil {
+			ctx.Respond(&Unsubscribed{})
+		}
+	case *actor.Stopped:
+	default:
+		p.logger.Warn("pubsub: unknown message", "type", typeName(msg))
+	}
+}
+
+func (p *pubSub) subscribe(s Subscriber, topics []string) {
+	mine := p.subs[s]
+	if mine == nil {
+		mine = make(map[string]struct{}, len(topics))
+		p.subs[s] = mine
+	}
+	for _, t := range topics {
+		mine[t] = struct{}{}
+		set := p.topics[t]
+		if set == nil {
+			set = make(map[Subscriber]struct{})
+			p.topics[t] = set
+		}
+		set[s] = struct{}{}
+	}
+}
+
+func (p *pubSub) unsubscribe(s Subscriber, topics []string) {
+	mine := p.subs[s]
+	for _, t := range topics {
+		delete(mine, t)
+		p.dropFromTopic(s, t)
+	}
+}
+
+// remove drops a subscriber from every topic and tells it why.
+func (p *pubSub) remove(s Subscriber, err error) {
+	for t := range p.subs[s] {
+		p.dropFromTopic(s, t)
+	}
+	delete(p.subs, s)
+	s.closed(err)
+}
+
+func (p *pubSub) dropFromTopic(s Subscriber, t string) {
+	if set := p.topics[t]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(p.topics, t)
+		}
+	}
+}
+
+func (p *pubSub) publish(ctx actor.Context, ev eventlog.Event) {
+	msg := &KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail}
+	topics := p.topicsOf(ev)
+	var sent map[Subscriber]struct{} // only needed when an event has several topics
+	if len(topics) > 1 {
+		sent = make(map[Subscriber]struct{})
+	}
+	var slow []Subscriber
+	for _, t := range topics {
+		for s := range p.topics[t] {
+			if sent != nil {
+				if _, dup := sent[s]; dup {
+					continue
+				}
+				sent[s] = struct{}{}
+			}
+			if !s.deliver(ctx, msg) {
+				slow = append(slow, s)
+			}
+		}
+	}
+	for _, s := range slow {
+		if _, still := p.subs[s]; still {
+			p.remove(s, ErrSlowConsumer)
+		}
+	}
+}
+
+// PIDSubscriber delivers events to an actor as *KillmailInserted messages.
+type PIDSubscriber struct{ PID *actor.PID }
+
+func (s *PIDSubscriber) deliver(ctx actor.Context, ev *KillmailInserted) bool {
+	ctx.Send(s.PID, ev)
+	return true
+}
+
+func (s *PIDSubscriber) closed(error) {}

@@ -1,0 +1,59 @@
+package actors
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Supervision of the root's children: a child that panics is restarted, at
+// most maxRestarts times within restartWindow; past that it is stopped.
+const (
+	maxRestarts   = 10
+	restartWindow = 10 * time.Second
+)
+
+func supervisorStrategy(logger *slog.Logger) actor.SupervisorStrategy {
+	return actor.NewOneForOneStrategy(maxRestarts, restartWindow, func(reason any) actor.Directive {
+		logger.Error("actor failed, restarting", "reason", reason)
+		return actor.RestartDirective
+	})
+}
+
+// rootActor spawns and supervises PubSub, KillmailStore and Scheduler.
+type rootActor struct {
+	cfg      rootConfig
+	children *children
+}
+
+type rootConfig struct {
+	store     func(pubsub *actor.PID) actor.Producer
+	pubsub    actor.Producer
+	scheduler func(store *actor.PID) actor.Producer
+	logger    *slog.Logger
+}
+
+// whereAreChildren asks the root for its children. Reply: *children.
+type whereAreChildren struct{}
+
+type children struct {
+	pubsub, store, scheduler *actor.PID
+}
+
+func (r *rootActor) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		pubsub, err1 := ctx.SpawnNamed(actor.PropsFromProducer(r.cfg.pubsub), "pubsub")
+		store, err2 := ctx.SpawnNamed(actor.PropsFromProducer(r.cfg.store(pubsub)), "store")
+		sched, err3 := ctx.SpawnNamed(actor.PropsFromProducer(r.cfg.scheduler(store)), "scheduler")
+		for _, err := range []error{err1, err2, err3} {
+			if err != nil {
+				panic(err) // names are fixed: only a second root could clash
+			}
+		}
+		r.children = &children{pubsub: pubsub, store: store, scheduler: sched}
+	case *whereAreChildren:
+		ctx.Respond(r.children)
+	}
+}

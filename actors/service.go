@@ -1,0 +1,234 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/killmail"
+)
+
+// Config tunes the actors. The zero value means the defaults.
+type Config struct {
+	// GCInterval is how often the scheduler sends CollectGarbage; 0 means 60s.
+	GCInterval time.Duration
+	// FlushInterval is how often changed offsets are persisted; 0 means 1s.
+	FlushInterval time.Duration
+	// RequestTimeout bounds a request whose context has no deadline; 0 means 5s.
+	RequestTimeout time.Duration
+	// Topics lists the topics an event is published on; nil means SystemTopics.
+	Topics TopicsFunc
+	// Logger receives the actors' and Proto.Actor's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Service runs the actor tree over an event log and is the Go API to it.
+type Service struct {
+	system  *actor.ActorSystem
+	root    *actor.PID
+	store   *actor.PID
+	pubsub  *actor.PID
+	timeout time.Duration
+	log     *eventlog.Log
+}
+
+// Start spawns the actor tree over log. durable says whether appends wait
+// for a disk sync. The caller keeps ownership of log and closes it after
+// Stop.
+func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
+	if cfg.GCInterval <= 0 {
+		cfg.GCInterval = time.Minute
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = time.Second
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.Topics == nil {
+		cfg.Topics = SystemTopics
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &rootActor{cfg: rootConfig{
+			pubsub: newPubSub(cfg.Topics, logger),
+			store: func(pubsub *actor.PID) actor.Producer {
+				return newKillmailStore(log, pubsub, durable, logger)
+			},
+			scheduler: func(store *actor.PID) actor.Producer {
+				return newScheduler(store, cfg.GCInterval, cfg.FlushInterval, logger)
+			},
+			logger: logger,
+		}}
+	}, actor.WithSupervisor(supervisorStrategy(logger)))
+	root, err := system.Root.SpawnNamed(props, "killfeed")
+	if err != nil {
+		system.Shutdown()
+		return nil, fmt.Errorf("spawn root: %w", err)
+	}
+	s := &Service{system: system, root: root, timeout: cfg.RequestTimeout, log: log}
+	ch, err := request[*children](context.Background(), s, root, &whereAreChildren{})
+	if err != nil {
+		system.Shutdown()
+		return nil, fmt.Errorf("start actors: %w", err)
+	}
+	s.store, s.pubsub = ch.store, ch.pubsub
+	return s, nil
+}
+
+// System is the actor system, for spawning further actors beside the tree.
+func (s *Service) System() *actor.ActorSystem { return s.system }
+
+// Store is the KillmailStore actor.
+func (s *Service) Store() *actor.PID { return s.store }
+
+// PubSub is the PubSub actor.
+func (s *Service) PubSub() *actor.PID { return s.pubsub }
+
+// Stop stops the actor tree and waits for it.
+func (s *Service) Stop() {
+	_ = s.system.Root.PoisonFuture(s.root).Wait()
+	s.system.Shutdown()
+}
+
+// request sends msg to pid and waits for a reply of type T until ctx's
+// deadline (or the default timeout). A timeout is ErrUnavailable; an error
+// reply is returned as is.
+func request[T any](ctx context.Context, s *Service, pid *actor.PID, msg any) (T, error) {
+	var zero T
+	timeout := s.timeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	if timeout <= 0 {
+		return zero, ErrUnavailable
+	}
+	res, err := s.system.Root.RequestFuture(pid, msg, timeout).Result()
+	switch {
+	case errors.Is(err, actor.ErrTimeout), errors.Is(err, actor.ErrDeadLetter):
+		return zero, ErrUnavailable
+	case err != nil:
+		return zero, err
+	}
+	switch r := res.(type) {
+	case T:
+		return r, nil
+	case error:
+		return zero, r
+	case *actor.DeadLetterResponse:
+		return zero, ErrUnavailable
+	}
+	return zero, fmt.Errorf("unexpected reply %T", res)
+}
+
+// Insert stores killmails, deduplicated by killmail id, and the optional
+// upstream cursor in the same write.
+func (s *Service) Insert(ctx context.Context, kms []killmail.Killmail, cursor *eventlog.Cursor) ([]eventlog.AppendResult, error) {
+	r, err := request[*InsertKillmailResult](ctx, s, s.store, &InsertKillmail{Killmails: kms, Cursor: cursor})
+	if err != nil {
+		return nil, err
+	}
+	return r.Results, r.Err
+}
+
+// InsertEvent stores one killmail (ESI JSON) in systemID.
+func (s *Service) InsertEvent(ctx context.Context, systemID int64, km []byte) (eventlog.AppendResult, error) {
+	parsed, err := killmail.Parse(km)
+	if err != nil {
+		return eventlog.AppendResult{}, err
+	}
+	parsed.SystemID = systemID
+	res, err := s.Insert(ctx, []killmail.Killmail{parsed}, nil)
+	if err != nil {
+		return eventlog.AppendResult{}, err
+	}
+	return res[0], nil
+}
+
+// FetchForClient returns every event in systemIDs the client has not seen,
+// ascending, and advances its offsets.
+func (s *Service) FetchForClient(ctx context.Context, clientID string, systemIDs []int64) (eventlog.Batch, error) {
+	return s.Fetch(ctx, &FetchForClient{ClientID: clientID, Systems: systemIDs})
+}
+
+// FetchOneEvent returns the oldest event in systemIDs the client has not
+// seen (ok false when there is none) and advances its offsets past it.
+func (s *Service) FetchOneEvent(ctx context.Context, clientID string, systemIDs []int64) (ev eventlog.Event, b eventlog.Batch, ok bool, err error) {
+	b, err = s.Fetch(ctx, &FetchOneEvent{ClientID: clientID, Systems: systemIDs})
+	if err != nil || len(b.Events) == 0 {
+		return eventlog.Event{}, b, false, err
+	}
+	return b.Events[0], b, true, nil
+}
+
+// Fetch sends one of the fetch messages (FetchForClient, FetchOneEvent,
+// PeekForClient, FetchSince) to the store.
+func (s *Service) Fetch(ctx context.Context, msg any) (eventlog.Batch, error) {
+	r, err := request[*FetchResult](ctx, s, s.store, msg)
+	if err != nil {
+		return eventlog.Batch{}, err
+	}
+	return r.Batch, r.Err
+}
+
+// Advance moves a client's offsets for systems forward to through.
+func (s *Service) Advance(ctx context.Context, clientID string, systems []int64, through uint64) error {
+	r, err := request[*AdvanceClientResult](ctx, s, s.store, &AdvanceClient{ClientID: clientID, Systems: systems, Through: through})
+	if err != nil {
+		return err
+	}
+	return r.Err
+}
+
+// CollectGarbage applies retention now and waits for it.
+func (s *Service) CollectGarbage(ctx context.Context) (eventlog.CollectStats, error) {
+	r, err := request[*CollectGarbageResult](ctx, s, s.store, &CollectGarbage{})
+	if err != nil {
+		return eventlog.CollectStats{}, err
+	}
+	return r.Stats, r.Err
+}
+
+// Subscribe follows the topics of systemIDs: every event published after it
+// returns arrives on the subscription's channel, which holds up to buffer
+// events (0 means DefaultSubscriptionBuffer) before the subscription is
+// dropped as a slow consumer.
+func (s *Service) Subscribe(ctx context.Context, systemIDs []int64) (*Subscription, error) {
+	topics := make([]string, len(systemIDs))
+	for i, id := range systemIDs {
+		topics[i] = SystemTopic(id)
+	}
+	return s.SubscribeTopics(ctx, DefaultSubscriptionBuffer, topics...)
+}
+
+// SubscribeTopics is Subscribe by topic names, with a chosen buffer size.
+func (s *Service) SubscribeTopics(ctx context.Context, buffer int, topics ...string) (*Subscription, error) {
+	if buffer <= 0 {
+		buffer = DefaultSubscriptionBuffer
+	}
+	ch := make(chan *KillmailInserted, buffer)
+	sub := &Subscription{C: ch, ch: ch, svc: s}
+	if err := sub.Add(ctx, topics...); err != nil {
+		sub.Close()
+		return nil, err
+	}
+	return sub, nil
+}
+
+// Cursor returns a stored upstream cursor (e.g. the R2Z2 sequence).
+func (s *Service) Cursor(name string) (uint64, bool) { return s.log.Cursor(name) }
+
+// Stats describes what the log holds.
+func (s *Service) Stats() eventlog.Stats { return s.log.Stats() }

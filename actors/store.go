@@ -1,0 +1,104 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/killfeed/killfeed/eventlog"
+)
+
+// killmailStore is the GenServer-like front of the event log. Its state is
+// the *eventlog.Log, which outlives restarts of the actor.
+type killmailStore struct {
+	log     *eventlog.Log
+	pubsub  *actor.PID
+	durable bool // appends wait for a sync: run them off the actor
+	logger  *slog.Logger
+}
+
+func newKillmailStore(log *eventlog.Log, pubsub *actor.PID, durable bool, logger *slog.Logger) actor.Producer {
+	return func() actor.Actor {
+		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger}
+	}
+}
+
+func (a *killmailStore) Receive(ctx actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			// Answer the caller now instead of letting it wait for its
+			// deadline, then let the supervisor restart the actor.
+			if ctx.Sender() != nil {
+				ctx.Respond(fmt.Errorf("%w: %v", ErrCrashed, r))
+			}
+			panic(r)
+		}
+	}()
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		root := ctx.ActorSystem().Root
+		a.log.SetNotify(func(evs []eventlog.Event) {
+			root.Send(a.pubsub, &publishEvents{events: evs})
+		})
+	case *actor.Restarting:
+		a.logger.Warn("killmail store restarting")
+	case *actor.Stopping, *actor.Stopped:
+	case *InsertKillmail:
+		a.insert(ctx, msg)
+	case *FetchForClient:
+		b, err := a.log.Fetch(msg.ClientID, msg.Systems, msg.Limit)
+		ctx.Respond(&FetchResult{Batch: b, Err: err})
+	case *FetchOneEvent:
+		b, err := a.log.Fetch(msg.ClientID, msg.Systems, 1)
+		ctx.Respond(&FetchResult{Batch: b, Err: err})
+	case *PeekForClient:
+		b, err := a.log.Peek(msg.ClientID, msg.Systems, msg.Limit)
+		ctx.Respond(&FetchResult{Batch: b, Err: err})
+	case *FetchSince:
+		b, err := a.log.Since(msg.Systems, msg.After, msg.Limit)
+		ctx.Respond(&FetchResult{Batch: b, Err: err})
+	case *AdvanceClient:
+		ctx.Respond(&AdvanceClientResult{Err: a.log.Advance(msg.ClientID, msg.Systems, msg.Through)})
+	case *CollectGarbage:
+		st, err := a.log.Collect()
+		if err != nil {
+			a.logger.Error("collect garbage", "err", err)
+		} else if st.Dropped > 0 || st.ExpiredClients > 0 {
+			a.logger.Info("collected garbage", "dropped", st.Dropped, "dropped_by_caps", st.DroppedByCaps,
+				"through", st.Through, "expired_clients", st.ExpiredClients)
+		}
+		if ctx.Sender() != nil {
+			ctx.Respond(&CollectGarbageResult{Stats: st, Err: err})
+		}
+	case *FlushOffsets:
+		if err := a.log.Flush(); err != nil {
+			a.logger.Error("flush offsets", "err", err)
+		}
+	case *Crash:
+		panic("injected crash")
+	default:
+		a.logger.Warn("killmail store: unknown message", "type", typeName(msg))
+	}
+}
+
+// insert appends in place for the memory log. A durable append waits for a
+// sync, so it runs in its own goroutine: the actor keeps serving, and
+// concurrent inserts share one sync. The log publishes in event_id order
+// whatever order the syncs finish in.
+func (a *killmailStore) insert(ctx actor.Context, msg *InsertKillmail) {
+	if !a.durable {
+		res, err := a.log.Append(msg.Killmails, msg.Cursor)
+		ctx.Respond(&InsertKillmailResult{Results: res, Err: err})
+		return
+	}
+	sender, root := ctx.Sender(), ctx.ActorSystem().Root
+	go func() {
+		res, err := a.log.Append(msg.Killmails, msg.Cursor)
+		if sender != nil {
+			root.Send(sender, &InsertKillmailResult{Results: res, Err: err})
+		}
+	}()
+}
+
+func typeName(v any) string { return fmt.Sprintf("%T", v) }

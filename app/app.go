@@ -1,0 +1,154 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/transport"
+)
+
+// App is a running killfeed.
+type App struct {
+	cfg    Config
+	log    *eventlog.Log
+	actors *actors.Service
+	http   *http.Server
+	api    *transport.Server
+	ln     net.Listener
+	served chan error
+	// stopIngest stops the upstream sources and waits for them.
+	stopIngest func()
+}
+
+// Start opens storage, spawns the actors and starts serving HTTP. It
+// returns once the listener is bound; Addr tells where.
+func Start(cfg Config) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	logger := cfg.Logger
+
+	log, durable, err := openLog(cfg)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := actors.Start(log, durable, actors.Config{
+		GCInterval:     cfg.GCInterval,
+		FlushInterval:  cfg.OffsetFlush,
+		RequestTimeout: cfg.RequestTimeout,
+		Logger:         logger,
+	})
+	if err != nil {
+		_ = log.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		svc.Stop()
+		_ = log.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	api := transport.New(svc, transport.Config{
+		RequestTimeout: cfg.RequestTimeout,
+		IngestToken:    cfg.IngestToken,
+		Websocket:      cfg.Websocket,
+		Logger:         logger,
+	})
+	stopIngest, err := startIngest(cfg, svc)
+	if err != nil {
+		_ = ln.Close()
+		svc.Stop()
+		_ = log.Close()
+		return nil, err
+	}
+	a := &App{
+		cfg:        cfg,
+		log:        log,
+		actors:     svc,
+		api:        api,
+		ln:         ln,
+		served:     make(chan error, 1),
+		stopIngest: stopIngest,
+		http: &http.Server{
+			Handler:           api.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          nil,
+		},
+	}
+	go func() { a.served <- a.http.Serve(ln) }()
+	st := log.Stats()
+	logger.Info("killfeed listening", "addr", ln.Addr().String(), "storage", cfg.Storage,
+		"events", st.Events, "head", st.Head)
+	return a, nil
+}
+
+func openLog(cfg Config) (*eventlog.Log, bool, error) {
+	lc := eventlog.Config{
+		MaxEvents: cfg.MaxEvents,
+		MaxBytes:  cfg.MaxBytes,
+		MaxAge:    cfg.MaxAge,
+		ClientTTL: cfg.ClientTTL,
+	}
+	switch cfg.Storage {
+	case StorageMemory:
+		log, err := eventlog.Open(lc, nil)
+		return log, false, err
+	}
+	return nil, false, fmt.Errorf("storage %q: not available in this build", cfg.Storage)
+}
+
+// Addr is the bound HTTP address.
+func (a *App) Addr() net.Addr { return a.ln.Addr() }
+
+// URL is the base URL of the bound HTTP address, e.g. http://127.0.0.1:8080.
+func (a *App) URL() string { return "http://" + a.ln.Addr().String() }
+
+// Actors is the actor service, the Go API of the running store.
+func (a *App) Actors() *actors.Service { return a.actors }
+
+// Shutdown stops in order: upstream sources, HTTP (in-flight requests
+// finish), websockets (closed with 1001), actors, then storage (offsets
+// flushed, files closed).
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	a.stopIngest()
+	if err := a.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shutdown http: %w", err))
+	}
+	if err := a.api.CloseWebsockets(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close websockets: %w", err))
+	}
+	a.actors.Stop()
+	if err := a.log.Close(); err != nil && !errors.Is(err, eventlog.ErrClosed) {
+		errs = append(errs, fmt.Errorf("close log: %w", err))
+	}
+	if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("serve: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts the service and serves until ctx is done, then shuts down
+// within cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg Config) error {
+	a, err := Start(cfg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-a.served: // the listener failed; Shutdown reports it
+		a.served <- err
+	}
+	a.cfg.Logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	return a.Shutdown(sctx)
+}

@@ -1,0 +1,93 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/killfeed/killfeed/transport"
+)
+
+// Storage backends.
+const (
+	StorageMemory = "memory"
+	StorageDisk   = "disk"
+)
+
+// Config is the whole service configuration. The zero value of a field
+// means its default.
+type Config struct {
+	// Listen is the HTTP listen address; "" means ":8080".
+	Listen string
+	// Storage is StorageMemory or StorageDisk; "" means StorageMemory.
+	Storage string
+	// DataDir is where StorageDisk keeps its data; "" means "./killfeed-data".
+	DataDir string
+	// GCInterval is how often retention runs; 0 means 60s.
+	GCInterval time.Duration
+	// OffsetFlush bounds how long a changed client offset stays unpersisted; 0 means 1s.
+	OffsetFlush time.Duration
+	// ClientTTL expires idle clients; 0 means 24h.
+	ClientTTL time.Duration
+	// MaxEvents caps retained events; 0 means 1,000,000.
+	MaxEvents int
+	// MaxBytes caps retained killmail bytes; 0 means 2 GiB.
+	MaxBytes int64
+	// MaxAge drops older events and is how long killmail ids are remembered; 0 means 72h.
+	MaxAge time.Duration
+	// IngestToken, when set, is required as a bearer token to POST killmails.
+	IngestToken string
+	// RequestTimeout bounds how long a request waits for the store; 0 means 5s.
+	RequestTimeout time.Duration
+	// ShutdownTimeout bounds a graceful shutdown; 0 means 10s.
+	ShutdownTimeout time.Duration
+	// Websocket tunes the websocket endpoints.
+	Websocket transport.WebsocketConfig
+	// Ingest configures the upstream sources.
+	Ingest IngestConfig
+	// Logger receives every log line; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.Storage == "" {
+		c.Storage = StorageMemory
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./killfeed-data"
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first invalid field by its flag name.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Storage != "" && c.Storage != StorageMemory && c.Storage != StorageDisk {
+		errs = append(errs, fmt.Errorf("storage: %q is not %q or %q", c.Storage, StorageMemory, StorageDisk))
+	}
+	for name, d := range map[string]time.Duration{
+		"gc-interval": c.GCInterval, "offset-flush": c.OffsetFlush, "client-ttl": c.ClientTTL,
+		"max-age": c.MaxAge, "request-timeout": c.RequestTimeout, "shutdown-timeout": c.ShutdownTimeout,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s: must not be negative, got %s", name, d))
+		}
+	}
+	if c.MaxEvents < 0 {
+		errs = append(errs, fmt.Errorf("max-events: must not be negative, got %d", c.MaxEvents))
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("max-bytes: must not be negative, got %d", c.MaxBytes))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,10 @@
+package main
+
+import (
+	"flag"
+
+	"github.com/killfeed/killfeed/app"
+)
+
+// ingestFlags registers the upstream-source flags.
+func ingestFlags(fs *flag.FlagSet, cfg *app.IngestConfig) {}

@@ -1,0 +1,110 @@
+package transport
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/eventlog"
+)
+
+func (s *Server) requestContext(c echo.Context, wait time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout+wait)
+}
+
+// poll serves GET /api/killfeed.
+func (s *Server) poll(c echo.Context) error {
+	q, err := parsePoll(c.QueryParams(), s.cfg.MaxSystems, true)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(c, q.wait)
+	defer cancel()
+	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Systems: q.systems, Limit: q.limit})
+	if err != nil {
+		return err
+	}
+	size := 64
+	for _, ev := range b.Events {
+		size += len(ev.Killmail) + 64
+	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, `{"events":[`...)
+	for i, ev := range b.Events {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = ev.AppendJSON(buf)
+	}
+	buf = append(buf, ']')
+	buf = appendPosition(buf, b)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, append(buf, '}'))
+}
+
+// next serves GET /api/killfeed/next: one event, or 204.
+func (s *Server) next(c echo.Context) error {
+	q, err := parsePoll(c.QueryParams(), s.cfg.MaxSystems, false)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(c, q.wait)
+	defer cancel()
+	b, err := s.fetchWaiting(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Systems: q.systems})
+	if err != nil {
+		return err
+	}
+	if len(b.Events) == 0 {
+		return c.NoContent(http.StatusNoContent)
+	}
+	buf := b.Events[0].AppendJSON(make([]byte, 0, len(b.Events[0].Killmail)+128))
+	buf = appendPosition(buf[:len(buf)-1], b)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, append(buf, '}'))
+}
+
+// appendPosition appends ,"missed":…,"oldest_event_id":…,"head":… .
+func appendPosition(buf []byte, b eventlog.Batch) []byte {
+	buf = append(buf, `,"missed":`...)
+	buf = strconv.AppendBool(buf, b.Missed)
+	buf = append(buf, `,"oldest_event_id":`...)
+	buf = strconv.AppendUint(buf, b.Oldest, 10)
+	buf = append(buf, `,"head":`...)
+	return strconv.AppendUint(buf, b.Head, 10)
+}
+
+// fetchWaiting fetches; with a wait and nothing new it holds the request
+// until an event of the query's systems is published, then fetches again.
+// It subscribes before the first fetch, so no event slips between the two.
+func (s *Server) fetchWaiting(ctx context.Context, q pollQuery, msg any) (eventlog.Batch, error) {
+	if q.wait == 0 {
+		return s.svc.Fetch(ctx, msg)
+	}
+	topics := make([]string, len(q.systems))
+	for i, id := range q.systems {
+		topics[i] = actors.SystemTopic(id)
+	}
+	// One buffered event is enough to wake up; an overflow closes C, which
+	// wakes us too.
+	sub, err := s.svc.SubscribeTopics(ctx, 1, topics...)
+	if err != nil {
+		return eventlog.Batch{}, err
+	}
+	defer sub.Close()
+	b, err := s.svc.Fetch(ctx, msg)
+	if err != nil || len(b.Events) > 0 {
+		return b, err
+	}
+	timer := time.NewTimer(q.wait)
+	defer timer.Stop()
+	select {
+	case <-sub.C:
+	case <-timer.C:
+		return b, nil
+	case <-ctx.Done():
+		return b, ctx.Err()
+	}
+	return s.svc.Fetch(ctx, msg)
+}

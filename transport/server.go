@@ -1,0 +1,85 @@
+package transport
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/killfeed/killfeed/actors"
+)
+
+// DefaultMaxBodyBytes bounds a POST body.
+const DefaultMaxBodyBytes = 32 << 20
+
+// Config tunes the HTTP surface. The zero value means the defaults.
+type Config struct {
+	// RequestTimeout is how long a request waits for the store; a
+	// long-poll's wait comes on top. 0 means 5s.
+	RequestTimeout time.Duration
+	// IngestToken, when set, is the bearer token POST /api/killmails requires.
+	IngestToken string
+	// MaxSystems bounds the systems of one request; 0 means DefaultMaxSystems.
+	MaxSystems int
+	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Websocket tunes the websocket endpoints.
+	Websocket WebsocketConfig
+	// Logger receives request errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API over an actors.Service.
+type Server struct {
+	svc  *actors.Service
+	cfg  Config
+	echo *echo.Echo
+}
+
+// New builds the Echo routes over svc.
+func New(svc *actors.Service, cfg Config) *Server {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.MaxSystems <= 0 {
+		cfg.MaxSystems = DefaultMaxSystems
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	s := &Server{svc: svc, cfg: cfg, echo: e}
+
+	e.GET("/healthz", s.health)
+	e.GET("/api/killfeed", s.poll)
+	e.GET("/api/killfeed/next", s.next)
+	e.POST("/api/killmails", s.ingest, s.requireToken)
+	s.websocketRoutes()
+	return s
+}
+
+// Handler is the http.Handler serving the API.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Echo exposes the router so that other surfaces can add routes to it.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+func (s *Server) health(c echo.Context) error {
+	ctx, cancel := s.requestContext(c, 0)
+	defer cancel()
+	b, err := s.svc.Fetch(ctx, &actors.FetchSince{})
+	if err != nil {
+		return err
+	}
+	st := s.svc.Stats()
+	return c.JSON(http.StatusOK, map[string]any{
+		"status": "ok", "head": b.Head, "oldest_event_id": b.Oldest,
+		"events": st.Events, "bytes": st.Bytes, "clients": st.Clients,
+	})
+}
