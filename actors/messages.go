@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"time"
+
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
 )
@@ -85,6 +87,10 @@ type FlushOffsets struct{}
 // specs. A request gets an error reply, like any request in flight during a
 // panic.
 type Crash struct{}
+
+// Stall makes the store actor sleep in Receive for D, as a store stuck on a
+// slow disk would; for fault-injection specs. Fire-and-forget.
+type Stall struct{ D time.Duration }
 
 // Events and PubSub messages.
 

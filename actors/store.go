@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -77,6 +78,8 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		}
 	case *Crash:
 		panic("injected crash")
+	case *Stall:
+		time.Sleep(msg.D)
 	default:
 		a.logger.Warn("killmail store: unknown message", "type", typeName(msg))
 	}

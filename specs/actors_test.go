@@ -1,0 +1,147 @@
+package specs_test
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/app"
+	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/eventlog/logtest"
+)
+
+func batchIDs(b eventlog.Batch) []uint64 {
+	out := []uint64{}
+	for _, e := range b.Events {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+var _ = Describe("the Go API over the actors", func() {
+	var svc *actors.Service
+
+	BeforeEach(func() {
+		svc = startKillfeed(app.Config{}).Actors()
+	})
+
+	insert := func(ctx SpecContext, system int64, from, n int) []uint64 {
+		GinkgoHelper()
+		var ids []uint64
+		for _, km := range logtest.InSystem(system, from, n) {
+			res, err := svc.InsertEvent(ctx, system, km.JSON)
+			Expect(err).NotTo(HaveOccurred())
+			ids = append(ids, res.EventID)
+		}
+		return ids
+	}
+
+	It("runs the original design's four scenarios", func(ctx SpecContext) {
+		// 1. three inserts, one fetch returns all three in order
+		Expect(insert(ctx, jita, 0, 3)).To(Equal([]uint64{1, 2, 3}))
+		b, err := svc.FetchForClient(ctx, "foo", []int64{jita})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(batchIDs(b)).To(Equal([]uint64{1, 2, 3}))
+
+		// 2. a second fetch is empty; FetchOneEvent returns only the new one
+		b, err = svc.FetchForClient(ctx, "foo", []int64{jita})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(b.Events).To(BeEmpty())
+		insert(ctx, jita, 3, 1)
+		ev, _, ok, err := svc.FetchOneEvent(ctx, "foo", []int64{jita})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ok).To(BeTrue())
+		Expect(ev.ID).To(Equal(uint64(4)))
+		_, _, ok, err = svc.FetchOneEvent(ctx, "foo", []int64{jita})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ok).To(BeFalse())
+
+		// 3. two clients, overlapping systems, independent offsets
+		insert(ctx, amarr, 4, 2) // 5, 6
+		b, _ = svc.FetchForClient(ctx, "bar", []int64{amarr, jita})
+		Expect(batchIDs(b)).To(Equal([]uint64{1, 2, 3, 4, 5, 6}))
+		b, _ = svc.FetchForClient(ctx, "foo", []int64{amarr})
+		Expect(batchIDs(b)).To(Equal([]uint64{5, 6}))
+
+		// 4. GC drops what everyone read, keeps the rest
+		insert(ctx, jita, 6, 1) // 7
+		b, _ = svc.FetchForClient(ctx, "foo", []int64{jita, amarr})
+		Expect(batchIDs(b)).To(Equal([]uint64{7}))
+		st, err := svc.CollectGarbage(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(st.Through).To(Equal(uint64(6))) // bar is at 6
+		b, _ = svc.FetchForClient(ctx, "bar", []int64{jita, amarr})
+		Expect(batchIDs(b)).To(Equal([]uint64{7}))
+	})
+
+	It("delivers published killmails to an in-process subscriber, in order", func(ctx SpecContext) {
+		sub, err := svc.Subscribe(ctx, []int64{jita})
+		Expect(err).NotTo(HaveOccurred())
+		defer sub.Close()
+		insert(ctx, amarr, 0, 1)
+		insert(ctx, jita, 1, 2)
+		var got []uint64
+		for range 2 {
+			var ev *actors.KillmailInserted
+			Eventually(sub.C).WithTimeout(5 * time.Second).Should(Receive(&ev))
+			Expect(ev.SystemID).To(Equal(jita))
+			got = append(got, ev.EventID)
+		}
+		Expect(got).To(Equal([]uint64{2, 3}))
+		Consistently(sub.C).WithTimeout(100 * time.Millisecond).ShouldNot(Receive())
+		sub.Close()
+		Eventually(sub.C).WithTimeout(5 * time.Second).Should(BeClosed())
+		Expect(sub.Err()).NotTo(HaveOccurred())
+	})
+
+	It("drops a subscriber that does not keep up, without slowing inserts", func(ctx SpecContext) {
+		sub, err := svc.SubscribeTopics(ctx, 2, actors.SystemTopic(jita))
+		Expect(err).NotTo(HaveOccurred())
+		insert(ctx, jita, 0, 5)
+		Eventually(func() error { return sub.Err() }).WithTimeout(5 * time.Second).Should(MatchError(actors.ErrSlowConsumer))
+		n := 0
+		for range sub.C {
+			n++
+		}
+		Expect(n).To(Equal(2))
+	})
+
+	It("survives a store actor panic: the caller gets an error, no state is lost", func(ctx SpecContext) {
+		insert(ctx, jita, 0, 3)
+		b, _ := svc.FetchForClient(ctx, "reader", []int64{jita})
+		Expect(batchIDs(b)).To(Equal([]uint64{1, 2, 3}))
+		insert(ctx, jita, 3, 1)
+
+		res, err := svc.System().Root.RequestFuture(svc.Store(), &actors.Crash{}, 5*time.Second).Result()
+		Expect(err).NotTo(HaveOccurred(), "the caller is answered, not left to time out")
+		crashErr, isErr := res.(error)
+		Expect(isErr).To(BeTrue(), "reply %T", res)
+		Expect(crashErr).To(MatchError(actors.ErrCrashed))
+
+		// The restarted actor serves the same log: reader's offset survived,
+		// event 4 is still unread, ids continue.
+		b, err = svc.FetchForClient(ctx, "reader", []int64{jita})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(batchIDs(b)).To(Equal([]uint64{4}))
+		Expect(insert(ctx, jita, 4, 1)).To(Equal([]uint64{5}))
+		sub, err := svc.Subscribe(ctx, []int64{jita})
+		Expect(err).NotTo(HaveOccurred())
+		defer sub.Close()
+		insert(ctx, jita, 5, 1)
+		Eventually(sub.C).WithTimeout(5 * time.Second).Should(Receive(HaveField("EventID", uint64(6))))
+	})
+
+	It("collects garbage on the scheduler's interval, with no call from outside", func(ctx SpecContext) {
+		ticking := startKillfeed(app.Config{GCInterval: 100 * time.Millisecond}).Actors()
+		for _, km := range logtest.InSystem(jita, 0, 3) {
+			_, err := ticking.InsertEvent(ctx, jita, km.JSON)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		_, err := ticking.FetchForClient(ctx, "only", []int64{jita})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() int { return ticking.Stats().Events }).WithTimeout(5 * time.Second).Should(BeZero())
+		Expect(ticking.Stats().Head).To(Equal(uint64(3)))
+	})
+})
