@@ -385,7 +385,7 @@ func (l *Log) read(systems []int64, after func(int64) (uint64, bool), limit int)
 		if known && pos < si.dropped {
 			b.Missed = true
 		}
-		i := sort.Search(len(si.ids), func(i int) bool { return si.ids[i] > pos })
+		i := searchAfter(si.ids, pos)
 		if i < len(si.ids) {
 			h = append(h, &sysCursor{ids: si.ids, pos: i, system: s})
 		}
@@ -407,6 +407,25 @@ func (l *Log) read(systems []int64, after func(int64) (uint64, bool), limit int)
 		}
 	}
 	return b, nil
+}
+
+// searchAfter returns the index of the first id > pos in ascending ids. It
+// gallops back from the end, so a reader near the head, the common case,
+// pays O(log new) rather than O(log n).
+func searchAfter(ids []uint64, pos uint64) int {
+	n := len(ids)
+	if n == 0 || ids[n-1] <= pos {
+		return n
+	}
+	hi, step := n-1, 1 // ids[hi] > pos
+	lo := hi - step
+	for lo >= 0 && ids[lo] > pos {
+		hi = lo
+		step *= 2
+		lo = hi - step
+	}
+	lo = max(lo, 0)
+	return lo + sort.Search(hi-lo, func(i int) bool { return ids[lo+i] > pos })
 }
 
 // body returns a retained event's killmail. Called with mu held.

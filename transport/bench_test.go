@@ -1,0 +1,83 @@
+package transport_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/internal/fixture"
+	"github.com/killfeed/killfeed/transport"
+)
+
+// serve runs h on a loopback port until the benchmark ends.
+func serve(b *testing.B, h http.Handler) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return "http://" + ln.Addr().String()
+}
+
+// hammer GETs a URL from parallel clients over keep-alive connections and
+// reports requests per second.
+func hammer(b *testing.B, url func(i int) string) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.ResetTimer()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			res, err := client.Get(url(i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", res.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkHTTP compares a poll of GET /api/killfeed (10 systems, 300 real
+// killmails retained, nothing new for the client) with a trivial Echo
+// handler served and loaded the same way in the same run.
+func BenchmarkHTTP(b *testing.B) {
+	b.Run("trivial-echo", func(b *testing.B) {
+		e := echo.New()
+		e.GET("/", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]any{"events": []any{}}) })
+		base := serve(b, e)
+		hammer(b, func(int) string { return base + "/" })
+	})
+	b.Run("poll", func(b *testing.B) {
+		log, err := eventlog.Open(eventlog.Config{}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		svc, err := actors.Start(log, false, actors.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { svc.Stop(); _ = log.Close() })
+		if _, err := svc.Insert(context.Background(), fixture.Killmails(), nil); err != nil {
+			b.Fatal(err)
+		}
+		base := serve(b, transport.New(svc, transport.Config{}).Handler())
+		q := "&systems=30004779,30002874,30000021,32000133,30002813,30000142,30002187,30002659,30045328,30003504"
+		hammer(b, func(i int) string {
+			return base + "/api/killfeed?client_id=bench" + strconv.Itoa(i%64) + q
+		})
+	})
+}
