@@ -119,6 +119,7 @@ func (a *App) Actors() *actors.Service { return a.actors }
 func (a *App) Shutdown(ctx context.Context) error {
 	var errs []error
 	a.stopIngest()
+	a.api.Drain()
 	if err := a.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("shutdown http: %w", err))
 	}

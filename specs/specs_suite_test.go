@@ -28,6 +28,7 @@ func TestSpecs(t *testing.T) {
 }
 
 var _ = AfterSuite(func() {
+	removeBinary()
 	// Every service the specs started was shut down: nothing may linger.
 	Eventually(func() error {
 		return goleak.Find(goleak.IgnoreCurrent(),

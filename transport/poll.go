@@ -103,6 +103,8 @@ func (s *Server) fetchWaiting(ctx context.Context, q pollQuery, msg any) (eventl
 	case <-sub.C:
 	case <-timer.C:
 		return b, nil
+	case <-s.draining:
+		return b, nil
 	case <-ctx.Done():
 		return b, ctx.Err()
 	}

@@ -3,6 +3,7 @@ package transport
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -35,6 +36,9 @@ type Server struct {
 	svc  *actors.Service
 	cfg  Config
 	echo *echo.Echo
+	// draining is closed when shutdown begins: long-polls answer at once.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // New builds the Echo routes over svc.
@@ -54,7 +58,7 @@ func New(svc *actors.Service, cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
-	s := &Server{svc: svc, cfg: cfg, echo: e}
+	s := &Server{svc: svc, cfg: cfg, echo: e, draining: make(chan struct{})}
 
 	e.GET("/healthz", s.health)
 	e.GET("/api/killfeed", s.poll)
@@ -63,6 +67,11 @@ func New(svc *actors.Service, cfg Config) *Server {
 	s.websocketRoutes()
 	return s
 }
+
+// Drain makes waiting long-polls answer now with what they have, so that a
+// graceful shutdown does not wait out their wait. Call it before
+// http.Server.Shutdown.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 // Handler is the http.Handler serving the API.
 func (s *Server) Handler() http.Handler { return s.echo }
