@@ -110,6 +110,9 @@ func (a *App) Addr() net.Addr { return a.ln.Addr() }
 // URL is the base URL of the bound HTTP address, e.g. http://127.0.0.1:8080.
 func (a *App) URL() string { return "http://" + a.ln.Addr().String() }
 
+// API is the HTTP and websocket surface.
+func (a *App) API() *transport.Server { return a.api }
+
 // Actors is the actor service, the Go API of the running store.
 func (a *App) Actors() *actors.Service { return a.actors }
 

@@ -39,6 +39,7 @@ type Server struct {
 	// draining is closed when shutdown begins: long-polls answer at once.
 	draining  chan struct{}
 	drainOnce sync.Once
+	ws        *wsHub
 }
 
 // New builds the Echo routes over svc.

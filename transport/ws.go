@@ -1,13 +1,195 @@
 package transport
 
-import "context"
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
 
-// WebsocketConfig tunes the websocket endpoints.
-type WebsocketConfig struct{}
+	"github.com/coder/websocket"
+	"github.com/labstack/echo/v4"
+)
+
+// Defaults of a zero WebsocketConfig.
+const (
+	DefaultWSBuffer       = 1024
+	DefaultWSPingInterval = 30 * time.Second
+	DefaultWSWriteTimeout = 5 * time.Second
+	DefaultWSReadLimit    = 256 << 10
+	// wsCloseGrace bounds how long a slow consumer has to read what is in
+	// flight and the close frame behind it.
+	wsCloseGrace = 5 * time.Second
+	// wsReplayPage is how many events one replay read returns.
+	wsReplayPage = 512
+	// wsCheckpointInterval is how often the offsets of a client_id
+	// subscription are moved to the head when the connection is idle.
+	wsCheckpointInterval = time.Second
+)
+
+// WebsocketConfig tunes the websocket endpoints (GET /api/ws and GET
+// /socket/websocket). The zero value means the defaults.
+type WebsocketConfig struct {
+	// MaxSystems bounds the systems one connection follows; 0 means
+	// DefaultMaxSystems (5000).
+	MaxSystems int
+	// Buffer is how many events may wait for one connection before it is
+	// closed as a slow consumer (1008); 0 means DefaultWSBuffer (1024).
+	Buffer int
+	// AllowedOrigins lists the Origin host patterns (path.Match syntax, e.g.
+	// "*.example.com") accepted besides the request's own host; "*" accepts
+	// any origin. Empty means same-origin only (clients that send no Origin,
+	// like most non-browser clients, are always accepted).
+	AllowedOrigins []string
+	// PingInterval is how often a keepalive ping is sent; a peer that does
+	// not answer within WriteTimeout is dropped. 0 means 30s; negative
+	// disables pings.
+	PingInterval time.Duration
+	// WriteTimeout bounds every write to a connection; 0 means 5s.
+	WriteTimeout time.Duration
+	// ReadLimit bounds a client frame in bytes; a larger frame closes the
+	// connection with 1009. 0 means 256 KiB.
+	ReadLimit int64
+}
+
+func (c WebsocketConfig) withDefaults() WebsocketConfig {
+	if c.MaxSystems <= 0 {
+		c.MaxSystems = DefaultMaxSystems
+	}
+	if c.Buffer <= 0 {
+		c.Buffer = DefaultWSBuffer
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = DefaultWSPingInterval
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWSWriteTimeout
+	}
+	if c.ReadLimit <= 0 {
+		c.ReadLimit = DefaultWSReadLimit
+	}
+	return c
+}
+
+func (c WebsocketConfig) acceptOptions() *websocket.AcceptOptions {
+	opts := &websocket.AcceptOptions{}
+	for _, o := range c.AllowedOrigins {
+		if o = strings.TrimSpace(o); o == "*" {
+			opts.InsecureSkipVerify = true
+		} else if o != "" {
+			opts.OriginPatterns = append(opts.OriginPatterns, o)
+		}
+	}
+	return opts
+}
+
+// wsHub tracks the open websocket connections of a Server:
+// http.Server.Shutdown does not close hijacked connections.
+type wsHub struct {
+	cfg     WebsocketConfig
+	mu      sync.Mutex
+	conns   map[*wsConn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// wsConn is one tracked connection; cancel asks its session to close with
+// 1001.
+type wsConn struct {
+	cancel context.CancelFunc
+	conn   *websocket.Conn // nil until accepted
+}
 
 // websocketRoutes registers the websocket endpoints.
-func (s *Server) websocketRoutes() {}
+func (s *Server) websocketRoutes() {
+	s.ws = &wsHub{cfg: s.cfg.Websocket.withDefaults(), conns: make(map[*wsConn]struct{})}
+	s.echo.GET("/api/ws", func(c echo.Context) error { return s.serveWebsocket(c, nativeProtocol{}) })
+	s.echo.GET("/socket/websocket", s.servePhoenix)
+}
+
+func (h *wsHub) add(wc *wsConn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.conns[wc] = struct{}{}
+	h.wg.Add(1)
+	return true
+}
+
+func (h *wsHub) accepted(wc *wsConn, conn *websocket.Conn) {
+	h.mu.Lock()
+	wc.conn = conn
+	h.mu.Unlock()
+}
+
+func (h *wsHub) remove(wc *wsConn) {
+	h.mu.Lock()
+	delete(h.conns, wc)
+	h.mu.Unlock()
+	wc.cancel()
+	h.wg.Done()
+}
+
+// serveWebsocket upgrades the request and runs a session until the
+// connection ends. It returns nil once upgraded: the connection is hijacked
+// and Echo must not write to it (echo#2523).
+func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
+	h := s.ws
+	ctx, cancel := context.WithCancel(context.Background())
+	wc := &wsConn{cancel: cancel}
+	if !h.add(wc) {
+		cancel()
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "shutting down")
+	}
+	defer h.remove(wc)
+	conn, err := websocket.Accept(c.Response(), c.Request(), h.cfg.acceptOptions())
+	if err != nil {
+		return nil // Accept wrote the response
+	}
+	h.accepted(wc, conn)
+	conn.SetReadLimit(h.cfg.ReadLimit)
+	newSession(ctx, s.svc, conn, h.cfg, proto, s.cfg.Logger).run()
+	return nil
+}
 
 // CloseWebsockets closes every open websocket with 1001 (going away) and
-// waits for their handlers to finish.
-func (s *Server) CloseWebsockets(ctx context.Context) error { return nil }
+// waits for their handlers to finish. Connections that do not complete the
+// close handshake before ctx is done are dropped. New connections are
+// refused while it runs.
+func (s *Server) CloseWebsockets(ctx context.Context) error {
+	h := s.ws
+	h.mu.Lock()
+	h.closing = true
+	for wc := range h.conns {
+		wc.cancel()
+	}
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.closing = false
+		h.mu.Unlock()
+	}()
+
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	for wc := range h.conns {
+		if wc.conn != nil {
+			_ = wc.conn.CloseNow()
+		}
+	}
+	h.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
+	return errors.Join(errors.New("websockets still open after the shutdown deadline were dropped"), ctx.Err())
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+type delivery struct {
+	id uint64
+	at int64
+}
+
+// runClient is the client process: it reads one line of systems per
+// connection from in, subscribes them all, prints "ready", records every
+// delivery, then reads "window N", "id publish_ns" lines and "end", and
+// prints a JSON result.
+func runClient(args []string, in io.Reader, out io.Writer) error {
+	fs := flag.NewFlagSet("client", flag.ContinueOnError)
+	target := fs.String("target", "", "websocket URL")
+	conns := fs.Int("conns", 0, "connections")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	raiseNoFile()
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var (
+		mu          sync.Mutex
+		all         []delivery
+		closed      atomic.Int64
+		wg          sync.WaitGroup
+		ready       sync.WaitGroup
+		ctx, cancel = context.WithCancel(context.Background())
+	)
+	defer cancel()
+	sem := make(chan struct{}, 64) // dial concurrency
+	for i := 0; i < *conns && sc.Scan(); i++ {
+		line := sc.Text()
+		ready.Add(1)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			var c *websocket.Conn
+			var err error
+			for try := 0; try < 5; try++ {
+				c, _, err = websocket.Dial(ctx, *target, nil)
+				if err == nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			<-sem
+			if err != nil {
+				ready.Done()
+				closed.Add(1)
+				return
+			}
+			defer c.CloseNow()
+			c.SetReadLimit(1 << 20)
+			sub := `{"type":"subscribe","systems":[` + line + `]}`
+			if c.Write(ctx, websocket.MessageText, []byte(sub)) != nil {
+				ready.Done()
+				closed.Add(1)
+				return
+			}
+			_, _, err = c.Read(ctx) // subscribed
+			ready.Done()
+			if err != nil {
+				closed.Add(1)
+				return
+			}
+			var mine []delivery
+			defer func() { mu.Lock(); all = append(all, mine...); mu.Unlock() }()
+			for {
+				_, b, err := c.Read(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						closed.Add(1)
+					}
+					return
+				}
+				at := time.Now().UnixNano()
+				mine = append(mine, delivery{eventID(b), at})
+			}
+		}()
+	}
+	ready.Wait()
+	fmt.Fprintln(out, "ready")
+
+	sent := map[uint64]int64{}
+	var window int64
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "end" {
+			break
+		}
+		if w, ok := strings.CutPrefix(line, "window "); ok {
+			window, _ = strconv.ParseInt(w, 10, 64)
+			continue
+		}
+		a, b, _ := strings.Cut(line, " ")
+		id, _ := strconv.ParseUint(a, 10, 64)
+		t, _ := strconv.ParseInt(b, 10, 64)
+		sent[id] = t
+	}
+	closedBefore := closed.Load()
+	cancel()
+	wg.Wait()
+	var lat []float64
+	for _, d := range all {
+		if t, ok := sent[d.id]; ok {
+			lat = append(lat, float64(d.at-t)/1e6)
+		}
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	r := result{Deliveries: len(all), Matched: len(lat), P50ms: q(0.50), P99ms: q(0.99), Closed: int(closedBefore), Window: float64(window) / 1e9}
+	if len(lat) > 0 {
+		r.MaxMs = lat[len(lat)-1]
+	}
+	return json.NewEncoder(out).Encode(r)
+}
+
+// eventID reads "event_id":N from a frame without decoding the killmail.
+func eventID(b []byte) uint64 {
+	i := bytes.Index(b, []byte(`"event_id":`))
+	if i < 0 {
+		return 0
+	}
+	b = b[i+len(`"event_id":`):]
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
+}

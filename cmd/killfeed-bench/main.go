@@ -1,0 +1,393 @@
+// Command killfeed-bench load-tests killfeed's websocket push.
+//
+// It starts killfeed in-process (or targets -url), spawns itself as a
+// separate client process holding -conns websocket subscribers (each on
+// -per systems drawn by real activity from -day), replays that day at
+// -speed× for -duration, and reports publish→deliver latency, delivered
+// events per second and the server's memory per idle connection. Then it
+// offers rising synthetic rates to -step-conns subscribers, on killfeed and
+// on a bare coder/websocket fan-out in the same process, to find the
+// highest rate delivered before p99 latency passes -slo.
+//
+//	go run ./cmd/killfeed-bench -conns 10000 -duration 60s
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/killfeed/killfeed/internal/fixture"
+	"github.com/killfeed/killfeed/killmail"
+)
+
+type options struct {
+	conns, per, stepConns int
+	day                   string
+	speed                 float64
+	duration, stepDur     time.Duration
+	steps                 []int
+	slo                   time.Duration
+	url                   string
+	seed                  uint64
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "client" {
+		if err := runClient(os.Args[2:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "killfeed-bench client:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	var steps string
+	flag.IntVar(&o.conns, "conns", 10000, "websocket subscribers of the replay phase")
+	flag.IntVar(&o.per, "per", 10, "systems per subscriber, drawn by activity")
+	flag.StringVar(&o.day, "day", fixture.SharedData("killmails", "2021-11-27.jsonl.gz"), "day of killmails to replay")
+	flag.Float64Var(&o.speed, "speed", 100, "replay speed (× real time)")
+	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long the replay phase runs")
+	flag.StringVar(&steps, "steps", "100,200,400,800,1600", "offered killmails/s of the max-rate phase (empty: skip)")
+	flag.IntVar(&o.stepConns, "step-conns", 2000, "subscribers of the max-rate phase")
+	flag.DurationVar(&o.stepDur, "step-duration", 5*time.Second, "length of one max-rate step")
+	flag.DurationVar(&o.slo, "slo", 50*time.Millisecond, "p99 latency beyond which a rate counts as degraded")
+	flag.StringVar(&o.url, "url", "", "killfeed base URL to load instead of an in-process one (memory figures are then not measured)")
+	flag.Uint64Var(&o.seed, "seed", 1, "seed of the system draw")
+	flag.Parse()
+	for _, s := range strings.Split(steps, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n > 0 {
+			o.steps = append(o.steps, n)
+		}
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "killfeed-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// raiseNoFile lifts the soft open-files limit to the hard one.
+func raiseNoFile() uint64 {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
+		return 0
+	}
+	l.Cur = l.Max
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	return l.Cur
+}
+
+// day is a day of killmails with their offsets from its start.
+type day struct {
+	kms     []killmail.Killmail
+	at      []time.Duration
+	weights []weighted // systems by activity
+}
+
+type weighted struct {
+	system int64
+	cum    int
+}
+
+func loadDay(path string) (*day, error) {
+	kms, err := fixture.ReadJSONL(path, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read %s (see ../shared/data/README.md): %w", path, err)
+	}
+	d := &day{kms: kms, at: make([]time.Duration, len(kms))}
+	var t0 time.Time
+	count := map[int64]int{}
+	for i, km := range kms {
+		t := killmailTime(km.JSON)
+		if i == 0 {
+			t0 = t
+		}
+		d.at[i] = t.Sub(t0)
+		count[km.SystemID]++
+	}
+	ids := make([]int64, 0, len(count))
+	for id := range count {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	cum := 0
+	for _, id := range ids {
+		cum += count[id]
+		d.weights = append(d.weights, weighted{id, cum})
+	}
+	return d, nil
+}
+
+func killmailTime(b []byte) time.Time {
+	const key = `"killmail_time":"`
+	i := strings.Index(string(b), key)
+	if i < 0 {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339, string(b[i+len(key):i+len(key)+20]))
+	return t
+}
+
+// pick draws n distinct systems, each with probability ∝ its activity.
+func (d *day) pick(r *rand.Rand, n int) []int64 {
+	total := d.weights[len(d.weights)-1].cum
+	seen := map[int64]bool{}
+	var out []int64
+	for len(out) < n && len(seen) < len(d.weights) {
+		x := r.IntN(total)
+		i := sort.Search(len(d.weights), func(i int) bool { return d.weights[i].cum > x })
+		if s := d.weights[i].system; !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// client is a spawned client process.
+type client struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+}
+
+// spawnClient starts `killfeed-bench client` with conns subscribers on
+// target and waits until they are all subscribed.
+func spawnClient(target string, conns int, systems [][]int64) (*client, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "client", "-target", target, "-conns", strconv.Itoa(conns))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &client{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	c.out.Buffer(make([]byte, 1<<20), 1<<20)
+	w := bufio.NewWriter(stdin)
+	for i := range conns {
+		s := systems[i%len(systems)]
+		for j, id := range s {
+			if j > 0 {
+				w.WriteByte(',')
+			}
+			w.WriteString(strconv.FormatInt(id, 10))
+		}
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	if !c.out.Scan() || c.out.Text() != "ready" {
+		return nil, fmt.Errorf("client did not get ready: %q %v", c.out.Text(), c.out.Err())
+	}
+	return c, nil
+}
+
+// result is what a client process reports.
+type result struct {
+	Deliveries int     `json:"deliveries"`
+	Matched    int     `json:"matched"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	MaxMs      float64 `json:"max_ms"`
+	Closed     int     `json:"closed"`
+	Window     float64 `json:"window_s"`
+}
+
+// finish hands the client the publish times and reads its summary.
+func (c *client) finish(sent map[uint64]int64, window time.Duration) (result, error) {
+	w := bufio.NewWriter(c.stdin)
+	fmt.Fprintf(w, "window %d\n", window.Nanoseconds())
+	for id, t := range sent {
+		fmt.Fprintf(w, "%d %d\n", id, t)
+	}
+	w.WriteString("end\n")
+	if err := w.Flush(); err != nil {
+		return result{}, err
+	}
+	_ = c.stdin.Close()
+	var r result
+	if !c.out.Scan() {
+		return r, fmt.Errorf("client gave no result: %v", c.out.Err())
+	}
+	err := jsonUnmarshal(c.out.Bytes(), &r)
+	_ = c.cmd.Wait()
+	return r, err
+}
+
+func heapNow() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse
+}
+
+func run(o options) error {
+	limit := raiseNoFile()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	fmt.Printf("killfeed-bench: %d CPUs, GOMAXPROCS %d, open-files limit %d, %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), limit, runtime.Version())
+	d, err := loadDay(o.day)
+	if err != nil {
+		return err
+	}
+	r := rand.New(rand.NewPCG(o.seed, 2))
+	systems := make([][]int64, o.conns)
+	for i := range systems {
+		systems[i] = d.pick(r, o.per)
+	}
+	fmt.Printf("day %s: %d killmails in %d systems; %d subscribers × %d systems\n",
+		o.day, len(d.kms), len(d.weights), o.conns, o.per)
+
+	// Phase 1: a real day at speed×, many subscribers.
+	tgt, err := startTarget(o.url, logger)
+	if err != nil {
+		return err
+	}
+	before := heapNow()
+	c, err := spawnClient(tgt.wsURL, o.conns, systems)
+	if err != nil {
+		tgt.stop()
+		return err
+	}
+	if tgt.local {
+		time.Sleep(time.Second)
+		after := heapNow()
+		fmt.Printf("memory: %.1f KB per idle connection (server heap+stacks, %d connections, %.1f MB)\n",
+			float64(after-before)/float64(o.conns)/1024, o.conns, float64(after-before)/(1<<20))
+	}
+	sent, window, err := replay(tgt, d, o.speed, o.duration)
+	if err != nil {
+		tgt.stop()
+		return err
+	}
+	res, err := c.finish(sent, window)
+	tgt.stop()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("replay at %.0f× for %s: %d killmails published (%.1f/s), %d deliveries = %.0f events/s delivered; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d connections closed\n",
+		o.speed, window.Round(time.Millisecond), len(sent), float64(len(sent))/window.Seconds(),
+		res.Matched, float64(res.Matched)/window.Seconds(), res.P50ms, res.P99ms, res.MaxMs, res.Closed)
+
+	// Phase 2: rising offered rates, killfeed vs a bare fan-out.
+	if len(o.steps) == 0 {
+		return nil
+	}
+	fmt.Printf("max rate: %d subscribers × %d systems, %s per step, SLO p99 ≤ %s\n", o.stepConns, o.per, o.stepDur, o.slo)
+	for _, kind := range []string{"killfeed", "bare"} {
+		best := 0.0
+		for _, rate := range o.steps {
+			var t *target
+			if kind == "bare" {
+				t, err = startBare()
+			} else {
+				t, err = startTarget(o.url, logger)
+			}
+			if err != nil {
+				return err
+			}
+			c, err := spawnClient(t.wsURL, o.stepConns, systems)
+			if err != nil {
+				t.stop()
+				return err
+			}
+			sent, window, err := offer(t, d, rate, o.stepDur)
+			if err != nil {
+				t.stop()
+				return err
+			}
+			res, err := c.finish(sent, window)
+			t.stop()
+			if err != nil {
+				return err
+			}
+			delivered := float64(res.Matched) / window.Seconds()
+			ok := res.P99ms <= float64(o.slo.Milliseconds()) && res.Closed == 0
+			if ok {
+				best = max(best, delivered)
+			}
+			fmt.Printf("  %-8s offered %5d km/s: published %6.0f/s, delivered %8.0f events/s, p50 %7.2f ms, p99 %8.2f ms, closed %d%s\n",
+				kind, rate, float64(len(sent))/window.Seconds(), delivered, res.P50ms, res.P99ms, res.Closed,
+				map[bool]string{true: "", false: "  (degraded)"}[ok])
+		}
+		fmt.Printf("  %-8s max delivered within SLO: %.0f events/s\n", kind, best)
+	}
+	return nil
+}
+
+// replay inserts the day's killmails at their times ÷ speed, for at most
+// dur, and returns each event's publish time.
+func replay(t *target, d *day, speed float64, dur time.Duration) (map[uint64]int64, time.Duration, error) {
+	sent := make(map[uint64]int64)
+	start := time.Now()
+	for i, km := range d.kms {
+		due := time.Duration(float64(d.at[i]) / speed)
+		if due > dur {
+			break
+		}
+		if wait := time.Until(start.Add(due)); wait > 0 {
+			time.Sleep(wait)
+		}
+		now := time.Now().UnixNano()
+		id, err := t.insert(km)
+		if err != nil {
+			return nil, 0, err
+		}
+		sent[id] = now
+	}
+	if w := time.Until(start.Add(dur)); w > 0 {
+		time.Sleep(w)
+	}
+	window := time.Since(start)
+	time.Sleep(2 * time.Second) // let deliveries drain
+	return sent, window, nil
+}
+
+// offer inserts rate killmails a second (in 10 ms ticks) for dur, cycling
+// through the day with fresh killmail ids.
+func offer(t *target, d *day, rate int, dur time.Duration) (map[uint64]int64, time.Duration, error) {
+	sent := make(map[uint64]int64)
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	n := 0
+	for time.Since(start) < dur {
+		<-tick.C
+		due := int(time.Since(start).Seconds() * float64(rate))
+		for ; n < due; n++ {
+			km := d.kms[n%len(d.kms)]
+			km.ID = 4_000_000_000 + int64(n)
+			now := time.Now().UnixNano()
+			id, err := t.insert(km)
+			if err != nil {
+				return nil, 0, err
+			}
+			sent[id] = now
+		}
+	}
+	window := time.Since(start)
+	time.Sleep(2 * time.Second)
+	return sent, window, nil
+}

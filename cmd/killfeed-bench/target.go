@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/killfeed/killfeed/app"
+	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/killmail"
+)
+
+var jsonUnmarshal = json.Unmarshal
+
+// target is a server under load: killfeed (in-process or remote) or the
+// bare fan-out.
+type target struct {
+	wsURL  string
+	local  bool
+	insert func(killmail.Killmail) (uint64, error)
+	stop   func()
+}
+
+func startTarget(url string, logger *slog.Logger) (*target, error) {
+	if url != "" {
+		base := strings.TrimRight(url, "/")
+		return &target{
+			wsURL: "ws" + strings.TrimPrefix(base, "http") + "/api/ws",
+			insert: func(km killmail.Killmail) (uint64, error) {
+				res, err := http.Post(base+"/api/killmails", "application/json", bytes.NewReader(km.JSON))
+				if err != nil {
+					return 0, err
+				}
+				defer res.Body.Close()
+				var a struct {
+					EventID uint64 `json:"event_id"`
+				}
+				return a.EventID, json.NewDecoder(res.Body).Decode(&a)
+			},
+			stop: func() {},
+		}, nil
+	}
+	a, err := app.Start(app.Config{Listen: "127.0.0.1:0", Storage: app.StorageMemory, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	svc := a.Actors()
+	return &target{
+		wsURL: "ws" + strings.TrimPrefix(a.URL(), "http") + "/api/ws",
+		local: true,
+		insert: func(km killmail.Killmail) (uint64, error) {
+			res, err := svc.Insert(context.Background(), []killmail.Killmail{km}, nil)
+			if err != nil {
+				return 0, err
+			}
+			return res[0].EventID, nil
+		},
+		stop: func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = a.Shutdown(ctx)
+		},
+	}, nil
+}
+
+// bare is the simplest coder/websocket fan-out: per-connection bounded
+// channel and writer goroutine, as in coder/websocket's chat example; no
+// log, no replay, no actors.
+type bare struct {
+	mu     sync.Mutex
+	nextID uint64
+	subs   map[int64]map[*bareConn]struct{}
+	conns  sync.WaitGroup
+}
+
+type bareConn struct {
+	ch   chan []byte
+	c    *websocket.Conn
+	once sync.Once
+}
+
+func startBare() (*target, error) {
+	b := &bare{subs: map[int64]map[*bareConn]struct{}{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(b.serve)}
+	go srv.Serve(ln)
+	return &target{
+		wsURL:  "ws://" + ln.Addr().String() + "/",
+		insert: b.publish,
+		stop: func() {
+			_ = srv.Close()
+			b.mu.Lock()
+			for _, set := range b.subs {
+				for bc := range set {
+					bc.once.Do(func() { close(bc.ch) })
+				}
+			}
+			b.subs = map[int64]map[*bareConn]struct{}{}
+			b.mu.Unlock()
+			b.conns.Wait()
+		},
+	}, nil
+}
+
+func (b *bare) serve(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	b.conns.Add(1)
+	defer b.conns.Done()
+	defer c.CloseNow()
+	_, msg, err := c.Read(r.Context())
+	if err != nil {
+		return
+	}
+	var sub struct{ Systems []int64 }
+	if json.Unmarshal(msg, &sub) != nil {
+		return
+	}
+	bc := &bareConn{ch: make(chan []byte, 1024), c: c}
+	b.mu.Lock()
+	for _, s := range sub.Systems {
+		if b.subs[s] == nil {
+			b.subs[s] = map[*bareConn]struct{}{}
+		}
+		b.subs[s][bc] = struct{}{}
+	}
+	b.mu.Unlock()
+	ctx := c.CloseRead(context.Background())
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribed"}`)); err != nil {
+		return
+	}
+	for frame := range bc.ch {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.Write(wctx, websocket.MessageText, frame)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (b *bare) publish(km killmail.Killmail) (uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.nextID++
+	ev := eventlog.Event{ID: b.nextID, SystemID: km.SystemID, Killmail: km.JSON}
+	frame := ev.AppendJSON([]byte(`{"type":"killmail"`))
+	frame[len(`{"type":"killmail"`)] = ','
+	for bc := range b.subs[km.SystemID] {
+		select {
+		case bc.ch <- frame:
+		default: // slow: drop it, like killfeed
+			delete(b.subs[km.SystemID], bc)
+			go bc.c.Close(websocket.StatusPolicyViolation, "slow consumer")
+		}
+	}
+	return b.nextID, nil
+}
