@@ -89,5 +89,6 @@ func (c Config) Validate() error {
 	if c.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("max-bytes: must not be negative, got %d", c.MaxBytes))
 	}
+	errs = append(errs, c.Ingest.Validate())
 	return errors.Join(errs...)
 }

@@ -1,0 +1,100 @@
+package ingest
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// Defaults of the fault handling shared by the pollers.
+const (
+	DefaultBackoffMin = time.Second
+	DefaultBackoffMax = 2 * time.Minute
+	// maxRetryAfter bounds an upstream's Retry-After (and ESI's error-limit
+	// reset), so that a bogus header cannot park a source for days.
+	maxRetryAfter = 10 * time.Minute
+)
+
+// backoff is exponential backoff with jitter: the n-th wait after a fault is
+// drawn from [d/2, d] where d = min*2^n capped at max.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.min
+	for i := 0; i < b.n && d < b.max; i++ {
+		d *= 2
+	}
+	d = min(d, b.max)
+	b.n++
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+// streak tracks consecutive faults of one source: it logs the first fault
+// of a streak and the recovery, not every retry.
+type streak struct {
+	log   *slog.Logger
+	what  string
+	b     backoff
+	n     int
+	since time.Time
+	total int64 // faults ever, for Stats
+}
+
+func newStreak(log *slog.Logger, what string, lo, hi time.Duration) *streak {
+	if lo <= 0 {
+		lo = DefaultBackoffMin
+	}
+	if hi <= 0 {
+		hi = DefaultBackoffMax
+	}
+	return &streak{log: log, what: what, b: backoff{min: lo, max: max(lo, hi)}}
+}
+
+// fail records a fault and returns how long to wait before retrying: the
+// upstream's Retry-After when it gave one, else the next backoff.
+func (s *streak) fail(err error, retryAfter time.Duration) time.Duration {
+	wait := s.b.next()
+	if retryAfter > 0 {
+		wait = min(retryAfter, maxRetryAfter)
+	}
+	if s.n == 0 {
+		s.since = time.Now()
+		s.log.Warn(s.what+" failing; retrying with backoff until it recovers",
+			"err", err, "retry_in", wait.Round(time.Millisecond))
+	}
+	s.n++
+	s.total++
+	return wait
+}
+
+// ok ends a streak.
+func (s *streak) ok() {
+	if s.n > 0 {
+		s.log.Info(s.what+" recovered", "failures", s.n,
+			"after", time.Since(s.since).Round(time.Millisecond))
+	}
+	s.n = 0
+	s.b.reset()
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
