@@ -1,0 +1,15 @@
+package pebblestore
+
+import "errors"
+
+var (
+	// ErrClosed is returned by every operation on a closed Store.
+	ErrClosed = errors.New("pebblestore: closed")
+	// ErrNotFound is returned by Body for an event that is not stored.
+	ErrNotFound = errors.New("pebblestore: event not found")
+	// ErrLocked is returned by Open when another Store holds the directory.
+	ErrLocked = errors.New("pebblestore: data dir in use")
+	// ErrCorrupt is returned when the directory or a stored value is not what
+	// this package wrote.
+	ErrCorrupt = errors.New("pebblestore: corrupt data")
+)
