@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -28,12 +29,23 @@ func ingestor() string {
 	return path
 }
 
+// stopRemote stops rem and waits until gRPC's goroutines are gone: the next
+// remote.Start sets gRPC's global logger, which a closing gRPC transport
+// still reads.
+func stopRemote(rem *ingest.Remote) {
+	rem.Stop()
+	Eventually(func() int {
+		buf := make([]byte, 1<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "google.golang.org/grpc/internal/transport")
+	}).WithTimeout(10 * time.Second).Should(BeZero())
+}
+
 var _ = Describe("Remote ingest endpoint", func() {
 	It("stores InsertKillmail from another actor system and answers the event id", func(ctx SpecContext) {
 		svc := startService()
 		rem, err := ingest.StartRemote(svc, ingest.RemoteConfig{Listen: "127.0.0.1:0", Logger: testLogger()})
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(rem.Stop)
+		DeferCleanup(stopRemote, rem)
 
 		lines := fixtureLines()
 		km := parse(lines[0])
@@ -80,7 +92,7 @@ var _ = Describe("Remote ingest endpoint", func() {
 		svc := startService()
 		rem, err := ingest.StartRemote(svc, ingest.RemoteConfig{Listen: "127.0.0.1:0"})
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(rem.Stop)
+		DeferCleanup(stopRemote, rem)
 		lines := fixtureLines()
 		km := parse(lines[0])
 		ask := func(msg *remotepb.InsertKillmail) *remotepb.InsertKillmailResult {
@@ -100,7 +112,7 @@ var _ = Describe("Remote ingest endpoint", func() {
 		svc := startService()
 		rem, err := ingest.StartRemote(svc, ingest.RemoteConfig{Listen: "127.0.0.1:0"})
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(rem.Stop)
+		DeferCleanup(stopRemote, rem)
 		other := startService()
 		_, err = ingest.StartRemote(other, ingest.RemoteConfig{Listen: rem.Address()})
 		Expect(err).To(MatchError(ContainSubstring("remote listen")))
