@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+
+	"github.com/tidwall/gjson"
 )
 
 // MaxSize is the largest stored killmail in bytes (compact JSON). The largest
@@ -31,115 +34,166 @@ type Killmail struct {
 	JSON []byte
 }
 
-// envelope holds the fields of every accepted shape; which are set tells the
-// shape apart.
-type envelope struct {
-	KillmailID    json.Number     `json:"killmail_id"`
-	SolarSystemID json.Number     `json:"solar_system_id"`
-	ESI           json.RawMessage `json:"esi"`      // R2Z2 file
-	KillID        json.Number     `json:"killID"`   // RedisQ package
-	Killmail      json.RawMessage `json:"killmail"` // RedisQ package
-	ZKB           json.RawMessage `json:"zkb"`
-}
-
 // Parse turns one JSON object — an ESI killmail, an R2Z2 file object or a
 // RedisQ package that carries the killmail — into its stored form.
+//
+// The input is read by encoding/json once (json.Compact, which also
+// validates it); fields are then located in the compact bytes with gjson,
+// without decoding.
 func Parse(raw []byte) (Killmail, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
-		if !json.Valid(raw) {
-			return Killmail{}, ErrInvalidJSON
-		}
+	c, err := compact(raw)
+	if err != nil {
+		return Killmail{}, err
+	}
+	return parseCompact(c)
+}
+
+func compact(raw []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidJSON, err)
+	}
+	if buf.Len() == 0 {
+		return nil, ErrInvalidJSON
+	}
+	return buf.Bytes(), nil
+}
+
+// parseCompact parses one compact, valid JSON value.
+func parseCompact(c []byte) (Killmail, error) {
+	if c[0] != '{' {
 		return Killmail{}, ErrNotObject
 	}
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return Killmail{}, fmt.Errorf("%w: %v", ErrInvalidJSON, err)
-	}
+	f := scan(c)
 	switch {
-	case isObject(env.ESI): // R2Z2 file: the killmail is "esi"
-		return fromESI(env.ESI, env.ZKB)
-	case isObject(env.Killmail): // RedisQ package
-		return fromESI(env.Killmail, env.ZKB)
+	case f.esi.IsObject(): // R2Z2 file: the killmail is "esi"
+		return fromObject(raw(c, f.esi), raw(c, f.zkb))
+	case f.killmail.IsObject(): // RedisQ package
+		return fromObject(raw(c, f.killmail), raw(c, f.zkb))
 	}
-	return fromESI(raw, nil)
+	return build(c, f, nil)
+}
+
+// fields are the top-level fields of an object that Parse looks at.
+type fields struct {
+	killmailID, systemID, esi, killmail, zkb gjson.Result
+}
+
+// scan reads the top-level keys of a compact object in one pass, skipping
+// the values it does not need.
+func scan(obj []byte) fields {
+	var f fields
+	gjson.ParseBytes(obj).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "killmail_id":
+			f.killmailID = v
+		case "solar_system_id":
+			f.systemID = v
+		case "esi":
+			f.esi = v
+		case "killmail":
+			f.killmail = v
+		case "zkb":
+			f.zkb = v
+		}
+		return true
+	})
+	return f
+}
+
+// raw is the bytes of a gjson result inside c.
+func raw(c []byte, r gjson.Result) []byte {
+	if !r.Exists() {
+		return nil
+	}
+	if r.Index > 0 {
+		return c[r.Index : r.Index+len(r.Raw)]
+	}
+	return []byte(r.Raw)
 }
 
 // FromESI builds the stored form of an ESI killmail and an optional zkb block
 // (nil or JSON null for none), as an ESI fetch for a RedisQ package gives them.
 func FromESI(esi, zkb []byte) (Killmail, error) {
-	esi = bytes.TrimSpace(esi)
-	if len(esi) == 0 || esi[0] != '{' {
-		if !json.Valid(esi) {
-			return Killmail{}, ErrInvalidJSON
-		}
+	c, err := compact(esi)
+	if err != nil {
+		return Killmail{}, err
+	}
+	if c[0] != '{' {
 		return Killmail{}, ErrNotObject
 	}
-	return fromESI(esi, zkb)
+	if len(bytes.TrimSpace(zkb)) > 0 {
+		if zkb, err = compact(zkb); err != nil {
+			return Killmail{}, fmt.Errorf("zkb: %w", err)
+		}
+	}
+	return fromObject(c, zkb)
 }
 
-func fromESI(esi, zkb []byte) (Killmail, error) {
-	var ids struct {
-		KillmailID    json.Number     `json:"killmail_id"`
-		SolarSystemID json.Number     `json:"solar_system_id"`
-		ZKB           json.RawMessage `json:"zkb"`
-	}
-	if err := json.Unmarshal(esi, &ids); err != nil {
-		return Killmail{}, fmt.Errorf("%w: %v", ErrInvalidJSON, err)
-	}
-	id, ok := positive(ids.KillmailID)
+// fromObject builds the stored form from a compact ESI object and a compact
+// zkb value, added when it is an object and the ESI object has none.
+func fromObject(esi, zkb []byte) (Killmail, error) {
+	return build(esi, scan(esi), zkb)
+}
+
+// build makes the stored form of esi, whose fields are f.
+func build(esi []byte, f fields, zkb []byte) (Killmail, error) {
+	id, ok := positive(f.killmailID)
 	if !ok {
 		return Killmail{}, ErrNoID
 	}
-	sys, ok := positive(ids.SolarSystemID)
+	sys, ok := positive(f.systemID)
 	if !ok {
 		return Killmail{}, ErrNoSystem
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(esi) + len(zkb) + 8)
-	if err := json.Compact(&buf, esi); err != nil {
-		return Killmail{}, fmt.Errorf("%w: %v", ErrInvalidJSON, err)
+	splice := len(zkb) > 0 && zkb[0] == '{' && !f.zkb.Exists()
+	size := len(esi)
+	if splice {
+		size += len(`,"zkb":`) + len(zkb)
 	}
-	if isObject(zkb) && ids.ZKB == nil {
-		buf.Truncate(buf.Len() - 1) // drop the closing brace
-		if buf.Len() > 1 {
-			buf.WriteByte(',')
-		}
-		buf.WriteString(`"zkb":`)
-		if err := json.Compact(&buf, zkb); err != nil {
-			return Killmail{}, fmt.Errorf("%w: zkb: %v", ErrInvalidJSON, err)
-		}
-		buf.WriteByte('}')
-	}
-	if buf.Len() > MaxSize {
+	if size > MaxSize {
 		return Killmail{}, ErrTooLarge
 	}
-	return Killmail{ID: id, SystemID: sys, JSON: bytes.Clone(buf.Bytes())}, nil
+	out := make([]byte, 0, size)
+	if !splice {
+		return Killmail{ID: id, SystemID: sys, JSON: append(out, esi...)}, nil
+	}
+	out = append(out, esi[:len(esi)-1]...) // without the closing brace
+	if len(esi) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, `"zkb":`...)
+	out = append(out, zkb...)
+	return Killmail{ID: id, SystemID: sys, JSON: append(out, '}')}, nil
 }
 
 // ParseMany parses a body holding one killmail object or a JSON array of
 // them. An invalid element fails the whole body with an *ElementError that
 // names its index.
-func ParseMany(raw []byte) (kms []Killmail, array bool, err error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '[' {
-		km, err := Parse(raw)
+func ParseMany(body []byte) (kms []Killmail, array bool, err error) {
+	c, err := compact(body)
+	if err != nil {
+		return nil, false, err
+	}
+	if c[0] != '[' {
+		km, err := parseCompact(c)
 		if err != nil {
 			return nil, false, err
 		}
 		return []Killmail{km}, false, nil
 	}
-	var elems []json.RawMessage
-	if err := json.Unmarshal(raw, &elems); err != nil {
-		return nil, true, fmt.Errorf("%w: %v", ErrInvalidJSON, err)
-	}
-	kms = make([]Killmail, 0, len(elems))
-	for i, e := range elems {
-		km, err := Parse(e)
-		if err != nil {
-			return nil, true, &ElementError{Index: i, Err: err}
+	gjson.ParseBytes(c).ForEach(func(_, v gjson.Result) bool {
+		km, perr := parseCompact(raw(c, v))
+		if perr != nil {
+			err = &ElementError{Index: len(kms), Err: perr}
+			return false
 		}
 		kms = append(kms, km)
+		return true
+	})
+	if err != nil {
+		return nil, true, err
 	}
 	return kms, true, nil
 }
@@ -153,15 +207,12 @@ type ElementError struct {
 func (e *ElementError) Error() string { return fmt.Sprintf("element %d: %v", e.Index, e.Err) }
 func (e *ElementError) Unwrap() error { return e.Err }
 
-func isObject(raw []byte) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) > 0 && raw[0] == '{'
-}
-
-func positive(n json.Number) (int64, bool) {
-	if n == "" {
+// positive reads a JSON integer > 0; strings, fractions and exponents are
+// refused.
+func positive(r gjson.Result) (int64, bool) {
+	if r.Type != gjson.Number {
 		return 0, false
 	}
-	v, err := n.Int64()
+	v, err := strconv.ParseInt(r.Raw, 10, 64)
 	return v, err == nil && v > 0
 }
