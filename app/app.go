@@ -11,6 +11,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/transport"
+	"github.com/killfeed/killfeed/universe"
 )
 
 // App is a running killfeed.
@@ -43,6 +44,7 @@ func Start(cfg Config) (*App, error) {
 		GCInterval:     cfg.GCInterval,
 		FlushInterval:  cfg.OffsetFlush,
 		RequestTimeout: cfg.RequestTimeout,
+		Topics:         transport.Topics(universe.Default()),
 		Logger:         logger,
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"sync"
 
@@ -49,7 +50,7 @@ type pending struct {
 type Log struct {
 	cfg   Config
 	store Store
-	keep  bool // bodies live in memory
+	keep  bool // every body lives in memory (no Store, or one that does not serve bodies)
 	// Notify, when set, is called with events as they become visible, in
 	// event_id order, while the log's lock is held: it must not block or call
 	// back into the Log.
@@ -70,6 +71,13 @@ type Log struct {
 	gone     map[string]struct{}
 	written  map[uint64]*pending // by first id, waiting for earlier batches
 	cursors  map[string]uint64
+	// hot is the index in recs of the oldest record whose body is cached
+	// in memory (-1: none yet), hotBytes the cached bytes; used without keep.
+	hot      int
+	hotBytes int64
+	// dropped is the newest event id removed from the log, any system: a
+	// reader of AllSystems positioned before it has missed events.
+	dropped uint64
 }
 
 // Open returns a Log over store, rebuilding the index from it. A nil store
@@ -82,6 +90,7 @@ func Open(cfg Config, store Store) (*Log, error) {
 		nextID:  1,
 		systems: make(map[int64]*systemIndex),
 		seen:    make(map[int64]uint64),
+		hot:     -1,
 		clients: make(map[string]*client),
 		dirty:   make(map[string]struct{}),
 		gone:    make(map[string]struct{}),
@@ -99,7 +108,6 @@ func Open(cfg Config, store Store) (*Log, error) {
 	l.visible = l.nextID - 1
 	l.head = l.visible
 	for _, r := range ld.Forgotten {
-		l.remember(r.KillmailID, r.ID, r.Time)
 		if si := l.systems[r.SystemID]; si != nil {
 			si.dropped = max(si.dropped, r.ID)
 		} else {
@@ -107,9 +115,32 @@ func Open(cfg Config, store Store) (*Log, error) {
 		}
 	}
 	l.recs = make([]record, 0, len(ld.Records))
+	l.seen = make(map[int64]uint64, len(ld.Records)+len(ld.Forgotten))
+	l.seenFIFO = make([]seenKillmail, 0, len(ld.Records)+len(ld.Forgotten))
+	for _, r := range ld.Forgotten {
+		l.remember(r.KillmailID, r.ID, r.Time)
+	}
 	for _, r := range ld.Records {
 		l.remember(r.KillmailID, r.ID, r.Time)
-		l.index(record{id: r.ID, system: r.SystemID, time: r.Time, size: int64(len(r.Body)), body: r.Body})
+		size := r.Size
+		if r.Body != nil {
+			size = int64(len(r.Body))
+		}
+		body := r.Body
+		if !l.keep {
+			body = nil // served by the store until new appends warm the cache
+		}
+		l.index(record{id: r.ID, system: r.SystemID, time: r.Time, size: size, body: body})
+	}
+	if !l.keep {
+		l.hot = len(l.recs)
+	}
+	// Ids below the oldest retained one were dropped (or failed to write,
+	// which a reader cannot tell apart).
+	if len(l.recs) > 0 {
+		l.dropped = l.recs[0].id - 1
+	} else {
+		l.dropped = l.nextID - 1
 	}
 	for _, c := range ld.Clients {
 		l.clients[c.ID] = &client{offsets: c.Offsets, lastSeen: c.LastSeen}
@@ -133,13 +164,24 @@ func (l *Log) remember(killmailID int64, eventID uint64, t int64) {
 	l.seenFIFO = append(l.seenFIFO, seenKillmail{killmailID: killmailID, eventID: eventID, time: t})
 }
 
-// index adds a visible record to the in-memory index.
+// index adds a visible record to the in-memory index. Without keep, the
+// newest bodies stay in memory up to HotBytes (the cache that serves readers
+// near the head without the disk); older ones are released to the store.
 func (l *Log) index(r record) {
-	if !l.keep && l.store != nil {
-		r.body = nil
-	}
 	l.recs = append(l.recs, r)
 	l.bytes += r.size
+	if !l.keep && r.body != nil {
+		if l.hot < 0 {
+			l.hot = len(l.recs) - 1
+		}
+		l.hotBytes += r.size
+		for l.hotBytes > l.cfg.HotBytes && l.hot < len(l.recs) {
+			c := &l.recs[l.hot]
+			c.body = nil
+			l.hotBytes -= c.size
+			l.hot++
+		}
+	}
 	si := l.systems[r.system]
 	if si == nil {
 		si = &systemIndex{}
@@ -372,9 +414,14 @@ func (h *cursorHeap) Pop() any {
 }
 
 // read merges the systems' events after each system's position. Called with
-// mu held. Cost: O(systems × log n + results × log systems).
+// mu held. Cost: O(systems × log n + results × log systems). When systems
+// holds AllSystems only its position counts: every event is read once.
 func (l *Log) read(systems []int64, after func(int64) (uint64, bool), limit int) (Batch, error) {
 	b := Batch{Head: l.head, Oldest: l.oldest()}
+	if slices.Contains(systems, AllSystems) {
+		return l.readAll(b, after, limit)
+	}
+	systems = distinct(systems)
 	h := make(cursorHeap, 0, len(systems))
 	for _, s := range systems {
 		si := l.systems[s]
@@ -407,6 +454,73 @@ func (l *Log) read(systems []int64, after func(int64) (uint64, bool), limit int)
 		}
 	}
 	return b, nil
+}
+
+// readAll reads every event after the position of AllSystems. Called with
+// mu held. Cost: O(log n + results).
+func (l *Log) readAll(b Batch, after func(int64) (uint64, bool), limit int) (Batch, error) {
+	pos, known := after(AllSystems)
+	if known && pos < l.dropped {
+		b.Missed = true
+	}
+	for i := searchRecsAfter(l.recs, pos); i < len(l.recs) && (limit <= 0 || len(b.Events) < limit); i++ {
+		r := &l.recs[i]
+		body := r.body
+		if body == nil {
+			var err error
+			if body, err = l.body(r.id); err != nil {
+				return Batch{}, err
+			}
+		}
+		b.Events = append(b.Events, Event{ID: r.id, SystemID: r.system, Killmail: body})
+	}
+	return b, nil
+}
+
+// searchRecsAfter is searchAfter over the retained records.
+func searchRecsAfter(recs []record, pos uint64) int {
+	n := len(recs)
+	if n == 0 || recs[n-1].id <= pos {
+		return n
+	}
+	hi, step := n-1, 1 // recs[hi].id > pos
+	lo := hi - step
+	for lo >= 0 && recs[lo].id > pos {
+		hi = lo
+		step *= 2
+		lo = hi - step
+	}
+	lo = max(lo, 0)
+	return lo + sort.Search(hi-lo, func(i int) bool { return recs[lo+i].id > pos })
+}
+
+// distinct returns systems without repeats (a repeated system would be read
+// twice), in first-seen order; it copies only when there are repeats.
+func distinct(systems []int64) []int64 {
+	if len(systems) <= 16 { // the common case: no map
+		repeated := false
+		for i := 1; i < len(systems) && !repeated; i++ {
+			repeated = slices.Contains(systems[:i], systems[i])
+		}
+		if !repeated {
+			return systems
+		}
+	}
+	seen := make(map[int64]struct{}, len(systems))
+	for i, s := range systems {
+		if _, dup := seen[s]; dup {
+			out := slices.Clone(systems[:i])
+			for _, s := range systems[i:] {
+				if _, dup := seen[s]; !dup {
+					seen[s] = struct{}{}
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+		seen[s] = struct{}{}
+	}
+	return systems
 }
 
 // searchAfter returns the index of the first id > pos in ascending ids. It
@@ -519,13 +633,20 @@ func (l *Log) dropThrough(through uint64) int {
 		si.ids[0] = 0
 		si.ids = si.ids[1:]
 		si.dropped = r.id
+		l.dropped = r.id
 		if len(si.ids) == 0 {
 			si.ids = nil
 		}
 		l.bytes -= r.size
+		if r.body != nil && !l.keep {
+			l.hotBytes -= r.size
+		}
 		*r = record{} // release the body
 	}
 	l.recs = l.recs[n:]
+	if l.hot >= 0 {
+		l.hot = max(l.hot-n, 0)
+	}
 	if len(l.recs) == 0 {
 		l.recs = nil
 	}

@@ -7,8 +7,11 @@ type Record struct {
 	KillmailID int64
 	// Time is the insert time in Unix nanoseconds.
 	Time int64
-	// Body is the stored killmail JSON.
+	// Body is the stored killmail JSON; nil in a Load that leaves bodies on
+	// disk.
 	Body []byte
+	// Size is the body's length in bytes, set when Body is nil.
+	Size int64
 }
 
 // ClientState is one client's durable state.

@@ -11,6 +11,7 @@ const (
 	DefaultMaxBytes  = 2 << 30
 	DefaultMaxAge    = 72 * time.Hour
 	DefaultClientTTL = 24 * time.Hour
+	DefaultHotBytes  = 256 << 20
 )
 
 // Config bounds the log. The zero value means the defaults above.
@@ -24,6 +25,10 @@ type Config struct {
 	MaxAge time.Duration
 	// ClientTTL expires clients idle this long; 0 means DefaultClientTTL.
 	ClientTTL time.Duration
+	// HotBytes is how many bytes of the newest killmails a Log over a Store
+	// that serves bodies keeps in memory, so that readers near the head do
+	// not touch the disk; 0 means DefaultHotBytes.
+	HotBytes int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -41,11 +46,22 @@ func (c Config) withDefaults() Config {
 	if c.ClientTTL <= 0 {
 		c.ClientTTL = DefaultClientTTL
 	}
+	if c.HotBytes <= 0 {
+		c.HotBytes = DefaultHotBytes
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	return c
 }
+
+// AllSystems is the pseudo-system that stands for every system, known or
+// not. In the systems of a read it means "every event": the read walks the
+// whole log once (other systems in the same set are ignored, so nothing is
+// returned twice), and a fetch advances the client's AllSystems offset, which
+// takes part in GC like any other. Missed is set for it when any event after
+// its position was dropped. No killmail has system id 0.
+const AllSystems int64 = 0
 
 // Event is one stored killmail with its place in the log.
 type Event struct {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/killfeed/killfeed/universe"
 )
 
 // Limits of the polling parameters.
@@ -38,34 +40,60 @@ func parseClientID(q url.Values) (string, error) {
 	return id, nil
 }
 
-// parseSystems reads systems[]=1&systems[]=2, systems=1,2 and repeated
-// systems=, deduplicated in first-seen order.
-func parseSystems(q url.Values, maxSystems int) ([]int64, error) {
+// parseIDs reads name[]=1&name[]=2, name=1,2 and repeated name=,
+// deduplicated in first-seen order.
+func parseIDs(q url.Values, name, what string) ([]int64, error) {
 	var out []int64
 	seen := make(map[int64]struct{})
-	for _, key := range []string{"systems[]", "systems"} {
+	for _, key := range []string{name + "[]", name} {
 		for _, v := range q[key] {
 			for _, part := range strings.Split(v, ",") {
 				part = strings.TrimSpace(part)
 				id, err := strconv.ParseInt(part, 10, 64)
 				if err != nil || id <= 0 {
-					return nil, badParam("systems", "\""+part+"\" is not a positive integer system id")
+					return nil, badParam(name, "\""+part+"\" is not a positive integer "+what+" id")
 				}
 				if _, dup := seen[id]; dup {
 					continue
 				}
 				seen[id] = struct{}{}
 				out = append(out, id)
-				if len(out) > maxSystems {
-					return nil, badParam("systems", "more than "+strconv.Itoa(maxSystems)+" systems")
-				}
 			}
 		}
 	}
-	if len(out) == 0 {
-		return nil, badParam("systems", "at least one system id is required (systems[]=30000142)")
-	}
 	return out, nil
+}
+
+// parseSystems reads systems, constellations and regions (each as name[]=1,
+// name=1,2 or repeated name=) and all=true, and expands them into the
+// systems to read: deduplicated in first-seen order, or just
+// eventlog.AllSystems for all=true. Without all, at most maxSystems systems.
+func parseSystems(u *universe.Universe, q url.Values, maxSystems int) ([]int64, error) {
+	var sel topicSel
+	var err error
+	if sel.systems, err = parseIDs(q, "systems", "system"); err != nil {
+		return nil, err
+	}
+	if sel.constellations, err = parseIDs(q, "constellations", "constellation"); err != nil {
+		return nil, err
+	}
+	if sel.regions, err = parseIDs(q, "regions", "region"); err != nil {
+		return nil, err
+	}
+	switch v := q.Get("all"); v {
+	case "", "false", "0":
+	case "true", "1":
+		sel.all = true
+	default:
+		return nil, badParam("all", "must be true or false")
+	}
+	if len(sel.systems) > maxSystems {
+		return nil, badParam("systems", "more than "+strconv.Itoa(maxSystems)+" systems")
+	}
+	if sel.empty() {
+		return nil, badParam("systems", "at least one system id is required (systems[]=30000142), or regions[], constellations[] or all=true")
+	}
+	return expandTopics(u, sel.topics(), maxSystems)
 }
 
 func parseIntParam(q url.Values, name string, def, lo, hi int) (int, error) {
@@ -80,13 +108,13 @@ func parseIntParam(q url.Values, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-func parsePoll(q url.Values, maxSystems int, withLimit bool) (pollQuery, error) {
+func parsePoll(u *universe.Universe, q url.Values, maxSystems int, withLimit bool) (pollQuery, error) {
 	var p pollQuery
 	var err error
 	if p.clientID, err = parseClientID(q); err != nil {
 		return p, err
 	}
-	if p.systems, err = parseSystems(q, maxSystems); err != nil {
+	if p.systems, err = parseSystems(u, q, maxSystems); err != nil {
 		return p, err
 	}
 	if withLimit {

@@ -26,10 +26,14 @@ func (s *Server) servePhoenix(c echo.Context) error {
 // phoenixProtocol speaks Phoenix Channels v2: every frame is the JSON array
 // [join_ref, ref, topic, event, payload].
 //
-//   - phx_join on "system:<id>" with an optional payload {"since": N} or
-//     {"client_id": "…"} follows the system: phx_reply
+//   - phx_join on "system:<id>", "constellation:<id>", "region:<id>" or
+//     "all" with an optional payload {"since": N} or {"client_id": "…"}
+//     follows the topic: phx_reply
 //     {"status":"ok","response":{"head":N,"missed":false}}, then new_killmail
-//     pushes {"event_id","system_id","killmail"} carrying the join_ref.
+//     pushes {"event_id","system_id","killmail"} carrying the join_ref. An
+//     event in several joined topics is pushed once: on its system's topic
+//     when that is joined, else on the constellation or region topic joined
+//     first, else on "all".
 //   - heartbeat on "phoenix" gets phx_reply ok.
 //   - phx_leave gets phx_reply ok, then phx_close.
 //   - a join on an unknown topic gets phx_reply error "unmatched topic"; a
@@ -41,16 +45,6 @@ var jsonNull = json.RawMessage("null")
 type phoenixJoinPayload struct {
 	Since    *uint64 `json:"since"`
 	ClientID *string `json:"client_id"`
-}
-
-// phoenixSystem parses "system:<id>".
-func phoenixSystem(topic string) (int64, bool) {
-	rest, ok := strings.CutPrefix(topic, "system:")
-	if !ok {
-		return 0, false
-	}
-	id, err := strconv.ParseInt(rest, 10, 64)
-	return id, err == nil && id > 0 && strconv.FormatInt(id, 10) == rest
 }
 
 func (p phoenixProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
@@ -74,11 +68,10 @@ func (p phoenixProtocol) parse(typ websocket.MessageType, data []byte) wsCommand
 		}
 		return reply("error", `{"reason":"unknown event"}`)
 	}
-	id, ok := phoenixSystem(topic)
-	if !ok {
+	if _, _, ok := topicKey(topic); !ok {
 		return reply("error", `{"reason":"unmatched topic"}`)
 	}
-	cmd.systems = []int64{id}
+	cmd.topics = []string{topic}
 	switch event {
 	case "phx_join":
 		var pl phoenixJoinPayload
@@ -103,7 +96,7 @@ func (p phoenixProtocol) parse(typ websocket.MessageType, data []byte) wsCommand
 		return cmd
 	case "phx_leave":
 		cmd.op = opUnsubscribe
-		cmd.afterReply = appendPhoenixClose(nil, cmd.joinRef, id)
+		cmd.afterReply = appendPhoenixClose(nil, cmd.joinRef, topic)
 		return cmd
 	}
 	return reply("error", `{"reason":"unknown event"}`)
@@ -136,19 +129,20 @@ func appendRaw(dst []byte, raw json.RawMessage) []byte {
 	return append(dst, raw...)
 }
 
-func appendTopic(dst []byte, system int64) []byte {
-	dst = append(dst, `"system:`...)
-	dst = strconv.AppendInt(dst, system, 10)
+// appendTopic appends a topic name (topicKey syntax: no escaping needed).
+func appendTopic(dst []byte, topic string) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, topic...)
 	return append(dst, '"')
 }
 
-func appendPhoenixClose(dst []byte, joinRef json.RawMessage, system int64) []byte {
+func appendPhoenixClose(dst []byte, joinRef json.RawMessage, topic string) []byte {
 	dst = append(dst, '[')
 	dst = appendRaw(dst, joinRef)
 	dst = append(dst, ',')
 	dst = appendRaw(dst, joinRef)
 	dst = append(dst, ',')
-	dst = appendTopic(dst, system)
+	dst = appendTopic(dst, topic)
 	return append(dst, `,"phx_close",{}]`...)
 }
 
@@ -159,28 +153,28 @@ func (phoenixProtocol) subscribed(dst []byte, cmd *wsCommand, head uint64, misse
 	resp = append(resp, `,"missed":`...)
 	resp = strconv.AppendBool(resp, missed)
 	resp = append(resp, '}')
-	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, "system:"+strconv.FormatInt(cmd.systems[0], 10), "ok", string(resp))
+	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, cmd.topics[0], "ok", string(resp))
 }
 
 func (phoenixProtocol) failed(dst []byte, cmd *wsCommand, msg string) []byte {
-	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, "system:"+strconv.FormatInt(cmd.systems[0], 10), "error", reasonJSON(msg))
+	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, cmd.topics[0], "error", reasonJSON(msg))
 }
 
 func (phoenixProtocol) unsubscribed(dst []byte, cmd *wsCommand) []byte {
-	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, "system:"+strconv.FormatInt(cmd.systems[0], 10), "ok", "{}")
+	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, cmd.topics[0], "ok", "{}")
 }
 
-func (phoenixProtocol) left(dst []byte, system int64, f *wsFollow) []byte {
-	return appendPhoenixClose(dst, f.joinRef, system)
+func (phoenixProtocol) left(dst []byte, j *wsJoin) []byte {
+	return appendPhoenixClose(dst, j.joinRef, j.topic)
 }
 
-// event writes [join_ref,null,"system:<id>","new_killmail",{…}] with the
+// event writes [join_ref,null,"<topic>","new_killmail",{…}] with the
 // stored killmail bytes verbatim.
-func (phoenixProtocol) event(dst []byte, f *wsFollow, ev eventlog.Event) []byte {
+func (phoenixProtocol) event(dst []byte, j *wsJoin, ev eventlog.Event) []byte {
 	dst = append(dst, '[')
-	dst = appendRaw(dst, f.joinRef)
+	dst = appendRaw(dst, j.joinRef)
 	dst = append(dst, ",null,"...)
-	dst = appendTopic(dst, ev.SystemID)
+	dst = appendTopic(dst, j.topic)
 	dst = append(dst, `,"new_killmail",`...)
 	dst = ev.AppendJSON(dst)
 	return append(dst, ']')

@@ -18,7 +18,7 @@ func (s *Server) requestContext(c echo.Context, wait time.Duration) (context.Con
 
 // poll serves GET /api/killfeed.
 func (s *Server) poll(c echo.Context) error {
-	q, err := parsePoll(c.QueryParams(), s.cfg.MaxSystems, true)
+	q, err := parsePoll(s.universe, c.QueryParams(), s.cfg.MaxSystems, true)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func (s *Server) poll(c echo.Context) error {
 
 // next serves GET /api/killfeed/next: one event, or 204.
 func (s *Server) next(c echo.Context) error {
-	q, err := parsePoll(c.QueryParams(), s.cfg.MaxSystems, false)
+	q, err := parsePoll(s.universe, c.QueryParams(), s.cfg.MaxSystems, false)
 	if err != nil {
 		return err
 	}
@@ -82,10 +82,7 @@ func (s *Server) fetchWaiting(ctx context.Context, q pollQuery, msg any) (eventl
 	if q.wait == 0 {
 		return s.svc.Fetch(ctx, msg)
 	}
-	topics := make([]string, len(q.systems))
-	for i, id := range q.systems {
-		topics[i] = actors.SystemTopic(id)
-	}
+	topics := pubsubTopics(q.systems)
 	// One buffered event is enough to wake up; an overflow closes C, which
 	// wakes us too.
 	sub, err := s.svc.SubscribeTopics(ctx, 1, topics...)

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/universe"
 )
 
 // DefaultMaxBodyBytes bounds a POST body.
@@ -27,6 +28,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Websocket tunes the websocket endpoints.
 	Websocket WebsocketConfig
+	// Universe is the static data that maps systems to constellations and
+	// regions; nil means universe.Default().
+	Universe *universe.Universe
 	// Logger receives request errors; nil discards them.
 	Logger *slog.Logger
 }
@@ -40,6 +44,8 @@ type Server struct {
 	draining  chan struct{}
 	drainOnce sync.Once
 	ws        *wsHub
+	universe  *universe.Universe
+	redisq    *redisqQueues
 }
 
 // New builds the Echo routes over svc.
@@ -56,15 +62,20 @@ func New(svc *actors.Service, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Universe == nil {
+		cfg.Universe = universe.Default()
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
-	s := &Server{svc: svc, cfg: cfg, echo: e, draining: make(chan struct{})}
+	s := &Server{svc: svc, cfg: cfg, echo: e, draining: make(chan struct{}), universe: cfg.Universe, redisq: newRedisqQueues()}
 
 	e.GET("/healthz", s.health)
 	e.GET("/api/killfeed", s.poll)
 	e.GET("/api/killfeed/next", s.next)
 	e.POST("/api/killmails", s.ingest, s.requireToken)
+	e.GET("/listen.php", s.redisqListen)
+	e.GET("/api/redisq/listen.php", s.redisqListen)
 	s.websocketRoutes()
 	return s
 }

@@ -106,6 +106,9 @@ func (s *Server) websocketRoutes() {
 	s.ws = &wsHub{cfg: s.cfg.Websocket.withDefaults(), conns: make(map[*wsConn]struct{})}
 	s.echo.GET("/api/ws", func(c echo.Context) error { return s.serveWebsocket(c, nativeProtocol{}) })
 	s.echo.GET("/socket/websocket", s.servePhoenix)
+	zkill := func(c echo.Context) error { return s.serveWebsocket(c, zkillProtocol{}) }
+	s.echo.GET("/websocket/", zkill)
+	s.echo.GET("/websocket", zkill)
 }
 
 func (h *wsHub) add(wc *wsConn) bool {
@@ -151,7 +154,7 @@ func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 	}
 	h.accepted(wc, conn)
 	conn.SetReadLimit(h.cfg.ReadLimit)
-	newSession(ctx, s.svc, conn, h.cfg, proto, s.cfg.Logger).run()
+	newSession(ctx, s.svc, s.universe, conn, h.cfg, proto, s.cfg.Logger).run()
 	return nil
 }
 

@@ -19,7 +19,15 @@ import (
 //
 //	{"type":"subscribe","systems":[30000142],"since":12345}   // since optional
 //	{"type":"subscribe","systems":[30000142],"client_id":"me"} // resume from stored offsets
+//	{"type":"subscribe","regions":[10000002],"constellations":[20000020]}
+//	{"type":"subscribe","all":true}
 //	{"type":"unsubscribe","systems":[30000142]}
+//
+// A subscribe may name systems, constellations, regions and all together;
+// an event in several of them is sent once. Unsubscribe drops what an
+// earlier subscribe named (unsubscribing a system that was only followed
+// through its region changes nothing).
+//
 //	{"type":"ping"}
 //
 // Server frames: subscribed, killmail, unsubscribed, pong and error.
@@ -28,10 +36,13 @@ type nativeProtocol struct{}
 // nativeFrame is a client frame. Unknown fields are refused, so that a
 // misspelt "since" does not silently mean "from the head".
 type nativeFrame struct {
-	Type     string  `json:"type"`
-	Systems  []int64 `json:"systems"`
-	Since    *uint64 `json:"since"`
-	ClientID *string `json:"client_id"`
+	Type           string  `json:"type"`
+	Systems        []int64 `json:"systems"`
+	Constellations []int64 `json:"constellations"`
+	Regions        []int64 `json:"regions"`
+	All            *bool   `json:"all"`
+	Since          *uint64 `json:"since"`
+	ClientID       *string `json:"client_id"`
 }
 
 var pongFrame = []byte(`{"type":"pong"}`)
@@ -59,7 +70,7 @@ func (nativeProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
 	}
 	switch f.Type {
 	case "ping":
-		if f.Systems != nil || f.Since != nil || f.ClientID != nil {
+		if f.Systems != nil || f.Constellations != nil || f.Regions != nil || f.All != nil || f.Since != nil || f.ClientID != nil {
 			return nativeError("ping: takes no fields besides type")
 		}
 		return wsCommand{op: opReply, reply: pongFrame}
@@ -69,17 +80,28 @@ func (nativeProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
 	default:
 		return nativeError("type: " + strconv.Quote(f.Type) + " is not subscribe, unsubscribe or ping")
 	}
-	systems, msg := checkSystems(f.Systems)
-	if msg != "" {
+	var sel topicSel
+	var msg string
+	if sel.systems, msg = checkIDs("systems", "system", f.Systems); msg != "" {
 		return nativeError(msg)
+	}
+	if sel.constellations, msg = checkIDs("constellations", "constellation", f.Constellations); msg != "" {
+		return nativeError(msg)
+	}
+	if sel.regions, msg = checkIDs("regions", "region", f.Regions); msg != "" {
+		return nativeError(msg)
+	}
+	sel.all = f.All != nil && *f.All
+	if sel.empty() {
+		return nativeError("systems: at least one system id is required (or regions, constellations or all)")
 	}
 	if f.Type == "unsubscribe" {
 		if f.Since != nil || f.ClientID != nil {
-			return nativeError("unsubscribe: takes only systems")
+			return nativeError("unsubscribe: takes only systems, constellations, regions and all")
 		}
-		return wsCommand{op: opUnsubscribe, systems: systems}
+		return wsCommand{op: opUnsubscribe, sel: sel, topics: sel.topics()}
 	}
-	cmd := wsCommand{op: opSubscribe, systems: systems}
+	cmd := wsCommand{op: opSubscribe, sel: sel, topics: sel.topics()}
 	if f.Since != nil && f.ClientID != nil {
 		return nativeError("since, client_id: give one or the other, not both")
 	}
@@ -95,16 +117,13 @@ func (nativeProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
 	return cmd
 }
 
-// checkSystems validates and deduplicates system ids (first-seen order).
-func checkSystems(ids []int64) ([]int64, string) {
-	if len(ids) == 0 {
-		return nil, "systems: at least one system id is required"
-	}
+// checkIDs validates and deduplicates ids (first-seen order).
+func checkIDs(name, what string, ids []int64) ([]int64, string) {
 	out := make([]int64, 0, len(ids))
 	seen := make(map[int64]struct{}, len(ids))
 	for _, id := range ids {
 		if id <= 0 {
-			return nil, "systems: " + strconv.FormatInt(id, 10) + " is not a positive system id"
+			return nil, name + ": " + strconv.FormatInt(id, 10) + " is not a positive " + what + " id"
 		}
 		if _, dup := seen[id]; !dup {
 			seen[id] = struct{}{}
@@ -130,7 +149,9 @@ func describeJSONError(err error) string {
 func jsonKind(goKind string) string {
 	switch goKind {
 	case "slice":
-		return "an array of system ids"
+		return "an array of ids"
+	case "bool":
+		return "true or false"
 	case "uint64":
 		return "a non-negative integer event id"
 	case "int64":
@@ -142,8 +163,8 @@ func jsonKind(goKind string) string {
 }
 
 func (nativeProtocol) subscribed(dst []byte, cmd *wsCommand, head uint64, missed bool) []byte {
-	dst = append(dst, `{"type":"subscribed","systems":`...)
-	dst = appendSystems(dst, cmd.systems)
+	dst = append(dst, `{"type":"subscribed"`...)
+	dst = appendSel(dst, &cmd.sel)
 	dst = append(dst, `,"head":`...)
 	dst = strconv.AppendUint(dst, head, 10)
 	dst = append(dst, `,"missed":`...)
@@ -156,16 +177,35 @@ func (nativeProtocol) failed(dst []byte, _ *wsCommand, msg string) []byte {
 }
 
 func (nativeProtocol) unsubscribed(dst []byte, cmd *wsCommand) []byte {
-	dst = append(dst, `{"type":"unsubscribed","systems":`...)
-	dst = appendSystems(dst, cmd.systems)
+	dst = append(dst, `{"type":"unsubscribed"`...)
+	dst = appendSel(dst, &cmd.sel)
 	return append(dst, '}')
 }
 
-func (nativeProtocol) left(dst []byte, _ int64, _ *wsFollow) []byte { return dst }
+// appendSel appends ,"systems":[…] and, when given, ,"constellations":[…],
+// ,"regions":[…] and ,"all":true.
+func appendSel(dst []byte, sel *topicSel) []byte {
+	dst = append(dst, `,"systems":`...)
+	dst = appendSystems(dst, sel.systems)
+	if len(sel.constellations) > 0 {
+		dst = append(dst, `,"constellations":`...)
+		dst = appendSystems(dst, sel.constellations)
+	}
+	if len(sel.regions) > 0 {
+		dst = append(dst, `,"regions":`...)
+		dst = appendSystems(dst, sel.regions)
+	}
+	if sel.all {
+		dst = append(dst, `,"all":true`...)
+	}
+	return dst
+}
+
+func (nativeProtocol) left(dst []byte, _ *wsJoin) []byte { return dst }
 
 // event writes {"type":"killmail","event_id":…,"system_id":…,"killmail":…}
 // with the stored killmail bytes verbatim.
-func (nativeProtocol) event(dst []byte, _ *wsFollow, ev eventlog.Event) []byte {
+func (nativeProtocol) event(dst []byte, _ *wsJoin, ev eventlog.Event) []byte {
 	dst = append(dst, `{"type":"killmail"`...)
 	n := len(dst)
 	dst = ev.AppendJSON(dst)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/universe"
 )
 
 // wsProtocol is a wire protocol over a session: native JSON or Phoenix
@@ -26,26 +29,30 @@ type wsProtocol interface {
 	failed(dst []byte, cmd *wsCommand, msg string) []byte
 	// unsubscribed acknowledges an unsubscribe.
 	unsubscribed(dst []byte, cmd *wsCommand) []byte
-	// left tells the client a followed system was dropped by a later
-	// command (Phoenix's phx_close of a replaced join).
-	left(dst []byte, system int64, f *wsFollow) []byte
-	// event pushes one event of a followed system.
-	event(dst []byte, f *wsFollow, ev eventlog.Event) []byte
+	// left tells the client a joined topic was replaced by a later join of
+	// the same topic (Phoenix's phx_close).
+	left(dst []byte, j *wsJoin) []byte
+	// event pushes one event of a joined topic.
+	event(dst []byte, j *wsJoin, ev eventlog.Event) []byte
 }
 
 type wsOp uint8
 
 const (
 	opReply       wsOp = iota // write reply as is
-	opSubscribe               // follow systems, from since / client_id / the head
-	opUnsubscribe             // stop following systems
+	opSubscribe               // follow topics, from since / client_id / the head
+	opUnsubscribe             // stop following topics
 )
 
 // wsCommand is a parsed client frame.
 type wsCommand struct {
-	op       wsOp
-	reply    []byte
-	systems  []int64
+	op    wsOp
+	reply []byte
+	// topics are what to follow: "system:<id>", "constellation:<id>",
+	// "region:<id>" or "all" (see topicSystems).
+	topics []string
+	// sel is the native frame's selection, echoed in its acknowledgement.
+	sel      topicSel
 	since    uint64
 	hasSince bool
 	clientID string
@@ -55,13 +62,24 @@ type wsCommand struct {
 	afterReply []byte
 }
 
-// wsFollow is the state of one followed system.
-type wsFollow struct {
-	// floor: every event of the system with id <= floor was sent or is
-	// not wanted; live events at or below it are skipped.
-	floor    uint64
-	clientID string          // advanced as events are written, when set
+// wsJoin is one followed topic: a system, constellation, region or all.
+type wsJoin struct {
+	topic    string
+	systems  []int64         // expanded; [eventlog.AllSystems] for all
+	clientID string          // the client_id it was joined with, if any
 	joinRef  json.RawMessage // Phoenix join_ref
+}
+
+// wsFollow is the state of one followed system (eventlog.AllSystems for
+// all). A system in several joined topics is followed once, so that an
+// event is sent once per connection.
+type wsFollow struct {
+	system int64
+	// Every event of the system with start < id <= floor was sent; events
+	// at or below floor are not sent again (live ones are skipped).
+	start, floor uint64
+	clientID     string    // advanced as events are written, when set
+	joins        []*wsJoin // the topics holding it; events go out on the first (its system topic, when joined)
 }
 
 // session runs one websocket connection. One goroutine (run) owns the
@@ -75,21 +93,24 @@ type session struct {
 	proto  wsProtocol
 	logger *slog.Logger
 
-	sub     *actors.Subscription
-	follows map[int64]*wsFollow
-	clients int // follows with a client id
-	buf     []byte
-	drainBy time.Time // set once the subscription overflowed
-	cmds    chan wsCommand
+	universe *universe.Universe
+	sub      *actors.Subscription
+	joins    map[string]*wsJoin
+	follows  map[int64]*wsFollow
+	clients  int // follows with a client id
+	buf      []byte
+	drainBy  time.Time // set once the subscription overflowed
+	cmds     chan wsCommand
 
 	pingMu    sync.Mutex
 	pingTimer *time.Timer
 	ended     bool
 }
 
-func newSession(ctx context.Context, svc *actors.Service, conn *websocket.Conn, cfg WebsocketConfig, proto wsProtocol, logger *slog.Logger) *session {
+func newSession(ctx context.Context, svc *actors.Service, u *universe.Universe, conn *websocket.Conn, cfg WebsocketConfig, proto wsProtocol, logger *slog.Logger) *session {
 	return &session{
-		ctx: ctx, svc: svc, conn: conn, cfg: cfg, proto: proto, logger: logger,
+		ctx: ctx, svc: svc, universe: u, conn: conn, cfg: cfg, proto: proto, logger: logger,
+		joins:   make(map[string]*wsJoin),
 		follows: make(map[int64]*wsFollow),
 		cmds:    make(chan wsCommand, 4),
 	}
@@ -278,11 +299,10 @@ func (s *session) handle(cmd wsCommand) error {
 }
 
 func (s *session) unsubscribe(cmd *wsCommand) error {
-	topics := make([]string, 0, len(cmd.systems))
-	for _, id := range cmd.systems {
-		if f, ok := s.follows[id]; ok {
-			s.drop(id, f)
-			topics = append(topics, actors.SystemTopic(id))
+	var topics []string
+	for _, t := range cmd.topics {
+		if j, ok := s.joins[t]; ok {
+			topics = append(topics, pubsubTopics(s.leave(j))...)
 		}
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
@@ -296,11 +316,26 @@ func (s *session) unsubscribe(cmd *wsCommand) error {
 	return s.write(cmd.afterReply)
 }
 
-func (s *session) drop(id int64, f *wsFollow) {
-	if f.clientID != "" {
-		s.clients--
+// leave drops a joined topic and returns the systems no other joined topic
+// holds, which are no longer followed.
+func (s *session) leave(j *wsJoin) []int64 {
+	delete(s.joins, j.topic)
+	var gone []int64
+	for _, id := range j.systems {
+		f := s.follows[id]
+		if f == nil {
+			continue
+		}
+		f.joins = slices.DeleteFunc(f.joins, func(x *wsJoin) bool { return x == j })
+		if len(f.joins) == 0 {
+			if f.clientID != "" {
+				s.clients--
+			}
+			delete(s.follows, id)
+			gone = append(gone, id)
+		}
 	}
-	delete(s.follows, id)
+	return gone
 }
 
 // failed answers cmd with an error frame; the connection stays open.
@@ -309,61 +344,109 @@ func (s *session) failed(cmd *wsCommand, err error) error {
 	return s.send(s.proto.failed(s.buf[:0], cmd, msg))
 }
 
-// subscribe follows cmd.systems. It subscribes to PubSub first, then
-// replays the log after since (or the client's offsets), so that every
-// event published after the replay's last read is in the subscription: the
-// live events at or below that read's head are skipped.
+// subscribe joins cmd.topics. It subscribes to PubSub first, then replays
+// the log after since (or the client's offsets), so that every event
+// published after the replay's last read is in the subscription: the live
+// events at or below that read's head are skipped. A system already
+// followed through another topic keeps its follow: the replay skips what
+// that follow sent or will send, so no event goes out twice.
 func (s *session) subscribe(cmd *wsCommand) error {
-	added := 0
-	for _, id := range cmd.systems {
-		if _, ok := s.follows[id]; !ok {
-			added++
+	var systems []int64
+	seen := make(map[int64]struct{})
+	expanded := make([][]int64, len(cmd.topics))
+	for i, t := range cmd.topics {
+		ids, err := topicSystems(s.universe, t)
+		if err != nil {
+			return s.failed(cmd, err)
+		}
+		expanded[i] = ids
+		for _, id := range ids {
+			if _, dup := seen[id]; !dup {
+				seen[id] = struct{}{}
+				systems = append(systems, id)
+			}
 		}
 	}
-	if len(s.follows)+added > s.cfg.MaxSystems {
+	n := 0
+	for id := range s.follows {
+		if id != eventlog.AllSystems {
+			n++
+		}
+	}
+	for _, id := range systems {
+		if _, ok := s.follows[id]; !ok && id != eventlog.AllSystems {
+			n++
+		}
+	}
+	if n > s.cfg.MaxSystems {
 		return s.failed(cmd, badParam("systems", "more than "+strconv.Itoa(s.cfg.MaxSystems)+" systems on this connection"))
 	}
-	topics := make([]string, len(cmd.systems))
-	for i, id := range cmd.systems {
-		topics[i] = actors.SystemTopic(id)
-	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
-	err := s.sub.Add(ctx, topics...)
+	err := s.sub.Add(ctx, pubsubTopics(systems)...)
 	cancel()
 	if err != nil {
 		return s.failed(cmd, err)
 	}
-	// Systems followed already restart from this request's position.
-	for _, id := range cmd.systems {
-		if f, ok := s.follows[id]; ok {
-			if err := s.send(s.proto.left(s.buf[:0], id, f)); err != nil {
+	// A topic joined already restarts from this request's position; a plain
+	// subscribe of it again changes nothing.
+	restart := cmd.hasSince || cmd.clientID != "" || len(cmd.joinRef) > 0
+	joins := make([]*wsJoin, 0, len(cmd.topics))
+	for i, t := range cmd.topics {
+		if j, ok := s.joins[t]; ok {
+			if !restart {
+				continue
+			}
+			if err := s.send(s.proto.left(s.buf[:0], j)); err != nil {
 				return err
 			}
-			if cmd.hasSince || cmd.clientID != "" || len(f.joinRef) > 0 {
-				s.drop(id, f)
-			}
+			s.leave(j)
 		}
+		joins = append(joins, &wsJoin{topic: t, systems: expanded[i], clientID: cmd.clientID, joinRef: cmd.joinRef})
+	}
+	r := replay{cmd: cmd, systems: systems}
+	if len(joins) > 0 {
+		r.join = joins[0]
 	}
 	switch {
 	case cmd.clientID != "":
-		return s.replayClient(cmd)
+		err = s.replayClient(&r)
 	case cmd.hasSince:
-		return s.replaySince(cmd)
+		r.start = cmd.since
+		err = s.replaySince(&r)
+	default:
+		var b eventlog.Batch
+		if b, err = s.fetch(&actors.FetchSince{}); err != nil {
+			return s.failedSubscribe(cmd, systems, err)
+		}
+		r.head, r.start = b.Head, b.Head
+		err = s.send(s.proto.subscribed(s.buf[:0], cmd, b.Head, false))
 	}
-	b, err := s.fetch(&actors.FetchSince{})
+	if r.failed {
+		return s.failedSubscribe(cmd, systems, err)
+	}
 	if err != nil {
-		return s.failedSubscribe(cmd, err)
+		return err
 	}
-	s.follow(cmd, b.Head)
-	return s.send(s.proto.subscribed(s.buf[:0], cmd, b.Head, false))
+	s.follow(joins, r.start, r.head)
+	return nil
+}
+
+// replay is the state of one subscribe's replay.
+type replay struct {
+	cmd     *wsCommand
+	systems []int64
+	join    *wsJoin // the events go out on it
+	start   uint64  // new follows sent every event after it
+	head    uint64  // ... up to here
+	failed  bool    // the first read failed: nothing was sent
 }
 
 // failedSubscribe undoes the PubSub side of a subscribe that failed.
-func (s *session) failedSubscribe(cmd *wsCommand, err error) error {
+func (s *session) failedSubscribe(cmd *wsCommand, systems []int64, err error) error {
 	var topics []string
-	for _, id := range cmd.systems {
+	for _, id := range systems {
 		if _, ok := s.follows[id]; !ok {
-			topics = append(topics, actors.SystemTopic(id))
+			topics = append(topics, pubsubTopic(id))
 		}
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
@@ -378,43 +461,64 @@ func (s *session) fetch(msg any) (eventlog.Batch, error) {
 	return s.svc.Fetch(ctx, msg)
 }
 
-// follow records cmd's systems as followed from floor.
-func (s *session) follow(cmd *wsCommand, floor uint64) {
-	for _, id := range cmd.systems {
-		if f, ok := s.follows[id]; ok {
-			f.floor = max(f.floor, floor)
-			continue
-		}
-		s.follows[id] = &wsFollow{floor: floor, clientID: cmd.clientID, joinRef: cmd.joinRef}
-		if cmd.clientID != "" {
-			s.clients++
+// follow records joins as followed: new follows sent every event in
+// (start, head]; existing ones, held by other topics, keep their position.
+func (s *session) follow(joins []*wsJoin, start, head uint64) {
+	for _, j := range joins {
+		s.joins[j.topic] = j
+		for _, id := range j.systems {
+			f, ok := s.follows[id]
+			if !ok {
+				f = &wsFollow{system: id, start: start, floor: head}
+				s.follows[id] = f
+			}
+			if strings.HasPrefix(j.topic, "system:") {
+				f.joins = slices.Insert(f.joins, 0, j) // the most specific topic carries it
+			} else {
+				f.joins = append(f.joins, j)
+			}
+			if f.clientID == "" && j.clientID != "" {
+				f.clientID = j.clientID
+				s.clients++
+			}
 		}
 	}
 }
 
-func (s *session) replaySince(cmd *wsCommand) error {
-	after := cmd.since
+// covered says whether a followed system's existing follow sent ev or will
+// send it live.
+func (s *session) covered(ev eventlog.Event) bool {
+	for _, f := range [2]*wsFollow{s.follows[ev.SystemID], s.follows[eventlog.AllSystems]} {
+		if f != nil && ev.ID > f.start {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) replaySince(r *replay) error {
+	after := r.cmd.since
 	for first := true; ; first = false {
-		b, err := s.fetch(&actors.FetchSince{Systems: cmd.systems, After: after, Limit: wsReplayPage})
+		b, err := s.fetch(&actors.FetchSince{Systems: r.systems, After: after, Limit: wsReplayPage})
 		if err != nil {
-			if first {
-				return s.failedSubscribe(cmd, err)
-			}
+			r.failed = first
 			return err // the stream would have a gap: end it, the client resumes
 		}
 		if first {
-			if err := s.send(s.proto.subscribed(s.buf[:0], cmd, b.Head, b.Missed)); err != nil {
+			if err := s.send(s.proto.subscribed(s.buf[:0], r.cmd, b.Head, b.Missed)); err != nil {
 				return err
 			}
 		}
 		for _, ev := range b.Events {
-			if err := s.send(s.proto.event(s.buf[:0], &wsFollow{joinRef: cmd.joinRef}, ev)); err != nil {
-				return err
+			if !s.covered(ev) {
+				if err := s.send(s.proto.event(s.buf[:0], r.join, ev)); err != nil {
+					return err
+				}
 			}
 			after = ev.ID
 		}
 		if len(b.Events) < wsReplayPage {
-			s.follow(cmd, b.Head)
+			r.head = b.Head
 			return nil
 		}
 	}
@@ -422,33 +526,40 @@ func (s *session) replaySince(cmd *wsCommand) error {
 
 // replayClient replays what clientID has not read, advancing its offset
 // past each event written; once caught up its offsets stand at the head.
-func (s *session) replayClient(cmd *wsCommand) error {
+func (s *session) replayClient(r *replay) error {
+	clientID := r.cmd.clientID
 	for first := true; ; first = false {
-		b, err := s.fetch(&actors.PeekForClient{ClientID: cmd.clientID, Systems: cmd.systems, Limit: wsReplayPage})
+		b, err := s.fetch(&actors.PeekForClient{ClientID: clientID, Systems: r.systems, Limit: wsReplayPage})
 		if err != nil {
-			if first {
-				return s.failedSubscribe(cmd, err)
-			}
+			r.failed = first
 			return err
 		}
 		if first {
-			if err := s.send(s.proto.subscribed(s.buf[:0], cmd, b.Head, b.Missed)); err != nil {
+			if err := s.send(s.proto.subscribed(s.buf[:0], r.cmd, b.Head, b.Missed)); err != nil {
 				return err
 			}
 		}
 		for _, ev := range b.Events {
-			if err := s.send(s.proto.event(s.buf[:0], &wsFollow{joinRef: cmd.joinRef}, ev)); err != nil {
-				return err
+			if !s.covered(ev) {
+				if err := s.send(s.proto.event(s.buf[:0], r.join, ev)); err != nil {
+					return err
+				}
 			}
-			if err := s.advance(cmd.clientID, []int64{ev.SystemID}, ev.ID); err != nil {
+			key := ev.SystemID
+			if slices.Contains(r.systems, eventlog.AllSystems) {
+				key = eventlog.AllSystems
+			}
+			if err := s.advance(clientID, []int64{key}, ev.ID); err != nil {
 				return err
 			}
 		}
 		if len(b.Events) < wsReplayPage {
-			if err := s.advance(cmd.clientID, cmd.systems, b.Head); err != nil {
+			if err := s.advance(clientID, r.systems, b.Head); err != nil {
 				return err
 			}
-			s.follow(cmd, b.Head)
+			// The client's offsets differ per system: claim nothing before
+			// the head as sent.
+			r.start, r.head = b.Head, b.Head
 			return nil
 		}
 	}
@@ -460,23 +571,38 @@ func (s *session) advance(clientID string, systems []int64, through uint64) erro
 	return s.svc.Advance(ctx, clientID, systems, through)
 }
 
-// live writes a published event unless it is not followed or was replayed.
+// live writes a published event unless it is not followed or was sent.
+// The event's system and all may both be followed: it goes out once, on
+// the first follow that has not sent it.
 func (s *session) live(ev *actors.KillmailInserted) error {
 	if s.drainBy.IsZero() && s.sub.Err() != nil {
 		// Overflowed: what is buffered goes out behind the write in flight,
 		// within the grace, then the close frame.
 		s.drainBy = time.Now().Add(wsCloseGrace)
 	}
-	f := s.follows[ev.SystemID]
-	if f == nil || ev.EventID <= f.floor {
+	fs := [2]*wsFollow{s.follows[ev.SystemID], s.follows[eventlog.AllSystems]}
+	var to *wsFollow
+	for _, f := range fs {
+		if f != nil && ev.EventID > f.floor && to == nil {
+			to = f
+		}
+	}
+	if to == nil {
 		return nil
 	}
-	f.floor = ev.EventID
-	if err := s.send(s.proto.event(s.buf[:0], f, ev.Event())); err != nil {
+	if err := s.send(s.proto.event(s.buf[:0], to.joins[0], ev.Event())); err != nil {
 		return err
 	}
-	if f.clientID != "" {
-		return s.advance(f.clientID, []int64{ev.SystemID}, ev.EventID)
+	for _, f := range fs {
+		if f == nil || f.floor >= ev.EventID {
+			continue
+		}
+		f.floor = ev.EventID
+		if f.clientID != "" {
+			if err := s.advance(f.clientID, []int64{f.system}, ev.EventID); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -183,6 +183,14 @@ func Specs(name string, open Opener) bool {
 				Expect(ids(fetch("a", []int64{jita}, 0))).To(Equal([]uint64{1, 2, 3}))
 			})
 
+			It("reads a system listed twice once", func() {
+				appendAll(InSystem(jita, 0, 2))
+				Expect(ids(fetch("twice", []int64{jita, amarr, jita}, 0))).To(Equal([]uint64{1, 2}))
+				b, err := log.Since([]int64{jita, jita}, 0, 0)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(ids(b)).To(Equal([]uint64{1, 2}))
+			})
+
 			It("deduplicates within one batch", func() {
 				km := InSystem(jita, 0, 1)[0]
 				res := appendAll([]killmail.Killmail{km, km})
@@ -285,6 +293,72 @@ func Specs(name string, open Opener) bool {
 				appendAll(InSystem(jita, 0, 2))
 				appendAll(InSystem(amarr, 2, 1))
 				Expect(got).To(Equal([]uint64{1, 2, 3}))
+			})
+		})
+
+		Context("following AllSystems", func() {
+			const unknown = int64(31999999) // in no region of the static data
+			all := []int64{eventlog.AllSystems}
+
+			It("reads every system's events once, in order, and only new ones on the next fetch", func() {
+				openLog()
+				appendAll(InSystem(jita, 0, 2))    // 1, 2
+				appendAll(InSystem(unknown, 2, 1)) // 3
+				appendAll(InSystem(amarr, 3, 2))   // 4, 5
+				b := fetch("all", all, 0)
+				Expect(ids(b)).To(Equal([]uint64{1, 2, 3, 4, 5}))
+				Expect(b.Events[2].SystemID).To(Equal(unknown))
+				Expect(b.Head).To(Equal(uint64(5)))
+				Expect(fetch("all", all, 0).Events).To(BeEmpty())
+				appendAll(InSystem(dodixie, 5, 3)) // 6, 7, 8
+				Expect(ids(fetch("all", all, 2))).To(Equal([]uint64{6, 7}))
+				Expect(ids(fetch("all", all, 2))).To(Equal([]uint64{8}))
+			})
+
+			It("returns an event once when explicit systems are followed with it", func() {
+				openLog()
+				appendAll(InSystem(jita, 0, 2))  // 1, 2
+				appendAll(InSystem(amarr, 2, 2)) // 3, 4
+				Expect(ids(fetch("mixed", []int64{jita, eventlog.AllSystems, amarr}, 0))).To(Equal([]uint64{1, 2, 3, 4}))
+				b, err := log.Since([]int64{amarr, eventlog.AllSystems}, 1, 0)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(ids(b)).To(Equal([]uint64{2, 3, 4}))
+				b, err = log.Peek("fresh", []int64{eventlog.AllSystems, jita}, 3)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(ids(b)).To(Equal([]uint64{1, 2, 3}))
+			})
+
+			It("holds GC at its offset, and lets it go once read", func() {
+				openLog()
+				appendAll(InSystem(jita, 0, 2))  // 1, 2
+				fetch("all", all, 1)             // all at 1
+				appendAll(InSystem(amarr, 2, 2)) // 3, 4
+				fetch("jita", []int64{jita}, 0)  // jita at 4
+				Expect(collect().Through).To(Equal(uint64(1)))
+				Expect(ids(fetch("all", all, 0))).To(Equal([]uint64{2, 3, 4}))
+				Expect(collect().Through).To(Equal(uint64(4)))
+				Expect(log.Stats().Events).To(BeZero())
+			})
+
+			It("says missed when caps dropped an event it had not read, whatever its system", func() {
+				cfg.MaxEvents = 2
+				openLog()
+				appendAll(InSystem(jita, 0, 1)) // 1
+				fetch("all", all, 0)            // all at 1
+				appendAll(InSystem(amarr, 1, 1))
+				appendAll(InSystem(unknown, 2, 2)) // 2..4: 2 is dropped
+				b := fetch("all", all, 0)
+				Expect(b.Missed).To(BeTrue())
+				Expect(ids(b)).To(Equal([]uint64{3, 4}))
+				Expect(fetch("all", all, 0).Missed).To(BeFalse())
+
+				b, err := log.Since(all, 1, 0)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(b.Missed).To(BeTrue())
+				b, err = log.Since(all, 2, 0)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(b.Missed).To(BeFalse())
+				Expect(ids(b)).To(Equal([]uint64{3, 4}))
 			})
 		})
 

@@ -51,7 +51,7 @@ func helper(mode, dir string) error {
 	}
 	if mode == "hold" { // keep the dir locked until killed
 		fmt.Println("ready")
-		select {}
+		time.Sleep(time.Hour)
 	}
 	l, err := eventlog.Open(eventlog.Config{}, store)
 	if err != nil {

@@ -12,4 +12,7 @@ var (
 	// ErrCorrupt is returned when the directory or a stored value is not what
 	// this package wrote.
 	ErrCorrupt = errors.New("pebblestore: corrupt data")
+	// ErrDiskFull is returned by Append when the data dir's filesystem has
+	// less than Options.MinFreeBytes free.
+	ErrDiskFull = errors.New("pebblestore: disk nearly full")
 )

@@ -31,6 +31,16 @@ var _ = logtest.Specs("pebble", func(cfg eventlog.Config) *eventlog.Log {
 	return l
 })
 
+// The same specs with a one-byte body cache: every read goes to the disk.
+var _ = logtest.Specs("pebble, bodies read from disk", func(cfg eventlog.Config) *eventlog.Log {
+	store, err := pebblestore.Open(GinkgoT().TempDir(), pebblestore.Options{})
+	Expect(err).NotTo(HaveOccurred())
+	cfg.HotBytes = 1
+	l, err := eventlog.Open(cfg, store)
+	Expect(err).NotTo(HaveOccurred())
+	return l
+})
+
 var leakOpts []goleak.Option
 
 var _ = BeforeSuite(func() {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -47,6 +48,14 @@ type Options struct {
 	// BeforeAppend is a test hook called at the start of every Append; an
 	// error it returns fails that Append before anything is written.
 	BeforeAppend func() error
+	// MinFreeBytes is the free space the data dir's filesystem must keep:
+	// below it Append fails with ErrDiskFull (the insert is refused, reads
+	// go on) instead of letting Pebble hit a failed WAL write, which it
+	// treats as fatal. 0 means 64 MiB; negative disables the check.
+	MinFreeBytes int64
+	// FreeBytes reports the free bytes of the filesystem holding dir; nil
+	// means statfs. Tests use it to simulate a full disk.
+	FreeBytes func(dir string) (uint64, error)
 }
 
 // Store is an eventlog.Store over Pebble. It is safe for concurrent use.
@@ -56,6 +65,8 @@ type Store struct {
 	lock         io.Closer
 	cache        *pebble.Cache
 	beforeAppend func() error
+	minFree      int64
+	freeBytes    func(dir string) (uint64, error)
 
 	// mu is held for reading by every operation and for writing by Close,
 	// which so waits for operations in flight. Appends share it and meet in
@@ -122,6 +133,8 @@ func open(dir string, opts Options) (_ *Store, err error) {
 		dir:          dir,
 		lock:         lock,
 		beforeAppend: opts.BeforeAppend,
+		minFree:      opts.MinFreeBytes,
+		freeBytes:    opts.FreeBytes,
 		compactAfter: 10_000,
 		compacted:    make(map[byte]uint64),
 		logger:       logger,
@@ -196,7 +209,7 @@ func (s *Store) checkFormat() error {
 func existing(fs vfs.FS, dir string) (bool, error) {
 	desc, err := pebble.Peek(dir, fs)
 	if err != nil {
-		return false, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return false, fmt.Errorf("read dir: %w", markCorrupt(err))
 	}
 	if desc.Exists {
 		return true, nil
@@ -274,11 +287,11 @@ func (s *Store) load() (eventlog.Loaded, error) {
 			return err
 		}
 		r := eventlog.Record{ID: id}
-		// The body size is stored for the Log's byte accounting; Record
-		// has no field for it yet, so reloaded events count 0 bytes.
-		if _, err := decodeIndex(v, &r); err != nil {
+		size, err := decodeIndex(v, &r)
+		if err != nil {
 			return err
 		}
+		r.Size = int64(size)
 		if id <= dropped {
 			ld.Forgotten = append(ld.Forgotten, r)
 		} else {
@@ -321,8 +334,8 @@ func (s *Store) scan(prefix []byte, fn func(k, v []byte) error) error {
 			err = fn(it.Key(), v)
 		}
 		if err != nil {
-			_ = it.Close()
-			return fmt.Errorf("key %q: %w", it.Key(), err)
+			err = fmt.Errorf("key %q: %w", it.Key(), err)
+			return errors.Join(err, it.Close())
 		}
 	}
 	return it.Close()
@@ -347,6 +360,9 @@ func (s *Store) Append(recs []eventlog.Record, cursors []eventlog.Cursor) error 
 		if err := s.beforeAppend(); err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
+	}
+	if err := s.checkFree(); err != nil {
+		return fmt.Errorf("append: %w", err)
 	}
 	if err := s.acquire(); err != nil {
 		return err
@@ -377,6 +393,37 @@ func (s *Store) Append(recs []eventlog.Record, cursors []eventlog.Cursor) error 
 		return fmt.Errorf("append: %w", err)
 	}
 	return nil
+}
+
+// checkFree refuses a write when the data dir's filesystem is nearly full.
+func (s *Store) checkFree() error {
+	if s.minFree < 0 {
+		return nil
+	}
+	need := uint64(64 << 20)
+	if s.minFree > 0 {
+		need = uint64(s.minFree)
+	}
+	free := s.freeBytes
+	if free == nil {
+		free = statfsFree
+	}
+	n, err := free(s.dir)
+	if err != nil {
+		return nil // cannot tell: let the write try
+	}
+	if n < need {
+		return fmt.Errorf("%w: %d MiB free in %s, %d MiB kept free", ErrDiskFull, n>>20, s.dir, need>>20)
+	}
+	return nil
+}
+
+func statfsFree(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
 }
 
 // Body returns the stored killmail of event id.

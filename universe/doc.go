@@ -1,0 +1,7 @@
+// Package universe owns the EVE static data killfeed needs to route a
+// killmail beyond its solar system: which constellation and region a system
+// belongs to, and which systems make up a constellation or a region. The
+// data (8,436 systems, including wormhole, Abyssal and void space) is
+// embedded in the binary from solar_systems.csv. A system id it does not
+// know belongs to no constellation or region.
+package universe
