@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/eventlog/pebblestore"
 	"github.com/killfeed/killfeed/transport"
 	"github.com/killfeed/killfeed/universe"
 )
@@ -25,6 +27,9 @@ type App struct {
 	served chan error
 	// stopIngest stops the upstream sources and waits for them.
 	stopIngest func()
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // Start opens storage, spawns the actors and starts serving HTTP. It
@@ -98,12 +103,24 @@ func openLog(cfg Config) (*eventlog.Log, bool, error) {
 		MaxAge:    cfg.MaxAge,
 		ClientTTL: cfg.ClientTTL,
 	}
-	switch cfg.Storage {
-	case StorageMemory:
+	if cfg.Storage == StorageMemory {
 		log, err := eventlog.Open(lc, nil)
 		return log, false, err
 	}
-	return nil, false, fmt.Errorf("storage %q: not available in this build", cfg.Storage)
+	start := time.Now()
+	store, err := pebblestore.Open(cfg.DataDir, pebblestore.Options{Logger: cfg.Logger})
+	if err != nil {
+		return nil, false, fmt.Errorf("open storage: %w", err)
+	}
+	log, err := eventlog.Open(lc, store)
+	if err != nil {
+		_ = store.Close()
+		return nil, false, fmt.Errorf("open storage %s: %w", cfg.DataDir, err)
+	}
+	st := log.Stats()
+	cfg.Logger.Info("storage loaded", "dir", cfg.DataDir, "events", st.Events, "clients", st.Clients,
+		"bytes", st.Bytes, "head", st.Head, "took", time.Since(start).Round(time.Millisecond))
+	return log, true, nil
 }
 
 // Addr is the bound HTTP address.
@@ -120,8 +137,13 @@ func (a *App) Actors() *actors.Service { return a.actors }
 
 // Shutdown stops in order: upstream sources, HTTP (in-flight requests
 // finish), websockets (closed with 1001), actors, then storage (offsets
-// flushed, files closed).
+// flushed, files closed). Later calls return the first call's result.
 func (a *App) Shutdown(ctx context.Context) error {
+	a.shutdownOnce.Do(func() { a.shutdownErr = a.shutdown(ctx) })
+	return a.shutdownErr
+}
+
+func (a *App) shutdown(ctx context.Context) error {
 	var errs []error
 	a.stopIngest()
 	a.api.Drain()

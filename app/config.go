@@ -20,7 +20,7 @@ const (
 type Config struct {
 	// Listen is the HTTP listen address; "" means ":8080".
 	Listen string
-	// Storage is StorageMemory or StorageDisk; "" means StorageMemory.
+	// Storage is StorageDisk or StorageMemory; "" means StorageDisk.
 	Storage string
 	// DataDir is where StorageDisk keeps its data; "" means "./killfeed-data".
 	DataDir string
@@ -55,7 +55,7 @@ func (c Config) withDefaults() Config {
 		c.Listen = ":8080"
 	}
 	if c.Storage == "" {
-		c.Storage = StorageMemory
+		c.Storage = StorageDisk
 	}
 	if c.DataDir == "" {
 		c.DataDir = "./killfeed-data"

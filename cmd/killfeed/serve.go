@@ -42,7 +42,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs := flag.NewFlagSet("killfeed", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Listen, "listen", ":8080", "HTTP listen address")
-	fs.StringVar(&cfg.Storage, "storage", app.StorageMemory, "storage backend: memory")
+	fs.StringVar(&cfg.Storage, "storage", app.StorageDisk, "storage backend: disk (embedded, in --data-dir) or memory (ephemeral)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./killfeed-data", "data directory of the disk storage")
 	fs.DurationVar(&cfg.GCInterval, "gc-interval", 60e9, "how often retention runs")
 	fs.DurationVar(&cfg.OffsetFlush, "offset-flush", 1e9, "longest time a changed client offset stays unpersisted")
