@@ -36,6 +36,9 @@ type FetchForClient struct {
 type FetchOneEvent struct {
 	ClientID string
 	Systems  []int64
+	// NewAtHead starts a client that does not exist yet at the head instead
+	// of the oldest retained event (a new RedisQ queue).
+	NewAtHead bool
 }
 
 // PeekForClient reads like FetchForClient without advancing. Reply: *FetchResult.

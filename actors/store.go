@@ -51,6 +51,12 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, msg.Limit)
 		ctx.Respond(&FetchResult{Batch: b, Err: err})
 	case *FetchOneEvent:
+		if msg.NewAtHead {
+			if err := a.log.Join(msg.ClientID, msg.Systems); err != nil {
+				ctx.Respond(&FetchResult{Err: err})
+				return
+			}
+		}
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, 1)
 		ctx.Respond(&FetchResult{Batch: b, Err: err})
 	case *PeekForClient:

@@ -360,6 +360,22 @@ func (l *Log) Since(systems []int64, after uint64, limit int) (Batch, error) {
 	return l.read(systems, func(int64) (uint64, bool) { return after, true }, limit)
 }
 
+// Join starts a new client at the head of systems, so that it receives
+// only events stored from now on (RedisQ's semantics for a new queue). A
+// client that exists is left as it is.
+func (l *Log) Join(clientID string, systems []int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if _, ok := l.clients[clientID]; ok {
+		return nil
+	}
+	l.advance(clientID, l.client(clientID), systems, l.head)
+	return nil
+}
+
 // Advance moves clientID's offsets for systems forward to through (never
 // back), as if it had read every event of those systems up to there.
 func (l *Log) Advance(clientID string, systems []int64, through uint64) error {

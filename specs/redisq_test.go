@@ -124,7 +124,29 @@ var _ = Describe("RedisQ compatibility (GET /listen.php)", func() {
 		base = kf.URL()
 	})
 
+	// register makes a queue's first request, as a bot does when it starts:
+	// a new queue starts at the next killmail, like RedisQ's.
+	register := func(ctx SpecContext, path, queue string, extra ...string) {
+		GinkgoHelper()
+		status, p, raw := listen(ctx, listenURL(base, path, queue, append([]string{"ttw", "1"}, extra...)...))
+		Expect(status).To(Equal(http.StatusOK), "body: %s", raw)
+		Expect(p.Package).To(BeNil())
+	}
+
+	It("starts a new queue at the next killmail, not the backlog", func(ctx SpecContext) {
+		insertZKB(ctx, base, jita, 2, true)
+		register(ctx, "/listen.php", "fresh")
+		sent := insertZKB(ctx, base, amarr, 1, true)
+		_, p, _ := listen(ctx, listenURL(base, "/listen.php", "fresh", "ttw", "1"))
+		Expect(p.Package).NotTo(BeNil())
+		Expect(p.Package.ZKB).To(MatchJSON(sent[0]["zkb"]))
+		_, p, _ = listen(ctx, listenURL(base, "/listen.php", "fresh", "ttw", "1"))
+		Expect(p.Package).To(BeNil())
+	})
+
 	It("hands a bot's loop every killmail once, in order, with killmail and zkb split like RedisQ", func(ctx SpecContext) {
+		register(ctx, "/listen.php", "bot")
+		register(ctx, "/api/redisq/listen.php", "other")
 		sent := insertZKB(ctx, base, jita, 5, true)
 		sent = append(sent, insertZKB(ctx, base, amarr, 3, true)...)
 		sent = append(sent, insertZKB(ctx, base, unknownSys, 2, false)...)
@@ -255,6 +277,14 @@ var _ = Describe("RedisQ compatibility (GET /listen.php)", func() {
 	)
 
 	It("delivers only killmails matching any filter term", func(ctx SpecContext) {
+		filters := map[string]string{
+			"forge": "region:10000002",
+			"mixed": "system:31999999, constellation:20000020,region:10000043",
+			"jita":  "system:30000142,constellation:20000020",
+		}
+		for queue, filter := range filters {
+			register(ctx, "/listen.php", queue, "filter", filter)
+		}
 		insertZKB(ctx, base, amarr, 1, true)      // Domain
 		insertZKB(ctx, base, itamo, 1, true)      // The Forge
 		insertZKB(ctx, base, unknownSys, 1, true) // no region
@@ -272,16 +302,16 @@ var _ = Describe("RedisQ compatibility (GET /listen.php)", func() {
 				systems = append(systems, s)
 			}
 		}
-		Expect(collect("forge", "region:10000002")).To(Equal([]int64{itamo, perimeter, jita}))
-		Expect(collect("mixed", "system:31999999, constellation:20000020,region:10000043")).
-			To(Equal([]int64{amarr, unknownSys, perimeter, jita}))
-		Expect(collect("jita", "system:30000142,constellation:20000020")).To(Equal([]int64{perimeter, jita}))
+		Expect(collect("forge", filters["forge"])).To(Equal([]int64{itamo, perimeter, jita}))
+		Expect(collect("mixed", filters["mixed"])).To(Equal([]int64{amarr, unknownSys, perimeter, jita}))
+		Expect(collect("jita", filters["jita"])).To(Equal([]int64{perimeter, jita}))
 	})
 
 	Context("with a short client TTL", func() {
 		BeforeEach(func() { cfg.ClientTTL = 300 * time.Millisecond })
 
 		It("forgets an idle queue, which stops holding killmails back", func(ctx SpecContext) {
+			register(ctx, "/listen.php", "idle")
 			insertZKB(ctx, base, jita, 3, true)
 			_, p, _ := listen(ctx, listenURL(base, "/listen.php", "idle", "ttw", "1"))
 			Expect(p.Package).NotTo(BeNil())

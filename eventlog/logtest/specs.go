@@ -266,6 +266,15 @@ func Specs(name string, open Opener) bool {
 				Expect(ids(b)).To(Equal([]uint64{3}))
 			})
 
+			It("starts a joining client at the head and leaves an existing one alone", func() {
+				appendAll(InSystem(jita, 0, 3))
+				Expect(log.Join("late", []int64{jita})).To(Succeed())
+				Expect(fetch("late", []int64{jita}, 0).Events).To(BeEmpty())
+				appendAll(InSystem(jita, 3, 1))
+				Expect(log.Join("late", []int64{jita})).To(Succeed())
+				Expect(ids(fetch("late", []int64{jita}, 0))).To(Equal([]uint64{4}))
+			})
+
 			It("persists nothing of a peek and advances on demand", func() {
 				appendAll(InSystem(jita, 0, 3))
 				b, err := log.Peek("ws", []int64{jita}, 0)
