@@ -497,70 +497,70 @@ func (s *session) covered(ev eventlog.Event) bool {
 }
 
 func (s *session) replaySince(r *replay) error {
-	after := r.cmd.since
-	for first := true; ; first = false {
-		b, err := s.fetch(&actors.FetchSince{Systems: r.systems, After: after, Limit: wsReplayPage})
-		if err != nil {
-			r.failed = first
-			return err // the stream would have a gap: end it, the client resumes
-		}
-		if first {
-			if err := s.send(s.proto.subscribed(s.buf[:0], r.cmd, b.Head, b.Missed)); err != nil {
-				return err
-			}
-		}
-		for _, ev := range b.Events {
-			if !s.covered(ev) {
-				if err := s.send(s.proto.event(s.buf[:0], r.join, ev)); err != nil {
-					return err
-				}
-			}
-			after = ev.ID
-		}
-		if len(b.Events) < wsReplayPage {
-			r.head = b.Head
-			return nil
-		}
-	}
+	head, err := s.replayPages(r, func(after uint64) any {
+		return &actors.FetchSince{Systems: r.systems, After: after, Limit: wsReplayPage}
+	}, nil)
+	r.head = head
+	return err
 }
 
 // replayClient replays what clientID has not read, advancing its offset
 // past each event written; once caught up its offsets stand at the head.
 func (s *session) replayClient(r *replay) error {
 	clientID := r.cmd.clientID
+	all := slices.Contains(r.systems, eventlog.AllSystems)
+	head, err := s.replayPages(r, func(uint64) any {
+		return &actors.PeekForClient{ClientID: clientID, Systems: r.systems, Limit: wsReplayPage}
+	}, func(ev eventlog.Event) error {
+		key := ev.SystemID
+		if all {
+			key = eventlog.AllSystems
+		}
+		return s.advance(clientID, []int64{key}, ev.ID)
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.advance(clientID, r.systems, head); err != nil {
+		return err
+	}
+	// The client's offsets differ per system: claim nothing before the head
+	// as sent.
+	r.start, r.head = head, head
+	return nil
+}
+
+// replayPages reads page(after) until a short page, sending the subscribed
+// acknowledgement first, then every event not already covered; wrote, when
+// set, runs after each event. It returns the head of the last page.
+func (s *session) replayPages(r *replay, page func(after uint64) any, wrote func(eventlog.Event) error) (uint64, error) {
+	after := r.cmd.since
 	for first := true; ; first = false {
-		b, err := s.fetch(&actors.PeekForClient{ClientID: clientID, Systems: r.systems, Limit: wsReplayPage})
+		b, err := s.fetch(page(after))
 		if err != nil {
 			r.failed = first
-			return err
+			return 0, err // the stream would have a gap: end it, the client resumes
 		}
 		if first {
 			if err := s.send(s.proto.subscribed(s.buf[:0], r.cmd, b.Head, b.Missed)); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		for _, ev := range b.Events {
 			if !s.covered(ev) {
 				if err := s.send(s.proto.event(s.buf[:0], r.join, ev)); err != nil {
-					return err
+					return 0, err
 				}
 			}
-			key := ev.SystemID
-			if slices.Contains(r.systems, eventlog.AllSystems) {
-				key = eventlog.AllSystems
-			}
-			if err := s.advance(clientID, []int64{key}, ev.ID); err != nil {
-				return err
+			after = ev.ID
+			if wrote != nil {
+				if err := wrote(ev); err != nil {
+					return 0, err
+				}
 			}
 		}
 		if len(b.Events) < wsReplayPage {
-			if err := s.advance(clientID, r.systems, b.Head); err != nil {
-				return err
-			}
-			// The client's offsets differ per system: claim nothing before
-			// the head as sent.
-			r.start, r.head = b.Head, b.Head
-			return nil
+			return b.Head, nil
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ type options struct {
 	slo                   time.Duration
 	url                   string
 	seed                  uint64
+	memprofile            string
 }
 
 func main() {
@@ -62,6 +64,7 @@ func main() {
 	flag.IntVar(&o.stepConns, "step-conns", 2000, "subscribers of the max-rate phase")
 	flag.DurationVar(&o.stepDur, "step-duration", 5*time.Second, "length of one max-rate step")
 	flag.DurationVar(&o.slo, "slo", 50*time.Millisecond, "p99 latency beyond which a rate counts as degraded")
+	flag.StringVar(&o.memprofile, "memprofile", "", "write the server's heap profile with the idle connections open to this file")
 	flag.StringVar(&o.url, "url", "", "killfeed base URL to load instead of an in-process one (memory figures are then not measured)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the system draw")
 	flag.Parse()
@@ -235,6 +238,16 @@ func (c *client) finish(sent map[uint64]int64, window time.Duration) (result, er
 	return r, err
 }
 
+// writeHeapProfile writes the in-use heap to path, for `go tool pprof`.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.WriteHeapProfile(f)
+}
+
 func heapNow() uint64 {
 	runtime.GC()
 	runtime.GC()
@@ -276,6 +289,11 @@ func run(o options) error {
 		after := heapNow()
 		fmt.Printf("memory: %.1f KB per idle connection (server heap+stacks, %d connections, %.1f MB)\n",
 			float64(after-before)/float64(o.conns)/1024, o.conns, float64(after-before)/(1<<20))
+		if o.memprofile != "" {
+			if err := writeHeapProfile(o.memprofile); err != nil {
+				return err
+			}
+		}
 	}
 	sent, window, err := replay(tgt, d, o.speed, o.duration)
 	if err != nil {
