@@ -219,7 +219,8 @@ func (s *Service) SubscribeTopics(ctx context.Context, buffer int, topics ...str
 		buffer = DefaultSubscriptionBuffer
 	}
 	ch := make(chan *KillmailInserted, buffer)
-	sub := &Subscription{C: ch, ch: ch, svc: s}
+	sub := &Subscription{C: ch, ch: ch}
+	sub.membership = membership{svc: s, self: sub}
 	if err := sub.Add(ctx, topics...); err != nil {
 		sub.Close()
 		return nil, err

@@ -16,9 +16,9 @@ const DefaultSubscriptionBuffer = 1024
 // order. C is closed when the subscription ends: after Close, when the
 // service stops, or when the buffer overflowed (Err is then ErrSlowConsumer).
 type Subscription struct {
-	C   <-chan *KillmailInserted
-	ch  chan *KillmailInserted
-	svc *Service
+	membership
+	C  <-chan *KillmailInserted
+	ch chan *KillmailInserted
 
 	mu  sync.Mutex
 	err error
@@ -48,22 +48,29 @@ func (s *Subscription) Err() error {
 	return s.err
 }
 
-// Add follows more topics. Events published after Add returns reach C.
-func (s *Subscription) Add(ctx context.Context, topics ...string) error {
-	_, err := request[*Subscribed](ctx, s.svc, s.svc.pubsub, &Subscribe{Subscriber: s, Topics: topics})
+// membership is how a subscriber follows topics through PubSub.
+type membership struct {
+	svc  *Service
+	self Subscriber
+}
+
+// Add follows more topics: every event published on them after Add
+// returns reaches the subscriber.
+func (m membership) Add(ctx context.Context, topics ...string) error {
+	_, err := request[*Subscribed](ctx, m.svc, m.svc.pubsub, &Subscribe{Subscriber: m.self, Topics: topics})
 	return err
 }
 
 // Remove stops following topics.
-func (s *Subscription) Remove(ctx context.Context, topics ...string) error {
+func (m membership) Remove(ctx context.Context, topics ...string) error {
 	if len(topics) == 0 {
 		return nil
 	}
-	_, err := request[*Unsubscribed](ctx, s.svc, s.svc.pubsub, &Unsubscribe{Subscriber: s, Topics: topics})
+	_, err := request[*Unsubscribed](ctx, m.svc, m.svc.pubsub, &Unsubscribe{Subscriber: m.self, Topics: topics})
 	return err
 }
 
-// Close ends the subscription; C is closed once PubSub has let go of it.
-func (s *Subscription) Close() {
-	s.svc.system.Root.Send(s.svc.pubsub, &Unsubscribe{Subscriber: s})
+// Close ends the subscription; PubSub lets go of it and tells it so.
+func (m membership) Close() {
+	m.svc.system.Root.Send(m.svc.pubsub, &Unsubscribe{Subscriber: m.self})
 }

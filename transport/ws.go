@@ -136,9 +136,11 @@ func (h *wsHub) remove(wc *wsConn) {
 	h.wg.Done()
 }
 
-// serveWebsocket upgrades the request and runs a session until the
-// connection ends. It returns nil once upgraded: the connection is hijacked
-// and Echo must not write to it (echo#2523).
+// serveWebsocket upgrades the request and starts a session on the
+// connection. The session runs on a goroutine of its own and the handler
+// returns at once: the connection is hijacked, Echo must not write to it
+// (echo#2523), and the request, its buffers and the handler's deep stack are
+// not kept for the life of the connection. The hub tracks the session.
 func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 	h := s.ws
 	ctx, cancel := context.WithCancel(context.Background())
@@ -147,14 +149,18 @@ func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 		cancel()
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "shutting down")
 	}
-	defer h.remove(wc)
 	conn, err := websocket.Accept(c.Response(), c.Request(), h.cfg.acceptOptions())
 	if err != nil {
+		h.remove(wc)
 		return nil // Accept wrote the response
 	}
 	h.accepted(wc, conn)
 	conn.SetReadLimit(h.cfg.ReadLimit)
-	newSession(ctx, s.svc, s.universe, conn, h.cfg, proto, s.cfg.Logger).run()
+	sess := newSession(ctx, s.svc, s.universe, conn, h.cfg, proto, s.cfg.Logger)
+	go func() {
+		defer h.remove(wc)
+		sess.run()
+	}()
 	return nil
 }
 

@@ -94,7 +94,7 @@ type session struct {
 	logger *slog.Logger
 
 	universe *universe.Universe
-	sub      *actors.Subscription
+	sub      *actors.Queue
 	joins    map[string]*wsJoin
 	follows  map[int64]*wsFollow
 	clients  int // follows with a client id
@@ -143,7 +143,7 @@ func (s *session) run() {
 		}
 	}()
 
-	sub, err := s.svc.SubscribeTopics(s.ctx, s.cfg.Buffer)
+	sub, err := s.svc.SubscribeQueue(s.ctx, s.cfg.Buffer)
 	if err != nil {
 		s.close(&closeError{websocket.StatusTryAgainLater, "store unavailable"})
 		return
@@ -183,11 +183,8 @@ func (s *session) loop() error {
 			if err := s.handle(cmd); err != nil {
 				return err
 			}
-		case ev, ok := <-s.sub.C:
-			if !ok {
-				return s.subscriptionEnded()
-			}
-			if err := s.live(ev); err != nil {
+		case <-s.sub.Ready():
+			if err := s.takeLive(); err != nil {
 				return err
 			}
 		case <-tick:
@@ -196,6 +193,25 @@ func (s *session) loop() error {
 			}
 		}
 	}
+}
+
+// takeLive writes the events waiting in the subscription queue. When the
+// queue ended it ends the session after them: a slow consumer gets what was
+// queued within the grace, then the close frame.
+func (s *session) takeLive() error {
+	evs, ended, err := s.sub.Take(nil)
+	if ended && errors.Is(err, actors.ErrSlowConsumer) && s.drainBy.IsZero() {
+		s.drainBy = time.Now().Add(wsCloseGrace)
+	}
+	for _, ev := range evs {
+		if err := s.live(ev); err != nil {
+			return err
+		}
+	}
+	if ended {
+		return s.subscriptionEnded()
+	}
+	return nil
 }
 
 func (s *session) subscriptionEnded() error {
@@ -575,11 +591,6 @@ func (s *session) advance(clientID string, systems []int64, through uint64) erro
 // The event's system and all may both be followed: it goes out once, on
 // the first follow that has not sent it.
 func (s *session) live(ev *actors.KillmailInserted) error {
-	if s.drainBy.IsZero() && s.sub.Err() != nil {
-		// Overflowed: what is buffered goes out behind the write in flight,
-		// within the grace, then the close frame.
-		s.drainBy = time.Now().Add(wsCloseGrace)
-	}
 	fs := [2]*wsFollow{s.follows[ev.SystemID], s.follows[eventlog.AllSystems]}
 	var to *wsFollow
 	for _, f := range fs {
@@ -621,18 +632,8 @@ func (s *session) checkpoint() error {
 	if err != nil {
 		return nil
 	}
-	for drained := false; !drained; {
-		select {
-		case ev, ok := <-s.sub.C:
-			if !ok {
-				return s.subscriptionEnded()
-			}
-			if err := s.live(ev); err != nil {
-				return err
-			}
-		default:
-			drained = true
-		}
+	if err := s.takeLive(); err != nil {
+		return err
 	}
 	byClient := make(map[string][]int64)
 	for id, f := range s.follows {

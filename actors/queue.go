@@ -1,0 +1,102 @@
+package actors
+
+import (
+	"context"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Queue is an in-process subscriber whose buffer grows only while events
+// wait, up to a limit, instead of being allocated up front like a
+// Subscription's channel: an idle Queue costs a few hundred bytes, which
+// matters for thousands of websocket connections. Ready signals that events
+// are waiting (or that the queue ended); Take moves them out, in event_id
+// order.
+type Queue struct {
+	membership
+	limit int
+	ready chan struct{}
+
+	mu     sync.Mutex
+	events []*KillmailInserted
+	ended  bool
+	err    error
+}
+
+// shrinkAbove is the capacity past which an emptied buffer is released
+// rather than kept for the next burst.
+const shrinkAbove = 64
+
+// SubscribeQueue starts a Queue holding at most limit waiting events (0
+// means DefaultSubscriptionBuffer) and following topics; more waiting
+// events end it as a slow consumer.
+func (s *Service) SubscribeQueue(ctx context.Context, limit int, topics ...string) (*Queue, error) {
+	if limit <= 0 {
+		limit = DefaultSubscriptionBuffer
+	}
+	q := &Queue{limit: limit, ready: make(chan struct{}, 1)}
+	q.membership = membership{svc: s, self: q}
+	if err := q.Add(ctx, topics...); err != nil {
+		q.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+func (q *Queue) deliver(_ actor.Context, ev *KillmailInserted) bool {
+	q.mu.Lock()
+	if q.ended {
+		q.mu.Unlock()
+		return true
+	}
+	if len(q.events) >= q.limit {
+		q.mu.Unlock()
+		return false
+	}
+	q.events = append(q.events, ev)
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+func (q *Queue) closed(err error) {
+	q.mu.Lock()
+	q.ended, q.err = true, err
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *Queue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Ready receives a value when events are waiting or the queue ended.
+func (q *Queue) Ready() <-chan struct{} { return q.ready }
+
+// Take appends the waiting events to dst and returns it. ended says that
+// no more events will come (err says why: nil after Close,
+// ErrSlowConsumer after an overflow, ErrStopped when the service stopped);
+// the events returned with it were waiting before it ended.
+func (q *Queue) Take(dst []*KillmailInserted) (events []*KillmailInserted, ended bool, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	dst = append(dst, q.events...)
+	clear(q.events)
+	if cap(q.events) > shrinkAbove {
+		q.events = nil
+	} else {
+		q.events = q.events[:0]
+	}
+	return dst, q.ended, q.err
+}
+
+// Err says why the queue ended (see Take); nil while it runs.
+func (q *Queue) Err() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.err
+}
