@@ -43,6 +43,7 @@ type options struct {
 	url                   string
 	seed                  uint64
 	memprofile            string
+	cpuprofile            string
 }
 
 func main() {
@@ -64,6 +65,7 @@ func main() {
 	flag.IntVar(&o.stepConns, "step-conns", 2000, "subscribers of the max-rate phase")
 	flag.DurationVar(&o.stepDur, "step-duration", 5*time.Second, "length of one max-rate step")
 	flag.DurationVar(&o.slo, "slo", 50*time.Millisecond, "p99 latency beyond which a rate counts as degraded")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server's CPU profile of the replay phase to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write the server's heap profile with the idle connections open to this file")
 	flag.StringVar(&o.url, "url", "", "killfeed base URL to load instead of an in-process one (memory figures are then not measured)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the system draw")
@@ -295,7 +297,19 @@ func run(o options) error {
 			}
 		}
 	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	sent, window, err := replay(tgt, d, o.speed, o.duration)
+	if o.cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		tgt.stop()
 		return err
