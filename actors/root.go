@@ -31,7 +31,6 @@ type rootConfig struct {
 	store     func(pubsub *actor.PID) actor.Producer
 	pubsub    actor.Producer
 	scheduler func(store *actor.PID) actor.Producer
-	logger    *slog.Logger
 }
 
 // whereAreChildren asks the root for its children. Reply: *children.

@@ -67,7 +67,6 @@ func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
 			scheduler: func(store *actor.PID) actor.Producer {
 				return newScheduler(store, cfg.GCInterval, cfg.FlushInterval, logger)
 			},
-			logger: logger,
 		}}
 	}, actor.WithSupervisor(supervisorStrategy(logger)))
 	root, err := system.Root.SpawnNamed(props, "killfeed")

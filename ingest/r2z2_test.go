@@ -28,7 +28,6 @@ type fakeR2Z2 struct {
 	script   map[uint64][]int
 	slow     map[uint64]bool  // first request hangs past the client's timeout
 	hits     map[uint64][]int // statuses answered, by sequence
-	times    []time.Time      // every request's arrival
 }
 
 func newFakeR2Z2() *fakeR2Z2 {
@@ -41,7 +40,6 @@ func newFakeR2Z2() *fakeR2Z2 {
 
 func (f *fakeR2Z2) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	f.times = append(f.times, time.Now())
 	name := strings.TrimPrefix(r.URL.Path, "/ephemeral/")
 	if name == "sequence.json" {
 		fmt.Fprintf(w, `{"sequence":%d}`, f.sequence)
@@ -108,12 +106,6 @@ func (f *fakeR2Z2) hitsOf(seq uint64) []int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]int(nil), f.hits[seq]...)
-}
-
-func (f *fakeR2Z2) requestTimes() []time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]time.Time(nil), f.times...)
 }
 
 // r2z2File wraps an ESI killmail the way R2Z2 does.
