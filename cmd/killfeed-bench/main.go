@@ -44,6 +44,7 @@ type options struct {
 	seed                  uint64
 	memprofile            string
 	cpuprofile            string
+	bare                  bool
 }
 
 func main() {
@@ -65,6 +66,7 @@ func main() {
 	flag.IntVar(&o.stepConns, "step-conns", 2000, "subscribers of the max-rate phase")
 	flag.DurationVar(&o.stepDur, "step-duration", 5*time.Second, "length of one max-rate step")
 	flag.DurationVar(&o.slo, "slo", 50*time.Millisecond, "p99 latency beyond which a rate counts as degraded")
+	flag.BoolVar(&o.bare, "bare", false, "run the first phase (memory, replay) against the bare coder/websocket fan-out instead of killfeed")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server's CPU profile of the replay phase to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write the server's heap profile with the idle connections open to this file")
 	flag.StringVar(&o.url, "url", "", "killfeed base URL to load instead of an in-process one (memory figures are then not measured)")
@@ -276,7 +278,12 @@ func run(o options) error {
 		o.day, len(d.kms), len(d.weights), o.conns, o.per)
 
 	// Phase 1: a real day at speed×, many subscribers.
-	tgt, err := startTarget(o.url, logger)
+	var tgt *target
+	if o.bare {
+		tgt, err = startBare()
+	} else {
+		tgt, err = startTarget(o.url, logger)
+	}
 	if err != nil {
 		return err
 	}

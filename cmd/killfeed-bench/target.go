@@ -23,7 +23,8 @@ var jsonUnmarshal = json.Unmarshal
 // target is a server under load: killfeed (in-process or remote) or the
 // bare fan-out.
 type target struct {
-	wsURL  string
+	wsURL string
+	// local says the server runs in this process, so its memory is measured.
 	local  bool
 	insert func(killmail.Killmail) (uint64, error)
 	stop   func()
@@ -97,6 +98,7 @@ func startBare() (*target, error) {
 	go srv.Serve(ln)
 	return &target{
 		wsURL:  "ws://" + ln.Addr().String() + "/",
+		local:  true,
 		insert: b.publish,
 		stop: func() {
 			_ = srv.Close()
