@@ -44,6 +44,15 @@ type client struct {
 type pending struct {
 	recs []record
 	err  error
+	done chan struct{} // closed once err is set (durable appends only)
+}
+
+// awaited is a duplicate of a killmail whose first write is still in
+// flight: its answer depends on that write.
+type awaited struct {
+	index int
+	km    killmail.Killmail
+	first *pending
 }
 
 // Log is the ordered killmail log. See the package documentation.
@@ -71,6 +80,7 @@ type Log struct {
 	gone     map[string]struct{}
 	written  map[uint64]*pending // by first id, waiting for earlier batches
 	cursors  map[string]uint64
+	inflight map[int64]*pending // killmail id -> durable write in flight
 	// hot is the index in recs of the oldest record whose body is cached
 	// in memory (-1: none yet), hotBytes the cached bytes; used without keep.
 	hot      int
@@ -84,18 +94,19 @@ type Log struct {
 // gives the memory backend.
 func Open(cfg Config, store Store) (*Log, error) {
 	l := &Log{
-		cfg:     cfg.withDefaults(),
-		store:   store,
-		keep:    store == nil || !store.KeepsBodies(),
-		nextID:  1,
-		systems: make(map[int64]*systemIndex),
-		seen:    make(map[int64]uint64),
-		hot:     -1,
-		clients: make(map[string]*client),
-		dirty:   make(map[string]struct{}),
-		gone:    make(map[string]struct{}),
-		written: make(map[uint64]*pending),
-		cursors: make(map[string]uint64),
+		cfg:      cfg.withDefaults(),
+		store:    store,
+		keep:     store == nil || !store.KeepsBodies(),
+		nextID:   1,
+		systems:  make(map[int64]*systemIndex),
+		seen:     make(map[int64]uint64),
+		hot:      -1,
+		clients:  make(map[string]*client),
+		dirty:    make(map[string]struct{}),
+		gone:     make(map[string]struct{}),
+		written:  make(map[uint64]*pending),
+		cursors:  make(map[string]uint64),
+		inflight: make(map[int64]*pending),
 	}
 	if store == nil {
 		return l, nil
@@ -203,11 +214,15 @@ func (l *Log) Append(kms []killmail.Killmail, cursor *Cursor) ([]AppendResult, e
 	}
 	now := l.cfg.Now().UnixNano()
 	results := make([]AppendResult, len(kms))
-	var p pending
+	p := pending{done: make(chan struct{})}
 	var stored []Record
+	var waits []awaited
 	for i, km := range kms {
 		if id, ok := l.seen[km.ID]; ok {
 			results[i] = AppendResult{EventID: id, Duplicate: true}
+			if first := l.inflight[km.ID]; first != nil && first != &p {
+				waits = append(waits, awaited{index: i, km: km, first: first})
+			}
 			continue
 		}
 		id := l.nextID
@@ -217,11 +232,12 @@ func (l *Log) Append(kms []killmail.Killmail, cursor *Cursor) ([]AppendResult, e
 		p.recs = append(p.recs, record{id: id, system: km.SystemID, time: now, size: int64(len(km.JSON)), body: km.JSON})
 		if l.store != nil {
 			stored = append(stored, Record{ID: id, SystemID: km.SystemID, KillmailID: km.ID, Time: now, Body: km.JSON})
+			l.inflight[km.ID] = &p
 		}
 	}
 	if len(p.recs) == 0 && cursor == nil {
 		l.mu.Unlock()
-		return results, nil
+		return l.settle(results, waits)
 	}
 	if l.store == nil {
 		defer l.mu.Unlock()
@@ -238,20 +254,52 @@ func (l *Log) Append(kms []killmail.Killmail, cursor *Cursor) ([]AppendResult, e
 	if cursor != nil {
 		cursors = []Cursor{*cursor}
 	}
-	p.err = l.store.Append(stored, cursors)
+	err := l.store.Append(stored, cursors)
 
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if p.err != nil {
-		for _, r := range stored {
+	p.err = err
+	for _, r := range stored {
+		delete(l.inflight, r.KillmailID)
+		if err != nil {
 			delete(l.seen, r.KillmailID) // a retry may store it again
 		}
-	} else if cursor != nil {
+	}
+	if err == nil && cursor != nil {
 		l.cursors[cursor.Name] = max(l.cursors[cursor.Name], cursor.Value)
 	}
 	l.publish(&p)
-	if p.err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrWrite, p.err)
+	close(p.done)
+	l.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrWrite, err)
+	}
+	return l.settle(results, waits)
+}
+
+// settle answers the duplicates whose first write was in flight: once it
+// is durable they are duplicates indeed; if it failed, they are stored now,
+// so that no caller is told "already stored" about a killmail that is not.
+func (l *Log) settle(results []AppendResult, waits []awaited) ([]AppendResult, error) {
+	var retry []awaited
+	for _, w := range waits {
+		<-w.first.done
+		if w.first.err != nil {
+			retry = append(retry, w)
+		}
+	}
+	if len(retry) == 0 {
+		return results, nil
+	}
+	kms := make([]killmail.Killmail, len(retry))
+	for i, w := range retry {
+		kms[i] = w.km
+	}
+	res, err := l.Append(kms, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i, w := range retry {
+		results[w.index] = res[i]
 	}
 	return results, nil
 }

@@ -204,6 +204,44 @@ var _ = Describe("Store under a Log", func() {
 		Expect(cur).To(Equal(uint64(20)))
 	})
 
+	It("stores a redelivery whose first write failed, instead of calling it a duplicate", func() {
+		entered := make(chan struct{})
+		release := make(chan error)
+		var calls atomic.Int32
+		opts := pebblestore.Options{BeforeAppend: func() error {
+			if calls.Add(1) == 1 { // the first write waits, then fails
+				close(entered)
+				return <-release
+			}
+			return nil
+		}}
+		l := openLog(dir, cfg, opts)
+		first := make(chan error, 1)
+		go func() {
+			defer GinkgoRecover()
+			_, err := l.Append(kms[:1], nil)
+			first <- err
+		}()
+		Eventually(entered).Should(BeClosed())
+		second := make(chan []eventlog.AppendResult, 1)
+		go func() {
+			defer GinkgoRecover()
+			res, err := l.Append(kms[:1], nil) // a redelivery while the first write is in flight
+			Expect(err).NotTo(HaveOccurred())
+			second <- res
+		}()
+		Consistently(second).WithTimeout(200 * time.Millisecond).ShouldNot(Receive())
+		release <- errors.New("disk on fire")
+		Eventually(first).Should(Receive(MatchError(eventlog.ErrWrite)))
+		var res []eventlog.AppendResult
+		Eventually(second).Should(Receive(&res))
+		Expect(res[0].Duplicate).To(BeFalse())
+		b, err := l.Fetch("reader", systemsOf(kms[:1]), 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(b.Events).To(HaveLen(1))
+		Expect(b.Events[0].ID).To(Equal(res[0].EventID))
+	})
+
 	It("refuses appends while the disk is nearly full, keeps serving reads, and recovers", func() {
 		var free atomic.Uint64
 		free.Store(1 << 30)
