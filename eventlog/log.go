@@ -214,7 +214,10 @@ func (l *Log) Append(kms []killmail.Killmail, cursor *Cursor) ([]AppendResult, e
 	}
 	now := l.cfg.Now().UnixNano()
 	results := make([]AppendResult, len(kms))
-	p := pending{done: make(chan struct{})}
+	var p pending
+	if l.store != nil {
+		p.done = make(chan struct{})
+	}
 	var stored []Record
 	var waits []awaited
 	for i, km := range kms {
@@ -309,15 +312,24 @@ func (l *Log) publish(p *pending) {
 	if len(p.recs) == 0 {
 		return
 	}
-	l.written[p.recs[0].id] = p
+	// Batches finish out of order only with a durable store; the next one in
+	// line (always, for the memory backend) needs no parking.
+	next := p
+	if p.recs[0].id != l.visible+1 {
+		l.written[p.recs[0].id] = p
+		next = nil
+	}
 	for {
-		next, ok := l.written[l.visible+1]
-		if !ok {
-			break
+		if next == nil {
+			var ok bool
+			if next, ok = l.written[l.visible+1]; !ok {
+				break
+			}
+			delete(l.written, l.visible+1)
 		}
-		delete(l.written, l.visible+1)
 		l.visible = next.recs[len(next.recs)-1].id
 		if next.err != nil {
+			next = nil
 			continue
 		}
 		evs := make([]Event, len(next.recs))
@@ -333,6 +345,7 @@ func (l *Log) publish(p *pending) {
 		if l.notify != nil {
 			l.notify(evs)
 		}
+		next = nil
 	}
 }
 
