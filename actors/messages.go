@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"sync"
 	"time"
 
 	"github.com/killfeed/killfeed/eventlog"
@@ -130,5 +131,37 @@ type Unsubscribe struct {
 // Unsubscribed acknowledges Unsubscribe.
 type Unsubscribed struct{}
 
-// publishEvents carries newly visible events from the log to PubSub, in order.
-type publishEvents struct{ events []eventlog.Event }
+// outbox carries newly visible events from the log to PubSub, in order.
+// The log adds to it; one publishWake message wakes PubSub, which takes
+// everything that gathered by then. While PubSub is busy fanning out one
+// event the next ones wait here, and each subscriber then gets them in one
+// hand-over: a burst costs a websocket one wake-up and one write, not one
+// per event. When PubSub keeps up, an event is taken alone, at once.
+type outbox struct {
+	mu     sync.Mutex
+	events []eventlog.Event
+	woken  bool
+}
+
+// add appends evs and calls wake unless a wake-up is already on its way.
+func (b *outbox) add(evs []eventlog.Event, wake func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.events = append(b.events, evs...)
+	if !b.woken {
+		b.woken = true
+		wake()
+	}
+}
+
+// take empties the outbox.
+func (b *outbox) take() []eventlog.Event {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	evs := b.events
+	b.events, b.woken = nil, false
+	return evs
+}
+
+// publishWake tells PubSub that box holds events.
+type publishWake struct{ box *outbox }

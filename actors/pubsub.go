@@ -21,9 +21,10 @@ func SystemTopics(ev eventlog.Event) []string { return []string{SystemTopic(ev.S
 // Subscriber receives published events. PubSub calls it from its own
 // goroutine only; implementations must not block.
 type Subscriber interface {
-	// deliver hands over one event; false means the subscriber cannot keep
-	// up and is dropped.
-	deliver(ctx actor.Context, ev *KillmailInserted) bool
+	// deliver hands over events, in event_id order; false means the
+	// subscriber cannot keep up and is dropped. evs is PubSub's: keep the
+	// events, not the slice.
+	deliver(ctx actor.Context, evs []*KillmailInserted) bool
 	// closed tells the subscriber it was removed; err is nil after an
 	// Unsubscribe of everything.
 	closed(err error)
@@ -36,6 +37,9 @@ type pubSub struct {
 	logger   *slog.Logger
 	topics   map[string]map[Subscriber]struct{}
 	subs     map[Subscriber]map[string]struct{}
+	// Scratch of publish, empty between calls.
+	sent   map[Subscriber]struct{}
+	shares map[Subscriber][]*KillmailInserted
 }
 
 func newPubSub(topicsOf TopicsFunc, logger *slog.Logger) actor.Producer {
@@ -45,6 +49,8 @@ func newPubSub(topicsOf TopicsFunc, logger *slog.Logger) actor.Producer {
 			logger:   logger,
 			topics:   make(map[string]map[Subscriber]struct{}),
 			subs:     make(map[Subscriber]map[string]struct{}),
+			sent:     make(map[Subscriber]struct{}),
+			shares:   make(map[Subscriber][]*KillmailInserted),
 		}
 	}
 }
@@ -58,12 +64,10 @@ func (p *pubSub) Receive(ctx actor.Context) {
 		}
 		clear(p.subs)
 		clear(p.topics)
-	case *publishEvents:
-		for _, ev := range msg.events {
-			p.publish(ctx, ev)
-		}
+	case *publishWake:
+		p.publish(ctx, msg.box.take())
 	case *KillmailInserted:
-		p.publish(ctx, msg.Event())
+		p.publish(ctx, []eventlog.Event{msg.Event()})
 	case *Subscribe:
 		p.subscribe(msg.Subscriber, msg.Topics)
 		ctx.Respond(&Subscribed{})
@@ -125,26 +129,54 @@ func (p *pubSub) dropFromTopic(s Subscriber, t string) {
 	}
 }
 
-func (p *pubSub) publish(ctx actor.Context, ev eventlog.Event) {
-	msg := &KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail}
-	topics := p.topicsOf(ev)
-	var sent map[Subscriber]struct{} // only needed when an event has several topics
-	if len(topics) > 1 {
-		sent = make(map[Subscriber]struct{})
-	}
+// publish hands evs to their subscribers: each subscriber gets its share
+// of evs in one deliver, and an event once however many of its topics it
+// follows.
+func (p *pubSub) publish(ctx actor.Context, evs []eventlog.Event) {
 	var slow []Subscriber
-	for _, t := range topics {
-		for s := range p.topics[t] {
-			if sent != nil {
-				if _, dup := sent[s]; dup {
-					continue
+	hand := func(s Subscriber, share []*KillmailInserted) {
+		if !s.deliver(ctx, share) {
+			slow = append(slow, s)
+		}
+	}
+	if len(evs) == 1 {
+		// The usual case: every subscriber gets the same one-event share.
+		ev := evs[0]
+		one := []*KillmailInserted{{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail}}
+		topics := p.topicsOf(ev)
+		for _, t := range topics {
+			for s := range p.topics[t] {
+				if len(topics) > 1 {
+					if _, dup := p.sent[s]; dup {
+						continue // followed through another topic of ev
+					}
+					p.sent[s] = struct{}{}
 				}
-				sent[s] = struct{}{}
-			}
-			if !s.deliver(ctx, msg) {
-				slow = append(slow, s)
+				hand(s, one)
 			}
 		}
+		clear(p.sent)
+	} else {
+		var order []Subscriber // first-seen order
+		for _, ev := range evs {
+			msg := &KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail}
+			for _, t := range p.topicsOf(ev) {
+				for s := range p.topics[t] {
+					mine, seen := p.shares[s]
+					if n := len(mine); n > 0 && mine[n-1] == msg {
+						continue // followed through another topic of ev
+					}
+					if !seen {
+						order = append(order, s)
+					}
+					p.shares[s] = append(mine, msg)
+				}
+			}
+		}
+		for _, s := range order {
+			hand(s, p.shares[s])
+		}
+		clear(p.shares)
 	}
 	for _, s := range slow {
 		if _, still := p.subs[s]; still {
@@ -156,8 +188,10 @@ func (p *pubSub) publish(ctx actor.Context, ev eventlog.Event) {
 // PIDSubscriber delivers events to an actor as *KillmailInserted messages.
 type PIDSubscriber struct{ PID *actor.PID }
 
-func (s *PIDSubscriber) deliver(ctx actor.Context, ev *KillmailInserted) bool {
-	ctx.Send(s.PID, ev)
+func (s *PIDSubscriber) deliver(ctx actor.Context, evs []*KillmailInserted) bool {
+	for _, ev := range evs {
+		ctx.Send(s.PID, ev)
+	}
 	return true
 }
 

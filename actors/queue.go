@@ -12,11 +12,13 @@ import (
 // Subscription's channel: an idle Queue costs a few hundred bytes, which
 // matters for thousands of websocket connections. Ready signals that events
 // are waiting (or that the queue ended); Take moves them out, in event_id
-// order.
+// order. A Queue started with a notify function calls it instead (from
+// PubSub's goroutine: it must not block).
 type Queue struct {
 	membership
-	limit int
-	ready chan struct{}
+	limit  int
+	ready  chan struct{}
+	notify func()
 
 	mu     sync.Mutex
 	events []*KillmailInserted
@@ -30,12 +32,17 @@ const shrinkAbove = 64
 
 // SubscribeQueue starts a Queue holding at most limit waiting events (0
 // means DefaultSubscriptionBuffer) and following topics; more waiting
-// events end it as a slow consumer.
-func (s *Service) SubscribeQueue(ctx context.Context, limit int, topics ...string) (*Queue, error) {
+// events end it as a slow consumer. When notify is set it is called
+// whenever Ready would receive a value, and Ready is nil: a connection
+// with nothing to do then needs no goroutine waiting on a channel.
+func (s *Service) SubscribeQueue(ctx context.Context, limit int, notify func(), topics ...string) (*Queue, error) {
 	if limit <= 0 {
 		limit = DefaultSubscriptionBuffer
 	}
-	q := &Queue{limit: limit, ready: make(chan struct{}, 1)}
+	q := &Queue{limit: limit, notify: notify}
+	if notify == nil {
+		q.ready = make(chan struct{}, 1)
+	}
 	q.membership = membership{svc: s, self: q}
 	if err := q.Add(ctx, topics...); err != nil {
 		q.Close()
@@ -44,20 +51,20 @@ func (s *Service) SubscribeQueue(ctx context.Context, limit int, topics ...strin
 	return q, nil
 }
 
-func (q *Queue) deliver(_ actor.Context, ev *KillmailInserted) bool {
+// deliver queues what fits; an overflow ends the queue after those.
+func (q *Queue) deliver(_ actor.Context, evs []*KillmailInserted) bool {
 	q.mu.Lock()
 	if q.ended {
 		q.mu.Unlock()
 		return true
 	}
-	if len(q.events) >= q.limit {
-		q.mu.Unlock()
-		return false
-	}
-	q.events = append(q.events, ev)
+	fit := min(len(evs), q.limit-len(q.events))
+	q.events = append(q.events, evs[:fit]...)
 	q.mu.Unlock()
-	q.signal()
-	return true
+	if fit > 0 {
+		q.signal()
+	}
+	return fit == len(evs)
 }
 
 func (q *Queue) closed(err error) {
@@ -68,13 +75,18 @@ func (q *Queue) closed(err error) {
 }
 
 func (q *Queue) signal() {
+	if q.notify != nil {
+		q.notify()
+		return
+	}
 	select {
 	case q.ready <- struct{}{}:
 	default:
 	}
 }
 
-// Ready receives a value when events are waiting or the queue ended.
+// Ready receives a value when events are waiting or the queue ended (nil
+// for a Queue with a notify function).
 func (q *Queue) Ready() <-chan struct{} { return q.ready }
 
 // Take appends the waiting events to dst and returns it. ended says that

@@ -39,9 +39,9 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		root := ctx.ActorSystem().Root
-		a.log.SetNotify(func(evs []eventlog.Event) {
-			root.Send(a.pubsub, &publishEvents{events: evs})
-		})
+		box := &outbox{}
+		wake := func() { root.Send(a.pubsub, &publishWake{box: box}) }
+		a.log.SetNotify(func(evs []eventlog.Event) { box.add(evs, wake) })
 	case *actor.Restarting:
 		a.logger.Warn("killmail store restarting")
 	case *actor.Stopping, *actor.Stopped:

@@ -24,13 +24,15 @@ type Subscription struct {
 	err error
 }
 
-func (s *Subscription) deliver(_ actor.Context, ev *KillmailInserted) bool {
-	select {
-	case s.ch <- ev:
-		return true
-	default:
-		return false
+func (s *Subscription) deliver(_ actor.Context, evs []*KillmailInserted) bool {
+	for _, ev := range evs {
+		select {
+		case s.ch <- ev:
+		default:
+			return false
+		}
 	}
+	return true
 }
 
 func (s *Subscription) closed(err error) {

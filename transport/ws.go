@@ -94,11 +94,12 @@ type wsHub struct {
 	wg      sync.WaitGroup
 }
 
-// wsConn is one tracked connection; cancel asks its session to close with
-// 1001.
+// wsConn is one tracked connection; cancel (and the session's goAway) ask
+// it to close with 1001.
 type wsConn struct {
 	cancel context.CancelFunc
 	conn   *websocket.Conn // nil until accepted
+	sess   *session        // nil until accepted
 }
 
 // websocketRoutes registers the websocket endpoints.
@@ -122,10 +123,16 @@ func (h *wsHub) add(wc *wsConn) bool {
 	return true
 }
 
-func (h *wsHub) accepted(wc *wsConn, conn *websocket.Conn) {
+// accepted records the session of wc; false means that shutdown began in
+// the meantime, and the session was told to go away.
+func (h *wsHub) accepted(wc *wsConn, conn *websocket.Conn, sess *session) {
 	h.mu.Lock()
-	wc.conn = conn
+	wc.conn, wc.sess = conn, sess
+	closing := h.closing
 	h.mu.Unlock()
+	if closing {
+		sess.goAway()
+	}
 }
 
 func (h *wsHub) remove(wc *wsConn) {
@@ -149,18 +156,16 @@ func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 		cancel()
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "shutting down")
 	}
-	conn, err := websocket.Accept(c.Response(), c.Request(), h.cfg.acceptOptions())
+	hw := &hijackWriter{ResponseWriter: c.Response()}
+	conn, err := websocket.Accept(hw, c.Request(), h.cfg.acceptOptions())
 	if err != nil {
 		h.remove(wc)
 		return nil // Accept wrote the response
 	}
-	h.accepted(wc, conn)
 	conn.SetReadLimit(h.cfg.ReadLimit)
-	sess := newSession(ctx, s.svc, s.universe, conn, h.cfg, proto, s.cfg.Logger)
-	go func() {
-		defer h.remove(wc)
-		sess.run()
-	}()
+	sess := newSession(ctx, s.svc, s.universe, conn, hw.conn, h.cfg, proto, s.cfg.Logger)
+	h.accepted(wc, conn, sess)
+	sess.start(func() { h.remove(wc) })
 	return nil
 }
 
@@ -174,6 +179,9 @@ func (s *Server) CloseWebsockets(ctx context.Context) error {
 	h.closing = true
 	for wc := range h.conns {
 		wc.cancel()
+		if wc.sess != nil {
+			wc.sess.goAway()
+		}
 	}
 	h.mu.Unlock()
 	defer func() {

@@ -82,13 +82,16 @@ type wsFollow struct {
 	joins        []*wsJoin // the topics holding it; events go out on the first (its system topic, when joined)
 }
 
-// session runs one websocket connection. One goroutine (run) owns the
-// follows, reads the subscription and writes every frame; a reader
-// goroutine parses client frames; pings run on a timer.
+// session runs one websocket connection. An idle connection has one
+// goroutine, the reader, blocked in Read. Work (a client frame, a published
+// event, a checkpoint, shutdown) kicks a worker goroutine, which owns the
+// follows, handles everything pending, writes it as one corked burst, and
+// exits. At most one worker runs at a time; pings run on a timer.
 type session struct {
 	ctx    context.Context // canceled by CloseWebsockets
 	svc    *actors.Service
 	conn   *websocket.Conn
+	cc     *corkConn
 	cfg    WebsocketConfig
 	proto  wsProtocol
 	logger *slog.Logger
@@ -100,19 +103,34 @@ type session struct {
 	clients  int // follows with a client id
 	buf      []byte
 	drainBy  time.Time // set once the subscription overflowed
-	cmds     chan wsCommand
+	frames   chan wsFrame
+	done     chan struct{} // closed when the session ends
+	cpTimer  *time.Timer   // armed while a client_id follow exists
+	worker   sync.WaitGroup
 
-	pingMu    sync.Mutex
-	pingTimer *time.Timer
-	ended     bool
+	mu           sync.Mutex // guards the fields below
+	started      bool
+	working      bool // a worker runs
+	pending      bool // work arrived since the worker last looked
+	goingAway    bool
+	checkpointAt bool
+	ended        bool
+	pingTimer    *time.Timer
 }
 
-func newSession(ctx context.Context, svc *actors.Service, u *universe.Universe, conn *websocket.Conn, cfg WebsocketConfig, proto wsProtocol, logger *slog.Logger) *session {
+// wsFrame is a client frame waiting for the worker.
+type wsFrame struct {
+	typ  websocket.MessageType
+	data []byte
+}
+
+func newSession(ctx context.Context, svc *actors.Service, u *universe.Universe, conn *websocket.Conn, cc *corkConn, cfg WebsocketConfig, proto wsProtocol, logger *slog.Logger) *session {
 	return &session{
-		ctx: ctx, svc: svc, universe: u, conn: conn, cfg: cfg, proto: proto, logger: logger,
+		ctx: ctx, svc: svc, universe: u, conn: conn, cc: cc, cfg: cfg, proto: proto, logger: logger,
 		joins:   make(map[string]*wsJoin),
 		follows: make(map[int64]*wsFollow),
-		cmds:    make(chan wsCommand, 4),
+		frames:  make(chan wsFrame, 4),
+		done:    make(chan struct{}),
 	}
 }
 
@@ -127,72 +145,145 @@ type closeError struct {
 
 func (e *closeError) Error() string { return e.reason }
 
-func (s *session) run() {
-	readCtx, stopRead := context.WithCancel(context.Background())
-	go s.read(readCtx)
+// start subscribes the session to PubSub and starts its reader; finished
+// runs once the connection is gone and no worker runs.
+func (s *session) start(finished func()) {
+	sub, err := s.svc.SubscribeQueue(s.ctx, s.cfg.Buffer, s.kick)
+	if err != nil {
+		go func() {
+			defer finished()
+			s.stop(&closeError{websocket.StatusTryAgainLater, "store unavailable"})
+		}()
+		return
+	}
+	s.mu.Lock()
+	s.sub, s.started = sub, true
+	kick := s.pending
+	if s.cfg.PingInterval > 0 {
+		s.pingTimer = time.AfterFunc(s.cfg.PingInterval, s.ping)
+	}
+	s.mu.Unlock()
+	go s.read(finished)
+	if kick {
+		s.kick()
+	}
+}
+
+// read hands client frames to the worker until the connection fails (a
+// frame over the read limit makes coder/websocket close with 1009), then
+// tears the session down.
+func (s *session) read(finished func()) {
 	defer func() {
-		s.pingMu.Lock()
-		s.ended = true
+		s.stop(errClosed)
+		s.worker.Wait()
+		s.mu.Lock()
 		if s.pingTimer != nil {
 			s.pingTimer.Stop()
 		}
-		s.pingMu.Unlock()
-		stopRead()
-		_ = s.conn.CloseNow()
-		for range s.cmds { // wait for the reader
+		s.mu.Unlock()
+		if s.cpTimer != nil {
+			s.cpTimer.Stop()
 		}
-	}()
-
-	sub, err := s.svc.SubscribeQueue(s.ctx, s.cfg.Buffer)
-	if err != nil {
-		s.close(&closeError{websocket.StatusTryAgainLater, "store unavailable"})
-		return
-	}
-	s.sub = sub
-	defer sub.Close()
-	if s.cfg.PingInterval > 0 {
-		s.pingMu.Lock()
-		s.pingTimer = time.AfterFunc(s.cfg.PingInterval, s.ping)
-		s.pingMu.Unlock()
-	}
-	s.close(s.loop())
-}
-
-func (s *session) loop() error {
-	var checkpoint *time.Ticker // only while a client_id follow exists
-	defer func() {
-		if checkpoint != nil {
-			checkpoint.Stop()
-		}
+		s.sub.Close()
+		finished()
 	}()
 	for {
-		var tick <-chan time.Time
-		if s.clients > 0 {
-			if checkpoint == nil {
-				checkpoint = time.NewTicker(wsCheckpointInterval)
-			}
-			tick = checkpoint.C
+		typ, data, err := s.conn.Read(context.Background())
+		if err != nil {
+			return
 		}
 		select {
-		case <-s.ctx.Done():
-			return &closeError{websocket.StatusGoingAway, "server shutting down"}
-		case cmd, ok := <-s.cmds:
-			if !ok {
-				return errClosed
-			}
-			if err := s.handle(cmd); err != nil {
-				return err
-			}
-		case <-s.sub.Ready():
-			if err := s.takeLive(); err != nil {
-				return err
-			}
-		case <-tick:
-			if err := s.checkpoint(); err != nil {
-				return err
-			}
+		case s.frames <- wsFrame{typ, data}:
+			s.kick()
+		case <-s.done:
+			return
 		}
 	}
+}
+
+// kick makes sure a worker looks at the session soon.
+func (s *session) kick() {
+	s.mu.Lock()
+	s.pending = true
+	if s.working || s.ended || !s.started {
+		s.mu.Unlock()
+		return
+	}
+	s.working = true
+	s.worker.Add(1)
+	s.mu.Unlock()
+	go s.work()
+}
+
+// goAway asks the session to close with 1001.
+func (s *session) goAway() {
+	s.mu.Lock()
+	s.goingAway = true
+	s.mu.Unlock()
+	s.kick()
+}
+
+// work handles what is pending until nothing is.
+func (s *session) work() {
+	defer s.worker.Done()
+	for {
+		s.mu.Lock()
+		if !s.pending || s.ended {
+			s.working = false
+			s.mu.Unlock()
+			return
+		}
+		s.pending = false
+		goingAway, checkpoint := s.goingAway, s.checkpointAt
+		s.checkpointAt = false
+		s.mu.Unlock()
+
+		s.cc.cork()
+		err := s.step(goingAway, checkpoint)
+		if ferr := s.cc.uncork(s.writeTimeout()); ferr != nil {
+			err = errClosed
+		}
+		if err != nil {
+			s.stop(err)
+			continue
+		}
+		if checkpoint {
+			s.cpTimer = nil // it fired
+		}
+		if s.clients > 0 && s.cpTimer == nil {
+			s.cpTimer = time.AfterFunc(wsCheckpointInterval, func() {
+				s.mu.Lock()
+				s.checkpointAt = true
+				s.mu.Unlock()
+				s.kick()
+			})
+		}
+	}
+}
+
+// step handles the client frames that wait, then the published events,
+// then a due checkpoint.
+func (s *session) step(goingAway, checkpoint bool) error {
+	if goingAway {
+		return &closeError{websocket.StatusGoingAway, "server shutting down"}
+	}
+	for more := true; more; {
+		select {
+		case f := <-s.frames:
+			if err := s.handle(s.proto.parse(f.typ, f.data)); err != nil {
+				return err
+			}
+		default:
+			more = false
+		}
+	}
+	if err := s.takeLive(); err != nil {
+		return err
+	}
+	if checkpoint && s.clients > 0 {
+		return s.checkpoint()
+	}
+	return nil
 }
 
 // takeLive writes the events waiting in the subscription queue. When the
@@ -221,13 +312,18 @@ func (s *session) subscriptionEnded() error {
 	return &closeError{websocket.StatusGoingAway, "server shutting down"}
 }
 
-// close ends the connection: with a close frame for a closeError (the
-// frame waits behind the write in flight; coder/websocket gives the peer 5s
-// to write it and 5s to answer), at once otherwise.
-func (s *session) close(err error) {
-	s.pingMu.Lock()
+// stop ends the session once: with a close frame for a closeError (the
+// frame goes behind what was flushed; coder/websocket gives the peer 5s to
+// read it and 5s to answer), at once otherwise.
+func (s *session) stop(err error) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
 	s.ended = true
-	s.pingMu.Unlock()
+	close(s.done)
+	s.mu.Unlock()
 	var ce *closeError
 	if errors.As(err, &ce) {
 		_ = s.conn.Close(ce.code, ce.reason)
@@ -236,30 +332,13 @@ func (s *session) close(err error) {
 	_ = s.conn.CloseNow()
 }
 
-// read parses client frames until the connection fails; a frame over the
-// read limit makes coder/websocket close with 1009.
-func (s *session) read(ctx context.Context) {
-	defer close(s.cmds)
-	for {
-		typ, data, err := s.conn.Read(ctx)
-		if err != nil {
-			return
-		}
-		select {
-		case s.cmds <- s.proto.parse(typ, data):
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
 // ping sends a keepalive ping and drops a peer that does not answer.
 func (s *session) ping() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 	err := s.conn.Ping(ctx)
 	cancel()
-	s.pingMu.Lock()
-	defer s.pingMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.ended {
 		return
 	}
@@ -270,22 +349,33 @@ func (s *session) ping() {
 	s.pingTimer.Reset(s.cfg.PingInterval)
 }
 
-// write sends one text frame within the write timeout (or what is left of
-// the grace after an overflow). A failed write closes the connection.
+// writeTimeout bounds a flush: the write timeout, or what is left of the
+// grace after an overflow.
+func (s *session) writeTimeout() time.Duration {
+	if s.drainBy.IsZero() {
+		return s.cfg.WriteTimeout
+	}
+	return min(s.cfg.WriteTimeout, time.Until(s.drainBy))
+}
+
+// write queues one text frame in the cork, flushing when a long burst has
+// gathered. A failed write closes the connection.
 func (s *session) write(frame []byte) error {
 	if len(frame) == 0 {
 		return nil
 	}
-	timeout := s.cfg.WriteTimeout
-	if !s.drainBy.IsZero() {
-		timeout = min(timeout, time.Until(s.drainBy))
-		if timeout <= 0 {
-			return errClosed
-		}
+	if err := s.conn.Write(context.Background(), websocket.MessageText, frame); err != nil {
+		return errClosed
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := s.conn.Write(ctx, websocket.MessageText, frame); err != nil {
+	if s.cc.buffered() >= wsFlushAt {
+		return s.flush()
+	}
+	return nil
+}
+
+// flush sends what the cork holds, so that it is on the socket.
+func (s *session) flush() error {
+	if s.cc.flush(s.writeTimeout()) != nil {
 		return errClosed
 	}
 	return nil
@@ -581,7 +671,12 @@ func (s *session) replayPages(r *replay, page func(after uint64) any, wrote func
 	}
 }
 
+// advance moves clientID's offsets once the events before them are on the
+// socket.
 func (s *session) advance(clientID string, systems []int64, through uint64) error {
+	if err := s.flush(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	defer cancel()
 	return s.svc.Advance(ctx, clientID, systems, through)

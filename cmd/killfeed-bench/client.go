@@ -8,14 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 type delivery struct {
@@ -31,6 +31,7 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	target := fs.String("target", "", "websocket URL")
 	conns := fs.Int("conns", 0, "connections")
+	cpuprofile := fs.String("cpuprofile", "", "write the client's CPU profile of the measured window to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,10 +55,10 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			var c *websocket.Conn
+			var c *rawWS
 			var err error
 			for try := 0; try < 5; try++ {
-				c, _, err = websocket.Dial(ctx, *target, nil)
+				c, err = dialRaw(ctx, *target)
 				if err == nil {
 					break
 				}
@@ -69,15 +70,14 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 				closed.Add(1)
 				return
 			}
-			defer c.CloseNow()
-			c.SetReadLimit(1 << 20)
-			sub := `{"type":"subscribe","systems":[` + line + `]}`
-			if c.Write(ctx, websocket.MessageText, []byte(sub)) != nil {
-				ready.Done()
-				closed.Add(1)
-				return
+			defer c.Close()
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			defer stop()
+			var head [64]byte
+			err = c.writeText([]byte(`{"type":"subscribe","systems":[` + line + `]}`))
+			if err == nil {
+				_, _, err = c.next(head[:]) // subscribed
 			}
-			_, _, err = c.Read(ctx) // subscribed
 			ready.Done()
 			if err != nil {
 				closed.Add(1)
@@ -86,19 +86,28 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 			var mine []delivery
 			defer func() { mu.Lock(); all = append(all, mine...); mu.Unlock() }()
 			for {
-				_, b, err := c.Read(ctx)
+				n, at, err := c.next(head[:])
 				if err != nil {
 					if ctx.Err() == nil {
 						closed.Add(1)
 					}
 					return
 				}
-				at := time.Now().UnixNano()
-				mine = append(mine, delivery{eventID(b), at})
+				mine = append(mine, delivery{eventID(head[:n]), at})
 			}
 		}()
 	}
 	ready.Wait()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(out, "ready")
 
 	sent := map[uint64]int64{}
@@ -118,6 +127,9 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 		sent[id] = t
 	}
 	closedBefore := closed.Load()
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	cancel()
 	wg.Wait()
 	var lat []float64

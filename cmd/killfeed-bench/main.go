@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +45,7 @@ type options struct {
 	seed                  uint64
 	memprofile            string
 	cpuprofile            string
+	clientCPUProfile      string
 	bare                  bool
 }
 
@@ -68,6 +70,7 @@ func main() {
 	flag.DurationVar(&o.slo, "slo", 50*time.Millisecond, "p99 latency beyond which a rate counts as degraded")
 	flag.BoolVar(&o.bare, "bare", false, "run the first phase (memory, replay) against the bare coder/websocket fan-out instead of killfeed")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server's CPU profile of the replay phase to this file")
+	flag.StringVar(&o.clientCPUProfile, "client-cpuprofile", "", "write the client process's CPU profile of the replay phase to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write the server's heap profile with the idle connections open to this file")
 	flag.StringVar(&o.url, "url", "", "killfeed base URL to load instead of an in-process one (memory figures are then not measured)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the system draw")
@@ -145,6 +148,54 @@ func killmailTime(b []byte) time.Time {
 	return t
 }
 
+// printFanout reports how many subscribers each killmail of the replayed
+// window goes to, and the most deliveries due within 50 ms of replay time:
+// killmails share a killmail_time second, so a fight arrives as a burst,
+// and the bursts set the tail latency.
+func (d *day) printFanout(systems [][]int64, speed float64, dur time.Duration) {
+	window := time.Duration(float64(dur) * speed)
+	span := time.Duration(float64(50*time.Millisecond) * speed)
+	subs := map[int64]int{}
+	for _, s := range systems {
+		for _, id := range s {
+			subs[id]++
+		}
+	}
+	var fan, size []int
+	var times []time.Duration
+	total := 0
+	for i, km := range d.kms {
+		if d.at[i] > window {
+			break
+		}
+		fan = append(fan, subs[km.SystemID])
+		size = append(size, len(km.JSON))
+		times = append(times, d.at[i])
+		total += subs[km.SystemID]
+	}
+	if len(fan) == 0 {
+		return
+	}
+	burst, burstBytes, sum, bytes, j := 0, 0, 0, 0, 0
+	for i := range fan {
+		sum += fan[i]
+		bytes += fan[i] * size[i]
+		for times[i]-times[j] > span {
+			sum -= fan[j]
+			bytes -= fan[j] * size[j]
+			j++
+		}
+		if sum > burst {
+			burst, burstBytes = sum, bytes
+		}
+	}
+	sorted := slices.Clone(fan)
+	slices.Sort(sorted)
+	fmt.Printf("fan-out per killmail: median %d, p99 %d, max %d subscribers; the largest burst: %d deliveries (%.0f%% of the window's %d, %.0f MB of killmails) due within 50 ms\n",
+		sorted[len(sorted)/2], sorted[len(sorted)*99/100], sorted[len(sorted)-1],
+		burst, 100*float64(burst)/float64(total), total, float64(burstBytes)/1e6)
+}
+
 // pick draws n distinct systems, each with probability ∝ its activity.
 func (d *day) pick(r *rand.Rand, n int) []int64 {
 	total := d.weights[len(d.weights)-1].cum
@@ -170,12 +221,12 @@ type client struct {
 
 // spawnClient starts `killfeed-bench client` with conns subscribers on
 // target and waits until they are all subscribed.
-func spawnClient(target string, conns int, systems [][]int64) (*client, error) {
+func spawnClient(target string, conns int, systems [][]int64, cpuprofile string) (*client, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "client", "-target", target, "-conns", strconv.Itoa(conns))
+	cmd := exec.Command(self, "client", "-target", target, "-conns", strconv.Itoa(conns), "-cpuprofile", cpuprofile)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -276,6 +327,7 @@ func run(o options) error {
 	}
 	fmt.Printf("day %s: %d killmails in %d systems; %d subscribers × %d systems\n",
 		o.day, len(d.kms), len(d.weights), o.conns, o.per)
+	d.printFanout(systems, o.speed, o.duration)
 
 	// Phase 1: a real day at speed×, many subscribers.
 	var tgt *target
@@ -288,7 +340,7 @@ func run(o options) error {
 		return err
 	}
 	before := heapNow()
-	c, err := spawnClient(tgt.wsURL, o.conns, systems)
+	c, err := spawnClient(tgt.wsURL, o.conns, systems, o.clientCPUProfile)
 	if err != nil {
 		tgt.stop()
 		return err
@@ -347,7 +399,7 @@ func run(o options) error {
 			if err != nil {
 				return err
 			}
-			c, err := spawnClient(t.wsURL, o.stepConns, systems)
+			c, err := spawnClient(t.wsURL, o.stepConns, systems, "")
 			if err != nil {
 				t.stop()
 				return err

@@ -1,0 +1,162 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Buffer sizes of a websocket connection. net/http hands a hijacked
+// connection a 4 KiB reader and a 4 KiB writer; with ten thousand idle
+// subscribers that is most of their memory. Client frames are small, and
+// server frames are gathered in a corkConn while a burst is written, so
+// coder/websocket only needs room for a frame header and a control frame.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 256
+	// wsFlushAt is how many corked bytes are written out without waiting
+	// for the end of the burst (a replay of many events).
+	wsFlushAt = 64 << 10
+	// wsCorkKeep is the largest cork buffer returned to the pool.
+	wsCorkKeep = 256 << 10
+	// wsCloseFlush bounds the flush of corked frames when the connection
+	// closes (coder/websocket answers a client's close frame, then closes).
+	wsCloseFlush = time.Second
+)
+
+// hijackWriter is the ResponseWriter handed to websocket.Accept: it keeps
+// the hijacked connection, wrapped in a corkConn, with small buffers.
+type hijackWriter struct {
+	http.ResponseWriter
+	conn *corkConn
+}
+
+func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	cc := &corkConn{Conn: conn}
+	// Bytes the client sent right behind its handshake are in net/http's
+	// reader: move them into the small one's buffer, where Accept looks.
+	size := wsReadBuffer
+	var src io.Reader = cc
+	early := brw.Reader.Buffered()
+	if early > 0 {
+		b, _ := brw.Reader.Peek(early)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(b)), cc)
+		size = max(size, early)
+	}
+	r := bufio.NewReaderSize(src, size)
+	if early > 0 {
+		if _, err := r.Peek(early); err != nil {
+			_ = conn.Close()
+			return nil, nil, err
+		}
+	}
+	w.conn = cc
+	return cc, bufio.NewReadWriter(r, bufio.NewWriterSize(cc, wsWriteBuffer)), nil
+}
+
+// corkConn is a websocket's connection. While corked, writes wait in
+// memory and flush sends them with one system call: a session writing a
+// burst of events pays one write, not one per frame. Uncorked writes
+// (coder/websocket's pongs and close frames outside a burst) go straight
+// through.
+type corkConn struct {
+	net.Conn
+	mu      sync.Mutex
+	corked  bool
+	pending *[]byte // from corkBuffers while corked
+}
+
+var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		*c.pending = append(*c.pending, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// Close sends what is corked first, unless a flush is under way (then the
+// close is what ends it): frames written before the close, such as the
+// answer to a client's close frame, are not lost.
+func (c *corkConn) Close() error {
+	if c.mu.TryLock() {
+		_ = c.flushLocked(wsCloseFlush)
+		c.mu.Unlock()
+	}
+	return c.Conn.Close()
+}
+
+// cork holds writes until uncork.
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	if c.pending == nil {
+		c.pending = corkBuffers.Get().(*[]byte)
+	}
+	c.mu.Unlock()
+}
+
+// buffered is how many bytes wait.
+func (c *corkConn) buffered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending == nil {
+		return 0
+	}
+	return len(*c.pending)
+}
+
+// flush writes what waits, within timeout, and stays corked.
+func (c *corkConn) flush(timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked(timeout)
+}
+
+// uncork flushes and lets later writes go straight through.
+func (c *corkConn) uncork(timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.flushLocked(timeout)
+	c.corked = false
+	if c.pending != nil {
+		if cap(*c.pending) <= wsCorkKeep {
+			*c.pending = (*c.pending)[:0]
+			corkBuffers.Put(c.pending)
+		}
+		c.pending = nil
+	}
+	return err
+}
+
+func (c *corkConn) flushLocked(timeout time.Duration) error {
+	if c.pending == nil || len(*c.pending) == 0 {
+		return nil
+	}
+	b := *c.pending
+	*c.pending = b[:0]
+	if timeout <= 0 {
+		return errClosed
+	}
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	_, err := c.Conn.Write(b)
+	if derr := c.Conn.SetWriteDeadline(time.Time{}); err == nil {
+		err = derr
+	}
+	return err
+}
