@@ -1,6 +1,7 @@
 package specs_test
 
 import (
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -10,6 +11,7 @@ import (
 	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/eventlog/logtest"
+	"github.com/killfeed/killfeed/transport"
 )
 
 func batchIDs(b eventlog.Batch) []uint64 {
@@ -94,6 +96,45 @@ var _ = Describe("the Go API over the actors", func() {
 		sub.Close()
 		Eventually(sub.C).WithTimeout(5 * time.Second).Should(BeClosed())
 		Expect(sub.Err()).NotTo(HaveOccurred())
+	})
+
+	It("hands a burst that gathered while PubSub was busy to each subscriber at once, in order, each event once", func(ctx SpecContext) {
+		// The first notify blocks PubSub's goroutine (a notify must not
+		// block; here it stands for PubSub busy with a large fan-out).
+		release := make(chan struct{})
+		var notified atomic.Int32
+		busy, err := svc.SubscribeQueue(ctx, 0, func() {
+			if notified.Add(1) == 1 {
+				<-release
+			}
+		}, actors.SystemTopic(jita))
+		Expect(err).NotTo(HaveOccurred())
+		defer busy.Close()
+		// Another subscriber follows jita twice over: its system and all.
+		twice, err := svc.SubscribeQueue(ctx, 0, nil, actors.SystemTopic(jita), transport.AllTopic)
+		Expect(err).NotTo(HaveOccurred())
+		defer twice.Close()
+
+		first := insert(ctx, jita, 0, 1)
+		Eventually(notified.Load).WithContext(ctx).Should(Equal(int32(1)))
+		rest := insert(ctx, jita, 1, 5) // inserts do not wait for PubSub
+		close(release)
+
+		want := append(first, rest...)
+		take := func(q *actors.Queue) func() []uint64 {
+			var got []uint64
+			return func() []uint64 {
+				evs, _, _ := q.Take(nil)
+				for _, ev := range evs {
+					got = append(got, ev.EventID)
+				}
+				return got
+			}
+		}
+		Eventually(take(busy)).WithContext(ctx).Should(Equal(want))
+		Eventually(take(twice)).WithContext(ctx).Should(Equal(want))
+		// One hand-over for the first event, one for the five behind it.
+		Consistently(notified.Load).WithTimeout(100 * time.Millisecond).Should(Equal(int32(2)))
 	})
 
 	It("drops a subscriber that does not keep up, without slowing inserts", func(ctx SpecContext) {

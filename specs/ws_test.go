@@ -1,12 +1,15 @@
 package specs_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -392,6 +395,57 @@ var _ = Describe("websocket subscriptions (GET /api/ws)", func() {
 			Expect(err).To(HaveOccurred())
 			Expect(res.StatusCode).To(Equal(http.StatusForbidden))
 		})
+	})
+
+	It("holds one goroutine per idle connection, also after pushing to it", func(ctx SpecContext) {
+		const n = 40
+		settle := func() int {
+			runtime.GC()
+			return runtime.NumGoroutine()
+		}
+		before := settle()
+		var clients []*wsClient
+		for range n {
+			ws := wsDial(ctx, base, 0)
+			ws.send(ctx, `{"type":"subscribe","systems":[30000142]}`)
+			Expect(ws.next(ctx).Type).To(Equal("subscribed"))
+			clients = append(clients, ws)
+		}
+		// The server's frame reader per connection, and a few timers at most.
+		Eventually(func() int { return settle() - before }).WithContext(ctx).
+			Should(BeNumerically("~", n, 5))
+		ids := wsInsert(ctx, base, jita, 3)
+		for _, ws := range clients {
+			Expect(ws.killmails(ctx, 3)).To(Equal(ids))
+		}
+		Eventually(func() int { return settle() - before }).WithContext(ctx).
+			Should(BeNumerically("~", n, 5))
+	})
+
+	It("reads a frame the client sent right behind its handshake", func(ctx SpecContext) {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		Expect(err).NotTo(HaveOccurred())
+		defer conn.Close()
+		sub := []byte(`{"type":"subscribe","systems":[30000142]}`)
+		// A masked text frame with a zero mask key: the payload as is.
+		frame := append([]byte{0x81, 0x80 | byte(len(sub)), 0, 0, 0, 0}, sub...)
+		handshake := "GET /api/ws HTTP/1.1\r\nHost: killfeed\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		_, err = conn.Write(append([]byte(handshake), frame...)) // one segment
+		Expect(err).NotTo(HaveOccurred())
+		Expect(conn.SetReadDeadline(time.Now().Add(5 * time.Second))).To(Succeed())
+		br := bufio.NewReader(conn)
+		res, err := http.ReadResponse(br, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.StatusCode).To(Equal(http.StatusSwitchingProtocols))
+		var hdr [2]byte
+		_, err = io.ReadFull(br, hdr[:])
+		Expect(err).NotTo(HaveOccurred())
+		Expect(hdr[0]).To(Equal(byte(0x81)))
+		payload := make([]byte, hdr[1]&0x7f)
+		_, err = io.ReadFull(br, payload)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(payload)).To(ContainSubstring(`"type":"subscribed"`))
 	})
 
 	It("leaves no goroutine behind once connections close", func(ctx SpecContext) {

@@ -239,9 +239,15 @@ func (s *session) work() {
 		s.mu.Unlock()
 
 		s.cc.cork()
+		s.buf = (*frameBuffers.Get().(*[]byte))[:0]
 		err := s.step(goingAway, checkpoint)
 		if ferr := s.cc.uncork(s.writeTimeout()); ferr != nil {
 			err = errClosed
+		}
+		if s.buf != nil {
+			b := s.buf[:0]
+			frameBuffers.Put(&b)
+			s.buf = nil
 		}
 		if err != nil {
 			s.stop(err)
@@ -380,6 +386,9 @@ func (s *session) flush() error {
 	}
 	return nil
 }
+
+// frameBuffers hold the frames a worker builds; an idle session keeps none.
+var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
 // send writes a frame built in s.buf and keeps the buffer for the next one
 // (unless a huge killmail grew it).

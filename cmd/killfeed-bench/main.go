@@ -373,6 +373,11 @@ func run(o options) error {
 		tgt.stop()
 		return err
 	}
+	if tgt.local {
+		after := heapNow()
+		fmt.Printf("memory: %.1f KB per connection after the replay, idle again (%d connections)\n",
+			float64(after-before)/float64(o.conns)/1024, o.conns)
+	}
 	res, err := c.finish(sent, window)
 	tgt.stop()
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 // every message; with ten thousand sockets in one process on the server's
 // own two cores, that cost showed up as server latency. It speaks just
 // what the load needs (RFC 6455): the handshake, masked client frames,
-// unfragmented server messages, ping → pong, close.
+// unfragmented server messages, ping → pong, the close handshake.
 type rawWS struct {
 	conn net.Conn
 	br   *bufio.Reader
@@ -134,7 +134,11 @@ func (c *rawWS) next(head []byte) (n int, at int64, err error) {
 			if err := c.write(0xA, p); err != nil {
 				return 0, 0, err
 			}
-		case 0x8:
+		case 0x8: // close: answer it, then hang up
+			p := make([]byte, size)
+			_, _ = io.ReadFull(c.br, p)
+			_ = c.write(0x8, p[:min(len(p), 2)])
+			_ = c.conn.Close()
 			return 0, 0, errPeerClosed
 		default: // pong, continuation
 			if _, err := c.br.Discard(int(size)); err != nil {
