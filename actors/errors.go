@@ -12,4 +12,7 @@ var (
 	ErrSlowConsumer = errors.New("slow consumer")
 	// ErrStopped is returned after the service stopped.
 	ErrStopped = errors.New("service stopped")
+	// ErrRestarted closes the subscriptions of a PubSub actor that crashed
+	// and was restarted empty: subscribe again (resume by event_id).
+	ErrRestarted = errors.New("pubsub restarted")
 )

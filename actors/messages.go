@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"sync"
 	"time"
 
@@ -87,9 +88,9 @@ type CollectGarbageResult struct {
 // FlushOffsets persists changed client offsets. Fire-and-forget.
 type FlushOffsets struct{}
 
-// Crash makes the store actor panic, as a bug would; for fault-injection
-// specs. A request gets an error reply, like any request in flight during a
-// panic.
+// Crash makes the store or the PubSub actor panic, as a bug would; for
+// fault-injection specs. A request to the store gets an error reply, like
+// any request in flight during a panic.
 type Crash struct{}
 
 // Stall makes the store actor sleep in Receive for D, as a store stuck on a
@@ -141,12 +142,22 @@ type outbox struct {
 	mu     sync.Mutex
 	events []eventlog.Event
 	woken  bool
+	// overflowed says events were dropped because PubSub fell more than
+	// outboxMax behind (or is gone): every subscriber has a gap.
+	overflowed bool
+	limit      int // 0 means outboxMax
 }
+
+// outboxMax bounds the events waiting for PubSub.
+const outboxMax = 1 << 20
 
 // add appends evs and calls wake unless a wake-up is already on its way.
 func (b *outbox) add(evs []eventlog.Event, wake func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if len(b.events)+len(evs) > cmp.Or(b.limit, outboxMax) {
+		b.events, b.overflowed = nil, true
+	}
 	b.events = append(b.events, evs...)
 	if !b.woken {
 		b.woken = true
@@ -154,13 +165,14 @@ func (b *outbox) add(evs []eventlog.Event, wake func()) {
 	}
 }
 
-// take empties the outbox.
-func (b *outbox) take() []eventlog.Event {
+// take empties the outbox; overflowed says events were dropped before
+// these.
+func (b *outbox) take() (evs []eventlog.Event, overflowed bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	evs := b.events
-	b.events, b.woken = nil, false
-	return evs
+	evs, overflowed = b.events, b.overflowed
+	b.events, b.woken, b.overflowed = nil, false, false
+	return evs, overflowed
 }
 
 // publishWake tells PubSub that box holds events.

@@ -26,7 +26,9 @@ type Subscriber interface {
 	// events, not the slice.
 	deliver(ctx actor.Context, evs []*KillmailInserted) bool
 	// closed tells the subscriber it was removed; err is nil after an
-	// Unsubscribe of everything.
+	// Unsubscribe of everything. It may come more than once (a subscriber
+	// that outlived a PubSub restart and subscribed again); the first
+	// counts.
 	closed(err error)
 }
 
@@ -57,7 +59,15 @@ func newPubSub(topicsOf TopicsFunc, logger *slog.Logger) actor.Producer {
 
 func (p *pubSub) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
-	case *actor.Started, *actor.Restarting:
+	case *actor.Started:
+	case *actor.Restarting:
+		// The next incarnation starts with no subscribers: tell these, so
+		// that they subscribe again instead of waiting for nothing.
+		for s := range p.subs {
+			s.closed(ErrRestarted)
+		}
+	case *Crash:
+		panic("injected crash")
 	case *actor.Stopping:
 		for s := range p.subs {
 			s.closed(ErrStopped)
@@ -65,7 +75,16 @@ func (p *pubSub) Receive(ctx actor.Context) {
 		clear(p.subs)
 		clear(p.topics)
 	case *publishWake:
-		p.publish(ctx, msg.box.take())
+		evs, overflowed := msg.box.take()
+		if overflowed {
+			// Events never reached the subscribers: end them all as slow
+			// consumers, so that they resume by event_id, with no gap.
+			p.logger.Error("pubsub fell too far behind; dropping every subscriber", "limit", outboxMax)
+			for s := range p.subs {
+				p.remove(s, ErrSlowConsumer)
+			}
+		}
+		p.publish(ctx, evs)
 	case *KillmailInserted:
 		p.publish(ctx, []eventlog.Event{msg.Event()})
 	case *Subscribe:

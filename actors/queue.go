@@ -69,6 +69,10 @@ func (q *Queue) deliver(_ actor.Context, evs []*KillmailInserted) bool {
 
 func (q *Queue) closed(err error) {
 	q.mu.Lock()
+	if q.ended {
+		q.mu.Unlock()
+		return
+	}
 	q.ended, q.err = true, err
 	q.mu.Unlock()
 	q.signal()

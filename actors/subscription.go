@@ -20,8 +20,9 @@ type Subscription struct {
 	C  <-chan *KillmailInserted
 	ch chan *KillmailInserted
 
-	mu  sync.Mutex
-	err error
+	mu   sync.Mutex
+	err  error
+	done bool
 }
 
 func (s *Subscription) deliver(_ actor.Context, evs []*KillmailInserted) bool {
@@ -37,8 +38,11 @@ func (s *Subscription) deliver(_ actor.Context, evs []*KillmailInserted) bool {
 
 func (s *Subscription) closed(err error) {
 	s.mu.Lock()
-	s.err = err
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.done {
+		return
+	}
+	s.done, s.err = true, err
 	close(s.ch)
 }
 

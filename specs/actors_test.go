@@ -135,7 +135,36 @@ var _ = Describe("the Go API over the actors", func() {
 		Eventually(take(twice)).WithContext(ctx).Should(Equal(want))
 		// One hand-over for the first event, one for the five behind it.
 		Consistently(notified.Load).WithTimeout(100 * time.Millisecond).Should(Equal(int32(2)))
-	})
+	}, SpecTimeout(30*time.Second))
+
+	It("tells subscribers when PubSub crashed and restarted empty; new subscriptions work", func(ctx SpecContext) {
+		sub, err := svc.Subscribe(ctx, []int64{jita})
+		Expect(err).NotTo(HaveOccurred())
+		q, err := svc.SubscribeQueue(ctx, 0, nil, actors.SystemTopic(jita))
+		Expect(err).NotTo(HaveOccurred())
+		svc.System().Root.Send(svc.PubSub(), &actors.Crash{})
+
+		Eventually(sub.C).WithContext(ctx).Should(BeClosed())
+		Expect(sub.Err()).To(MatchError(actors.ErrRestarted))
+		Eventually(q.Ready()).WithContext(ctx).Should(Receive())
+		_, ended, err := q.Take(nil)
+		Expect(ended).To(BeTrue())
+		Expect(err).To(MatchError(actors.ErrRestarted))
+		sub.Close() // after the restart: no double close
+		q.Close()
+
+		again, err := svc.Subscribe(ctx, []int64{jita})
+		Expect(err).NotTo(HaveOccurred())
+		defer again.Close()
+		ids := insert(ctx, jita, 0, 2)
+		var got []uint64
+		for range 2 {
+			var ev *actors.KillmailInserted
+			Eventually(again.C).WithContext(ctx).Should(Receive(&ev))
+			got = append(got, ev.EventID)
+		}
+		Expect(got).To(Equal(ids))
+	}, SpecTimeout(30*time.Second))
 
 	It("drops a subscriber that does not keep up, without slowing inserts", func(ctx SpecContext) {
 		sub, err := svc.SubscribeTopics(ctx, 2, actors.SystemTopic(jita))

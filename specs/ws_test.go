@@ -21,6 +21,7 @@ import (
 	. "github.com/onsi/gomega"
 	"go.uber.org/goleak"
 
+	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/transport"
@@ -420,7 +421,28 @@ var _ = Describe("websocket subscriptions (GET /api/ws)", func() {
 		}
 		Eventually(func() int { return settle() - before }).WithContext(ctx).
 			Should(BeNumerically("~", n, 5))
-	})
+	}, SpecTimeout(30*time.Second))
+
+	It("closes with 1012 when PubSub restarted, and the client resumes by since without a gap", func(ctx SpecContext) {
+		ws := wsDial(ctx, base, 0)
+		ws.send(ctx, `{"type":"subscribe","systems":[30000142]}`)
+		Expect(ws.next(ctx).Type).To(Equal("subscribed"))
+		first := wsInsert(ctx, base, jita, 2)
+		Expect(ws.killmails(ctx, 2)).To(Equal(first))
+
+		svc := kf.Actors()
+		svc.System().Root.Send(svc.PubSub(), &actors.Crash{})
+		_, _, err := ws.c.Read(ctx)
+		Expect(websocket.CloseStatus(err)).To(Equal(websocket.StatusServiceRestart))
+
+		later := wsInsert(ctx, base, jita, 2) // while no one listens
+		again := wsDial(ctx, base, 0)
+		again.send(ctx, `{"type":"subscribe","systems":[30000142],"since":`+itoa(int64(first[1]))+`}`)
+		Expect(again.next(ctx).Type).To(Equal("subscribed"))
+		Expect(again.killmails(ctx, 2)).To(Equal(later))
+		live := wsInsert(ctx, base, jita, 1)
+		Expect(again.killmails(ctx, 1)).To(Equal(live))
+	}, SpecTimeout(30*time.Second))
 
 	It("reads a frame the client sent right behind its handshake", func(ctx SpecContext) {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
@@ -446,7 +468,7 @@ var _ = Describe("websocket subscriptions (GET /api/ws)", func() {
 		_, err = io.ReadFull(br, payload)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(string(payload)).To(ContainSubstring(`"type":"subscribed"`))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("leaves no goroutine behind once connections close", func(ctx SpecContext) {
 		before := goleak.IgnoreCurrent()

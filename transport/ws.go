@@ -200,7 +200,7 @@ func (s *Server) CloseWebsockets(ctx context.Context) error {
 	h.mu.Lock()
 	for wc := range h.conns {
 		if wc.conn != nil {
-			_ = wc.conn.CloseNow()
+			go wc.conn.CloseNow() // each may spend a moment flushing what it corked
 		}
 	}
 	h.mu.Unlock()

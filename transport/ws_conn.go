@@ -3,10 +3,13 @@ package transport
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,7 +28,7 @@ const (
 	wsCorkKeep = 256 << 10
 	// wsCloseFlush bounds the flush of corked frames when the connection
 	// closes (coder/websocket answers a client's close frame, then closes).
-	wsCloseFlush = time.Second
+	wsCloseFlush = 100 * time.Millisecond
 )
 
 // hijackWriter is the ResponseWriter handed to websocket.Accept: it keeps
@@ -68,12 +71,16 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // memory and flush sends them with one system call: a session writing a
 // burst of events pays one write, not one per frame. Uncorked writes
 // (coder/websocket's pongs and close frames outside a burst) go straight
-// through.
+// through. The first failure sticks: once bytes were lost, every later
+// Write, flush and uncork fails, so nothing that counts on earlier frames
+// having been sent (a client_id offset) goes ahead.
 type corkConn struct {
 	net.Conn
 	mu      sync.Mutex
 	corked  bool
-	pending *[]byte // from corkBuffers while corked
+	pending *[]byte     // from corkBuffers while corked
+	err     error       // sticky
+	writing atomic.Bool // the lock holder is writing to the socket
 }
 
 var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
@@ -81,20 +88,38 @@ var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); retu
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
 	if c.corked {
 		*c.pending = append(*c.pending, p...)
 		return len(p), nil
 	}
-	return c.Conn.Write(p)
+	c.writing.Store(true)
+	defer c.writing.Store(false)
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
 }
 
-// Close sends what is corked first, unless a flush is under way (then the
-// close is what ends it): frames written before the close, such as the
-// answer to a client's close frame, are not lost.
+// Close sends what is corked first, so that frames written before the
+// close, such as the answer to a client's close frame, are not lost; but
+// it does not wait for a socket write under way, which the close is then
+// meant to end.
 func (c *corkConn) Close() error {
-	if c.mu.TryLock() {
-		_ = c.flushLocked(wsCloseFlush)
-		c.mu.Unlock()
+	for {
+		if c.mu.TryLock() {
+			_ = c.flushLocked(wsCloseFlush)
+			c.err = cmp.Or(c.err, net.ErrClosed)
+			c.mu.Unlock()
+			break
+		}
+		if c.writing.Load() {
+			break
+		}
+		runtime.Gosched() // a Write or cork holds the lock for a moment
 	}
 	return c.Conn.Close()
 }
@@ -143,20 +168,28 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 }
 
 func (c *corkConn) flushLocked(timeout time.Duration) error {
+	if c.err != nil {
+		return c.err
+	}
 	if c.pending == nil || len(*c.pending) == 0 {
 		return nil
 	}
 	b := *c.pending
 	*c.pending = b[:0]
 	if timeout <= 0 {
-		return errClosed
+		c.err = errClosed
+		return c.err
 	}
+	c.writing.Store(true)
+	defer c.writing.Store(false)
 	if err := c.Conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		c.err = err
 		return err
 	}
 	_, err := c.Conn.Write(b)
 	if derr := c.Conn.SetWriteDeadline(time.Time{}); err == nil {
 		err = derr
 	}
+	c.err = err
 	return err
 }

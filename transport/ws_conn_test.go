@@ -160,3 +160,39 @@ func TestCorkConnCloseDoesNotWaitForAFlush(t *testing.T) {
 		t.Fatal("the flush on a closed connection succeeded")
 	}
 }
+
+// Bytes lost when another goroutine closes the connection (the reader
+// after a reset, a failed ping, shutdown) make every later flush fail: the
+// session must not advance a client_id offset past an event it never sent.
+func TestCorkConnLostBytesStick(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = peer.(*net.TCPConn).SetLinger(0) // the client goes away with a reset
+	_ = peer.Close()
+	time.Sleep(100 * time.Millisecond)
+
+	c := &corkConn{Conn: raw}
+	c.cork()
+	_, _ = c.Write([]byte("an event for a client_id follow"))
+	_ = c.Close()
+	if err := c.flush(time.Second); err == nil {
+		t.Error("flush after the close lost the corked bytes succeeded")
+	}
+	if err := c.uncork(time.Second); err == nil {
+		t.Error("uncork after the close lost the corked bytes succeeded")
+	}
+	if _, err := c.Write([]byte("x")); err == nil {
+		t.Error("write after the close succeeded")
+	}
+}

@@ -145,14 +145,20 @@ type closeError struct {
 
 func (e *closeError) Error() string { return e.reason }
 
+var errGoingAway = &closeError{websocket.StatusGoingAway, "server shutting down"}
+
 // start subscribes the session to PubSub and starts its reader; finished
 // runs once the connection is gone and no worker runs.
 func (s *session) start(finished func()) {
 	sub, err := s.svc.SubscribeQueue(s.ctx, s.cfg.Buffer, s.kick)
 	if err != nil {
+		ce := &closeError{websocket.StatusTryAgainLater, "store unavailable"}
+		if s.ctx.Err() != nil {
+			ce = errGoingAway
+		}
 		go func() {
 			defer finished()
-			s.stop(&closeError{websocket.StatusTryAgainLater, "store unavailable"})
+			s.stop(ce)
 		}()
 		return
 	}
@@ -250,6 +256,10 @@ func (s *session) work() {
 			s.buf = nil
 		}
 		if err != nil {
+			var ce *closeError
+			if !errors.As(err, &ce) && !errors.Is(err, errClosed) && s.ctx.Err() != nil {
+				err = errGoingAway // a store call cut short by the shutdown
+			}
 			s.stop(err)
 			continue
 		}
@@ -271,7 +281,7 @@ func (s *session) work() {
 // then a due checkpoint.
 func (s *session) step(goingAway, checkpoint bool) error {
 	if goingAway {
-		return &closeError{websocket.StatusGoingAway, "server shutting down"}
+		return errGoingAway
 	}
 	for more := true; more; {
 		select {
@@ -312,10 +322,13 @@ func (s *session) takeLive() error {
 }
 
 func (s *session) subscriptionEnded() error {
-	if errors.Is(s.sub.Err(), actors.ErrSlowConsumer) {
+	switch err := s.sub.Err(); {
+	case errors.Is(err, actors.ErrSlowConsumer):
 		return &closeError{websocket.StatusPolicyViolation, "slow consumer"}
+	case errors.Is(err, actors.ErrRestarted):
+		return &closeError{websocket.StatusServiceRestart, "restarting: resume by since"}
 	}
-	return &closeError{websocket.StatusGoingAway, "server shutting down"}
+	return errGoingAway
 }
 
 // stop ends the session once: with a close frame for a closeError (the
@@ -344,15 +357,17 @@ func (s *session) ping() {
 	err := s.conn.Ping(ctx)
 	cancel()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ended {
+		s.mu.Unlock()
 		return
 	}
+	if err == nil {
+		s.pingTimer.Reset(s.cfg.PingInterval)
+	}
+	s.mu.Unlock()
 	if err != nil {
-		_ = s.conn.CloseNow()
-		return
+		s.stop(errClosed)
 	}
-	s.pingTimer.Reset(s.cfg.PingInterval)
 }
 
 // writeTimeout bounds a flush: the write timeout, or what is left of the
@@ -419,6 +434,9 @@ func (s *session) unsubscribe(cmd *wsCommand) error {
 		if j, ok := s.joins[t]; ok {
 			topics = append(topics, pubsubTopics(s.leave(j))...)
 		}
+	}
+	if err := s.flush(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	defer cancel()
@@ -496,6 +514,9 @@ func (s *session) subscribe(cmd *wsCommand) error {
 	if n > s.cfg.MaxSystems {
 		return s.failed(cmd, badParam("systems", "more than "+strconv.Itoa(s.cfg.MaxSystems)+" systems on this connection"))
 	}
+	if err := s.flush(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	err := s.sub.Add(ctx, pubsubTopics(systems)...)
 	cancel()
@@ -570,7 +591,12 @@ func (s *session) failedSubscribe(cmd *wsCommand, systems []int64, err error) er
 	return s.failed(cmd, err)
 }
 
+// fetch reads the log, after sending what the cork holds: frames, pings and
+// pongs do not wait in memory behind a store round trip.
 func (s *session) fetch(msg any) (eventlog.Batch, error) {
+	if err := s.flush(); err != nil {
+		return eventlog.Batch{}, err
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	defer cancel()
 	return s.svc.Fetch(ctx, msg)
@@ -728,7 +754,7 @@ func (s *session) live(ev *actors.KillmailInserted) error {
 func (s *session) checkpoint() error {
 	b, err := s.fetch(&actors.FetchSince{})
 	if err != nil {
-		return nil // try again at the next tick
+		return connectionError(err) // else try again at the next tick
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	err = s.sub.Add(ctx) // a round trip through PubSub's mailbox
@@ -747,11 +773,20 @@ func (s *session) checkpoint() error {
 	}
 	for id, systems := range byClient {
 		if err := s.advance(id, systems, b.Head); err != nil {
-			return nil
+			return connectionError(err)
 		}
 		for _, sys := range systems {
 			s.follows[sys].floor = b.Head
 		}
+	}
+	return nil
+}
+
+// connectionError keeps the errors that end the session (the connection
+// failed) and drops the store's, which a later checkpoint retries.
+func connectionError(err error) error {
+	if errors.Is(err, errClosed) {
+		return err
 	}
 	return nil
 }
