@@ -245,16 +245,17 @@ func (s *session) work() {
 		s.mu.Unlock()
 
 		s.cc.cork()
-		s.buf = (*frameBuffers.Get().(*[]byte))[:0]
+		bp := frameBuffers.Get().(*[]byte)
+		s.buf = (*bp)[:0]
 		err := s.step(goingAway, checkpoint)
 		if ferr := s.cc.uncork(s.writeTimeout()); ferr != nil {
 			err = errClosed
 		}
-		if s.buf != nil {
-			b := s.buf[:0]
-			frameBuffers.Put(&b)
-			s.buf = nil
+		if s.buf != nil { // else a huge killmail grew it: let it go
+			*bp = s.buf[:0]
+			frameBuffers.Put(bp)
 		}
+		s.buf = nil
 		if err != nil {
 			var ce *closeError
 			if !errors.As(err, &ce) && !errors.Is(err, errClosed) && s.ctx.Err() != nil {

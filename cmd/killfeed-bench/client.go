@@ -109,6 +109,7 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 		}
 	}
 	fmt.Fprintln(out, "ready")
+	cpu0 := cpuTime()
 
 	sent := map[uint64]int64{}
 	var window int64
@@ -127,6 +128,7 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 		sent[id] = t
 	}
 	closedBefore := closed.Load()
+	cpu := cpuTime() - cpu0
 	if *cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -145,7 +147,7 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 	}
-	r := result{Deliveries: len(all), Matched: len(lat), P50ms: q(0.50), P99ms: q(0.99), Closed: int(closedBefore), Window: float64(window) / 1e9}
+	r := result{Deliveries: len(all), Matched: len(lat), P50ms: q(0.50), P99ms: q(0.99), Closed: int(closedBefore), Window: float64(window) / 1e9, CPU: cpu.Seconds()}
 	if len(lat) > 0 {
 		r.MaxMs = lat[len(lat)-1]
 	}

@@ -86,6 +86,15 @@ func main() {
 	}
 }
 
+// cpuTime is the CPU time (user + system) this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // raiseNoFile lifts the soft open-files limit to the hard one.
 func raiseNoFile() uint64 {
 	var l syscall.Rlimit
@@ -270,6 +279,7 @@ type result struct {
 	MaxMs      float64 `json:"max_ms"`
 	Closed     int     `json:"closed"`
 	Window     float64 `json:"window_s"`
+	CPU        float64 `json:"cpu_s"` // the client's CPU time from ready to end
 }
 
 // finish hands the client the publish times and reads its summary.
@@ -365,7 +375,9 @@ func run(o options) error {
 			return err
 		}
 	}
+	cpu0, wall0 := cpuTime(), time.Now()
 	sent, window, err := replay(tgt, d, o.speed, o.duration)
+	serverCPU, wall := cpuTime()-cpu0, time.Since(wall0)
 	if o.cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -386,6 +398,8 @@ func run(o options) error {
 	fmt.Printf("replay at %.0f× for %s: %d killmails published (%.1f/s), %d deliveries = %.0f events/s delivered; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d connections closed\n",
 		o.speed, window.Round(time.Millisecond), len(sent), float64(len(sent))/window.Seconds(),
 		res.Matched, float64(res.Matched)/window.Seconds(), res.P50ms, res.P99ms, res.MaxMs, res.Closed)
+	fmt.Printf("CPU over the replay and its drain (%s): server %.1f s (%.2f cores), client %.1f s\n",
+		wall.Round(time.Millisecond), serverCPU.Seconds(), serverCPU.Seconds()/wall.Seconds(), res.CPU)
 
 	// Phase 2: rising offered rates, killfeed vs a bare fan-out.
 	if len(o.steps) == 0 {
