@@ -113,7 +113,7 @@ type session struct {
 	working      bool // a worker runs
 	pending      bool // work arrived since the worker last looked
 	goingAway    bool
-	checkpointAt bool
+	checkpointDue bool
 	ended        bool
 	pingTimer    *time.Timer
 }
@@ -240,8 +240,8 @@ func (s *session) work() {
 			return
 		}
 		s.pending = false
-		goingAway, checkpoint := s.goingAway, s.checkpointAt
-		s.checkpointAt = false
+		goingAway, checkpoint := s.goingAway, s.checkpointDue
+		s.checkpointDue = false
 		s.mu.Unlock()
 
 		s.cc.cork()
@@ -270,7 +270,7 @@ func (s *session) work() {
 		if s.clients > 0 && s.cpTimer == nil {
 			s.cpTimer = time.AfterFunc(wsCheckpointInterval, func() {
 				s.mu.Lock()
-				s.checkpointAt = true
+				s.checkpointDue = true
 				s.mu.Unlock()
 				s.kick()
 			})
