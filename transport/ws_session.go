@@ -108,14 +108,14 @@ type session struct {
 	cpTimer  *time.Timer   // armed while a client_id follow exists
 	worker   sync.WaitGroup
 
-	mu           sync.Mutex // guards the fields below
-	started      bool
-	working      bool // a worker runs
-	pending      bool // work arrived since the worker last looked
-	goingAway    bool
+	mu            sync.Mutex // guards the fields below
+	started       bool
+	working       bool // a worker runs
+	pending       bool // work arrived since the worker last looked
+	goingAway     bool
 	checkpointDue bool
-	ended        bool
-	pingTimer    *time.Timer
+	ended         bool
+	pingTimer     *time.Timer
 }
 
 // wsFrame is a client frame waiting for the worker.
