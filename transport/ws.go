@@ -92,6 +92,7 @@ type wsHub struct {
 	conns   map[*wsConn]struct{}
 	closing bool
 	wg      sync.WaitGroup
+	pool    *drainPool
 }
 
 // wsConn is one tracked connection; cancel (and the session's goAway) ask
@@ -104,7 +105,7 @@ type wsConn struct {
 
 // websocketRoutes registers the websocket endpoints.
 func (s *Server) websocketRoutes() {
-	s.ws = &wsHub{cfg: s.cfg.Websocket.withDefaults(), conns: make(map[*wsConn]struct{})}
+	s.ws = &wsHub{cfg: s.cfg.Websocket.withDefaults(), conns: make(map[*wsConn]struct{}), pool: newDrainPool()}
 	s.echo.GET("/api/ws", func(c echo.Context) error { return s.serveWebsocket(c, nativeProtocol{}) })
 	s.echo.GET("/socket/websocket", s.servePhoenix)
 	zkill := func(c echo.Context) error { return s.serveWebsocket(c, zkillProtocol{}) }
@@ -163,7 +164,7 @@ func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 		return nil // Accept wrote the response
 	}
 	conn.SetReadLimit(h.cfg.ReadLimit)
-	sess := newSession(ctx, s.svc, s.universe, conn, hw.conn, h.cfg, proto, s.cfg.Logger)
+	sess := newSession(ctx, s.svc, s.universe, conn, hw.conn, h.cfg, proto, h.pool, s.cfg.Logger)
 	h.accepted(wc, conn, sess)
 	sess.start(func() { h.remove(wc) })
 	return nil

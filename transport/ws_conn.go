@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -46,6 +48,9 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	cc := &corkConn{Conn: conn}
+	if sc, ok := conn.(syscall.Conn); ok {
+		cc.raw, _ = sc.SyscallConn() // nil for TLS: no non-blocking writes
+	}
 	// Bytes the client sent right behind its handshake are in net/http's
 	// reader: move them into the small one's buffer, where Accept looks.
 	size := wsReadBuffer
@@ -74,14 +79,26 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // through. The first failure sticks: once bytes were lost, every later
 // Write, flush and uncork fails, so nothing that counts on earlier frames
 // having been sent (a client_id offset) goes ahead.
+//
+// The session frames its data messages itself (writeFrame): it sends the
+// same few kinds of text frame to thousands of connections, and
+// coder/websocket's writer costs more per frame than the copy. Everything
+// else, the control frames included, comes from coder/websocket, whose
+// writer hands each control frame over in one Write. Once a close frame
+// went through, data frames are refused: nothing may follow it.
 type corkConn struct {
 	net.Conn
-	mu      sync.Mutex
-	corked  bool
-	pending *[]byte     // from corkBuffers while corked
-	err     error       // sticky
-	writing atomic.Bool // the lock holder is writing to the socket
+	raw       syscall.RawConn // for tryUncork; nil when not a socket
+	mu        sync.Mutex
+	corked    bool
+	pending   *[]byte     // from corkBuffers while corked
+	err       error       // sticky
+	closeSent bool        // a close frame went through
+	writing   atomic.Bool // the lock holder is writing to the socket
 }
+
+// wsCloseFrame is the first byte of an unfragmented close frame.
+const wsCloseFrame = 0x80 | 0x8
 
 var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
@@ -90,6 +107,9 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	defer c.mu.Unlock()
 	if c.err != nil {
 		return 0, c.err
+	}
+	if len(p) > 0 && p[0] == wsCloseFrame {
+		c.closeSent = true
 	}
 	if c.corked {
 		*c.pending = append(*c.pending, p...)
@@ -102,6 +122,72 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		c.err = err
 	}
 	return n, err
+}
+
+// writeFrame queues one unfragmented text frame; it must be corked.
+func (c *corkConn) writeFrame(payload []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.err != nil:
+		return c.err
+	case c.closeSent || !c.corked:
+		return errClosed
+	}
+	b := appendFrameHeader(*c.pending, 0x1, len(payload))
+	*c.pending = append(b, payload...)
+	return nil
+}
+
+// appendFrameHeader appends the header of an unmasked, final frame of op
+// with an n-byte payload (RFC 6455 section 5.2).
+func appendFrameHeader(dst []byte, op byte, n int) []byte {
+	dst = append(dst, 0x80|op)
+	switch {
+	case n < 126:
+		return append(dst, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, 127), uint64(n))
+	}
+}
+
+// tryUncork writes what is corked with one non-blocking write and uncorks.
+// It reports false, still corked with what is left, when the socket took
+// less, or when it could not try: no raw socket, or the lock is held (a
+// control frame or Close under way). Only a failed write is an error; the
+// caller then flushes with uncork, which blocks within a deadline.
+func (c *corkConn) tryUncork() (bool, error) {
+	if c.raw == nil || !c.mu.TryLock() {
+		return false, nil
+	}
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return false, c.err
+	}
+	if b := *c.pending; len(b) > 0 {
+		var n int
+		var werr error
+		err := c.raw.Write(func(fd uintptr) bool {
+			n, werr = syscall.Write(int(fd), b)
+			return true // one attempt: never wait for the socket here
+		})
+		if err == nil && werr != nil && werr != syscall.EAGAIN && werr != syscall.EINTR {
+			err = werr
+		}
+		if err != nil {
+			c.err = err
+			return false, err
+		}
+		n = max(n, 0)
+		*c.pending = append(b[:0], b[n:]...)
+		if n < len(b) {
+			return false, nil
+		}
+	}
+	c.uncorkLocked()
+	return true, nil
 }
 
 // Close sends what is corked first, so that frames written before the
@@ -156,6 +242,11 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.flushLocked(timeout)
+	c.uncorkLocked()
+	return err
+}
+
+func (c *corkConn) uncorkLocked() {
 	c.corked = false
 	if c.pending != nil {
 		if cap(*c.pending) <= wsCorkKeep {
@@ -164,7 +255,6 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 		}
 		c.pending = nil
 	}
-	return err
 }
 
 func (c *corkConn) flushLocked(timeout time.Duration) error {

@@ -2,7 +2,10 @@ package transport
 
 import (
 	"bytes"
+	"encoding/binary"
+	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,4 +198,171 @@ func TestCorkConnLostBytesStick(t *testing.T) {
 	if _, err := c.Write([]byte("x")); err == nil {
 		t.Error("write after the close succeeded")
 	}
+}
+
+// readFrame parses one unmasked server frame (RFC 6455 section 5.2).
+func readFrame(t *testing.T, b []byte) (op byte, payload, rest []byte) {
+	t.Helper()
+	if len(b) < 2 || b[0]&0x80 == 0 || b[1]&0x80 != 0 {
+		t.Fatalf("not a final unmasked frame: % x", b[:min(len(b), 16)])
+	}
+	n, off := uint64(b[1]&0x7f), 2
+	switch n {
+	case 126:
+		n, off = uint64(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		n, off = binary.BigEndian.Uint64(b[2:]), 10
+	}
+	if uint64(len(b)-off) < n {
+		t.Fatalf("frame of %d bytes, %d left", n, len(b)-off)
+	}
+	return b[0] & 0x0f, b[off : off+int(n)], b[off+int(n):]
+}
+
+// Frames the session builds itself carry every length encoding correctly.
+func TestCorkConnFramesEveryLength(t *testing.T) {
+	rc := &recordConn{}
+	c := &corkConn{Conn: rc}
+	lengths := []int{0, 1, 125, 126, 127, 65535, 65536, 300000}
+	c.cork()
+	for _, n := range lengths {
+		if err := c.writeFrame(bytes.Repeat([]byte{'x'}, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.uncork(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got := rc.got()
+	if len(got) != 1 {
+		t.Fatalf("%d writes, want the burst in one", len(got))
+	}
+	rest := []byte(got[0])
+	for _, n := range lengths {
+		var op byte
+		var p []byte
+		op, p, rest = readFrame(t, rest)
+		if op != 0x1 || len(p) != n || bytes.Count(p, []byte{'x'}) != n {
+			t.Fatalf("frame op %d with %d bytes, want a text frame of %d", op, len(p), n)
+		}
+	}
+	if len(rest) != 0 {
+		t.Fatalf("%d bytes after the frames", len(rest))
+	}
+	if err := c.writeFrame([]byte("x")); err == nil {
+		t.Fatal("an uncorked writeFrame succeeded: session frames go out in bursts")
+	}
+}
+
+// Nothing follows a close frame: once coder/websocket wrote one, data
+// frames are refused, and what was queued before it still goes out first.
+func TestCorkConnNoDataAfterTheCloseFrame(t *testing.T) {
+	rc := &recordConn{}
+	c := &corkConn{Conn: rc}
+	c.cork()
+	if err := c.writeFrame([]byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	closeFrame := []byte{wsCloseFrame, 2, 0x03, 0xe8}
+	if _, err := c.Write(closeFrame); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.writeFrame([]byte("after")); err == nil {
+		t.Fatal("a data frame behind the close frame was queued")
+	}
+	if err := c.uncork(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got := []byte(strings.Join(rc.got(), ""))
+	_, p, rest := readFrame(t, got)
+	if string(p) != "before" || !bytes.Equal(rest, closeFrame) {
+		t.Fatalf("sent % x, want the event then the close frame", got)
+	}
+}
+
+// tcpPair is a connected loopback pair whose server side has a small send
+// buffer and whose client side reads nothing until told.
+func tcpPair(t *testing.T) (server *net.TCPConn, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = sc.(*net.TCPConn)
+	_ = server.SetWriteBuffer(16 << 10)
+	_ = client.(*net.TCPConn).SetReadBuffer(16 << 10)
+	t.Cleanup(func() { _ = server.Close(); _ = client.Close() })
+	return server, client
+}
+
+// tryUncork never blocks: a burst larger than the socket takes stays
+// corked, in order, and the blocking uncork sends the rest once the peer
+// reads.
+func TestCorkConnTryUncorkDoesNotBlock(t *testing.T) {
+	server, client := tcpPair(t)
+	raw, err := server.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &corkConn{Conn: server, raw: raw}
+	var want []byte
+	for i := 0; ; i++ {
+		if i == 1000 {
+			t.Fatal("the socket took 1000 bursts of 64 KiB from a peer that reads nothing")
+		}
+		burst := bytes.Repeat([]byte{byte('a' + i%26)}, 64<<10)
+		want = append(want, burst...)
+		c.cork()
+		if _, err := c.Write(burst); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan bool)
+		go func() { ok, _ := c.tryUncork(); done <- ok }()
+		var ok bool
+		select {
+		case ok = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("tryUncork blocked on a full socket")
+		}
+		if !ok {
+			break
+		}
+	}
+	if c.buffered() == 0 {
+		t.Fatal("tryUncork reported a short write but kept nothing")
+	}
+	got := make(chan []byte)
+	go func() { b, _ := io.ReadAll(io.LimitReader(client, int64(len(want)))); got <- b }()
+	if err := c.uncork(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("peer read %d bytes, not the %d written in order", len(b), len(want))
+	}
+}
+
+// Without a raw socket (a TLS connection, say) tryUncork writes nothing and
+// leaves the flush to the blocking path.
+func TestCorkConnTryUncorkWithoutRawSocket(t *testing.T) {
+	rc := &recordConn{}
+	c := &corkConn{Conn: rc}
+	c.cork()
+	_, _ = c.Write([]byte("a"))
+	if ok, err := c.tryUncork(); ok || err != nil {
+		t.Fatalf("tryUncork = %v, %v; want false, nil", ok, err)
+	}
+	equal(t, rc.got())
+	if err := c.uncork(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, rc.got(), "a")
 }

@@ -86,7 +86,10 @@ type wsFollow struct {
 // goroutine, the reader, blocked in Read. Work (a client frame, a published
 // event, a checkpoint, shutdown) kicks a worker goroutine, which owns the
 // follows, handles everything pending, writes it as one corked burst, and
-// exits. At most one worker runs at a time; pings run on a timer.
+// exits. Published events for a session that has nothing else to do go to
+// the drain pool instead, which writes them without blocking (see
+// drainPool). At most one worker or drainer runs the session at a time;
+// pings run on a timer.
 type session struct {
 	ctx    context.Context // canceled by CloseWebsockets
 	svc    *actors.Service
@@ -95,6 +98,7 @@ type session struct {
 	cfg    WebsocketConfig
 	proto  wsProtocol
 	logger *slog.Logger
+	pool   *drainPool
 
 	universe *universe.Universe
 	sub      *actors.Queue
@@ -102,7 +106,9 @@ type session struct {
 	follows  map[int64]*wsFollow
 	clients  int // follows with a client id
 	buf      []byte
-	drainBy  time.Time // set once the subscription overflowed
+	draining bool                       // a drainer runs the session: no blocking flush
+	backlog  []*actors.KillmailInserted // taken, left to the worker by a drainer
+	drainBy  time.Time                  // set once the subscription overflowed
 	frames   chan wsFrame
 	done     chan struct{} // closed when the session ends
 	cpTimer  *time.Timer   // armed while a client_id follow exists
@@ -110,8 +116,9 @@ type session struct {
 
 	mu            sync.Mutex // guards the fields below
 	started       bool
-	working       bool // a worker runs
+	working       bool // a worker or drainer runs
 	pending       bool // work arrived since the worker last looked
+	liveOnly      bool // no client_id follow: live events need no store call
 	goingAway     bool
 	checkpointDue bool
 	ended         bool
@@ -124,13 +131,14 @@ type wsFrame struct {
 	data []byte
 }
 
-func newSession(ctx context.Context, svc *actors.Service, u *universe.Universe, conn *websocket.Conn, cc *corkConn, cfg WebsocketConfig, proto wsProtocol, logger *slog.Logger) *session {
+func newSession(ctx context.Context, svc *actors.Service, u *universe.Universe, conn *websocket.Conn, cc *corkConn, cfg WebsocketConfig, proto wsProtocol, pool *drainPool, logger *slog.Logger) *session {
 	return &session{
-		ctx: ctx, svc: svc, universe: u, conn: conn, cc: cc, cfg: cfg, proto: proto, logger: logger,
-		joins:   make(map[string]*wsJoin),
-		follows: make(map[int64]*wsFollow),
-		frames:  make(chan wsFrame, 4),
-		done:    make(chan struct{}),
+		ctx: ctx, svc: svc, universe: u, conn: conn, cc: cc, cfg: cfg, proto: proto, pool: pool, logger: logger,
+		liveOnly: true,
+		joins:    make(map[string]*wsJoin),
+		follows:  make(map[int64]*wsFollow),
+		frames:   make(chan wsFrame, 4),
+		done:     make(chan struct{}),
 	}
 }
 
@@ -150,7 +158,7 @@ var errGoingAway = &closeError{websocket.StatusGoingAway, "server shutting down"
 // start subscribes the session to PubSub and starts its reader; finished
 // runs once the connection is gone and no worker runs.
 func (s *session) start(finished func()) {
-	sub, err := s.svc.SubscribeQueue(s.ctx, s.cfg.Buffer, s.kick)
+	sub, err := s.svc.SubscribeQueue(s.ctx, s.cfg.Buffer, s.notified)
 	if err != nil {
 		ce := &closeError{websocket.StatusTryAgainLater, "store unavailable"}
 		if s.ctx.Err() != nil {
@@ -221,6 +229,66 @@ func (s *session) kick() {
 	go s.work()
 }
 
+// notified is the subscription's notify (on PubSub's goroutine): events
+// wait. A session with nothing else to do goes to the drain pool; one with
+// client frames, a checkpoint, client_id follows (whose offsets move as
+// events are written) or a shutdown pending gets its worker.
+func (s *session) notified() {
+	s.mu.Lock()
+	s.pending = true
+	if s.working || s.ended || !s.started {
+		s.mu.Unlock()
+		return
+	}
+	s.working = true
+	s.worker.Add(1)
+	drain := s.liveOnly && !s.goingAway && !s.checkpointDue && len(s.frames) == 0
+	s.mu.Unlock()
+	if drain {
+		s.pool.submit(s)
+		return
+	}
+	go s.work()
+}
+
+// drain runs on a drainer: it writes the waiting events with one
+// non-blocking write. What the socket does not take at once, a burst of
+// more than wsFlushAt bytes, an ended subscription and work that arrived
+// meanwhile go on to the worker.
+func (s *session) drain() {
+	s.mu.Lock()
+	s.pending = false
+	s.mu.Unlock()
+	s.cc.cork()
+	bp := frameBuffers.Get().(*[]byte)
+	s.buf = (*bp)[:0]
+	s.draining = true
+	err := s.takeLive()
+	s.draining = false
+	s.putFrameBuffer(bp)
+	done := false
+	if err == nil || errors.Is(err, errHandOver) {
+		var werr error
+		if done, werr = s.cc.tryUncork(); werr != nil {
+			err = werr
+		}
+	}
+	s.mu.Lock()
+	if err != nil || !done {
+		// The worker flushes what is corked, within the write timeout, and
+		// ends the session if the subscription ended or the write failed.
+		s.pending = true
+	}
+	if !s.pending || s.ended {
+		s.working = false
+		s.mu.Unlock()
+		s.worker.Done()
+		return
+	}
+	s.mu.Unlock()
+	go s.work()
+}
+
 // goAway asks the session to close with 1001.
 func (s *session) goAway() {
 	s.mu.Lock()
@@ -236,6 +304,7 @@ func (s *session) work() {
 		s.mu.Lock()
 		if !s.pending || s.ended {
 			s.working = false
+			s.liveOnly = s.clients == 0
 			s.mu.Unlock()
 			return
 		}
@@ -251,11 +320,7 @@ func (s *session) work() {
 		if ferr := s.cc.uncork(s.writeTimeout()); ferr != nil {
 			err = errClosed
 		}
-		if s.buf != nil { // else a huge killmail grew it: let it go
-			*bp = s.buf[:0]
-			frameBuffers.Put(bp)
-		}
-		s.buf = nil
+		s.putFrameBuffer(bp)
 		if err != nil {
 			var ce *closeError
 			if !errors.As(err, &ce) && !errors.Is(err, errClosed) && s.ctx.Err() != nil {
@@ -303,15 +368,24 @@ func (s *session) step(goingAway, checkpoint bool) error {
 	return nil
 }
 
-// takeLive writes the events waiting in the subscription queue. When the
-// queue ended it ends the session after them: a slow consumer gets what was
-// queued within the grace, then the close frame.
+// errHandOver stops a drainer whose cork holds a long burst: the worker
+// writes the backlog, flushing as it goes.
+var errHandOver = errors.New("burst handed over to the worker")
+
+// takeLive writes the backlog and the events waiting in the subscription
+// queue. When the queue ended it ends the session after them: a slow
+// consumer gets what was queued within the grace, then the close frame.
 func (s *session) takeLive() error {
-	evs, ended, err := s.sub.Take(nil)
+	evs, ended, err := s.sub.Take(s.backlog)
+	s.backlog = nil
 	if ended && errors.Is(err, actors.ErrSlowConsumer) && s.drainBy.IsZero() {
 		s.drainBy = time.Now().Add(wsCloseGrace)
 	}
-	for _, ev := range evs {
+	for i, ev := range evs {
+		if s.draining && s.cc.buffered() >= wsFlushAt {
+			s.backlog = evs[i:]
+			return errHandOver
+		}
 		if err := s.live(ev); err != nil {
 			return err
 		}
@@ -381,15 +455,16 @@ func (s *session) writeTimeout() time.Duration {
 }
 
 // write queues one text frame in the cork, flushing when a long burst has
-// gathered. A failed write closes the connection.
+// gathered (but not on a drainer, which must not block). A failed write
+// closes the connection.
 func (s *session) write(frame []byte) error {
 	if len(frame) == 0 {
 		return nil
 	}
-	if err := s.conn.Write(context.Background(), websocket.MessageText, frame); err != nil {
+	if err := s.cc.writeFrame(frame); err != nil {
 		return errClosed
 	}
-	if s.cc.buffered() >= wsFlushAt {
+	if !s.draining && s.cc.buffered() >= wsFlushAt {
 		return s.flush()
 	}
 	return nil
@@ -405,6 +480,16 @@ func (s *session) flush() error {
 
 // frameBuffers hold the frames a worker builds; an idle session keeps none.
 var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// putFrameBuffer returns the worker's frame buffer to the pool, unless a
+// huge killmail grew it.
+func (s *session) putFrameBuffer(bp *[]byte) {
+	if s.buf != nil {
+		*bp = s.buf[:0]
+		frameBuffers.Put(bp)
+	}
+	s.buf = nil
+}
 
 // send writes a frame built in s.buf and keeps the buffer for the next one
 // (unless a huge killmail grew it).
