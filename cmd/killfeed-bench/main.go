@@ -7,7 +7,10 @@
 // events per second and the server's memory per idle connection. Then it
 // offers rising synthetic rates to -step-conns subscribers, on killfeed and
 // on a bare coder/websocket fan-out in the same process, to find the
-// highest rate delivered before p99 latency passes -slo.
+// highest rate delivered before p99 latency passes -slo. The same phases
+// run against two references in the same process: a bare coder/websocket
+// fan-out (-bare) and the floor (-floor), the least work a websocket
+// fan-out can do, which shows what the machine itself allows.
 //
 //	go run ./cmd/killfeed-bench -conns 10000 -duration 60s
 package main
@@ -46,7 +49,7 @@ type options struct {
 	memprofile            string
 	cpuprofile            string
 	clientCPUProfile      string
-	bare                  bool
+	bare, floor           bool
 }
 
 func main() {
@@ -69,6 +72,7 @@ func main() {
 	flag.DurationVar(&o.stepDur, "step-duration", 5*time.Second, "length of one max-rate step")
 	flag.DurationVar(&o.slo, "slo", 50*time.Millisecond, "p99 latency beyond which a rate counts as degraded")
 	flag.BoolVar(&o.bare, "bare", false, "run the first phase (memory, replay) against the bare coder/websocket fan-out instead of killfeed")
+	flag.BoolVar(&o.floor, "floor", false, "run the first phase (memory, replay) against the floor fan-out instead of killfeed")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server's CPU profile of the replay phase to this file")
 	flag.StringVar(&o.clientCPUProfile, "client-cpuprofile", "", "write the client process's CPU profile of the replay phase to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write the server's heap profile with the idle connections open to this file")
@@ -341,9 +345,12 @@ func run(o options) error {
 
 	// Phase 1: a real day at speed×, many subscribers.
 	var tgt *target
-	if o.bare {
+	switch {
+	case o.floor:
+		tgt, err = startFloor()
+	case o.bare:
 		tgt, err = startBare()
-	} else {
+	default:
 		tgt, err = startTarget(o.url, logger)
 	}
 	if err != nil {
@@ -401,18 +408,21 @@ func run(o options) error {
 	fmt.Printf("CPU over the replay and its drain (%s): server %.1f s (%.2f cores), client %.1f s\n",
 		wall.Round(time.Millisecond), serverCPU.Seconds(), serverCPU.Seconds()/wall.Seconds(), res.CPU)
 
-	// Phase 2: rising offered rates, killfeed vs a bare fan-out.
+	// Phase 2: rising offered rates, killfeed vs the references.
 	if len(o.steps) == 0 {
 		return nil
 	}
 	fmt.Printf("max rate: %d subscribers × %d systems, %s per step, SLO p99 ≤ %s\n", o.stepConns, o.per, o.stepDur, o.slo)
-	for _, kind := range []string{"killfeed", "bare"} {
+	for _, kind := range []string{"killfeed", "bare", "floor"} {
 		best := 0.0
 		for _, rate := range o.steps {
 			var t *target
-			if kind == "bare" {
+			switch kind {
+			case "floor":
+				t, err = startFloor()
+			case "bare":
 				t, err = startBare()
-			} else {
+			default:
 				t, err = startTarget(o.url, logger)
 			}
 			if err != nil {
