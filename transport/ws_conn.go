@@ -124,19 +124,20 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writeFrame queues one unfragmented text frame; it must be corked.
-func (c *corkConn) writeFrame(payload []byte) error {
+// writeFrame queues one unfragmented text frame; it must be corked. It
+// returns how many bytes wait.
+func (c *corkConn) writeFrame(payload []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case c.err != nil:
-		return c.err
+		return 0, c.err
 	case c.closeSent || !c.corked:
-		return errClosed
+		return 0, errClosed
 	}
 	b := appendFrameHeader(*c.pending, 0x1, len(payload))
 	*c.pending = append(b, payload...)
-	return nil
+	return len(*c.pending), nil
 }
 
 // appendFrameHeader appends the header of an unmasked, final frame of op

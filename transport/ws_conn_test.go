@@ -226,7 +226,7 @@ func TestCorkConnFramesEveryLength(t *testing.T) {
 	lengths := []int{0, 1, 125, 126, 127, 65535, 65536, 300000}
 	c.cork()
 	for _, n := range lengths {
-		if err := c.writeFrame(bytes.Repeat([]byte{'x'}, n)); err != nil {
+		if _, err := c.writeFrame(bytes.Repeat([]byte{'x'}, n)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -249,7 +249,7 @@ func TestCorkConnFramesEveryLength(t *testing.T) {
 	if len(rest) != 0 {
 		t.Fatalf("%d bytes after the frames", len(rest))
 	}
-	if err := c.writeFrame([]byte("x")); err == nil {
+	if _, err := c.writeFrame([]byte("x")); err == nil {
 		t.Fatal("an uncorked writeFrame succeeded: session frames go out in bursts")
 	}
 }
@@ -260,14 +260,14 @@ func TestCorkConnNoDataAfterTheCloseFrame(t *testing.T) {
 	rc := &recordConn{}
 	c := &corkConn{Conn: rc}
 	c.cork()
-	if err := c.writeFrame([]byte("before")); err != nil {
+	if _, err := c.writeFrame([]byte("before")); err != nil {
 		t.Fatal(err)
 	}
 	closeFrame := []byte{wsCloseFrame, 2, 0x03, 0xe8}
 	if _, err := c.Write(closeFrame); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.writeFrame([]byte("after")); err == nil {
+	if _, err := c.writeFrame([]byte("after")); err == nil {
 		t.Fatal("a data frame behind the close frame was queued")
 	}
 	if err := c.uncork(time.Second); err != nil {

@@ -23,6 +23,9 @@ type drainPool struct {
 	max     int
 }
 
+// drainYieldEvery is how many sessions a drainer writes between yields.
+const drainYieldEvery = 16
+
 // drainQueueKeep is the largest queue capacity kept once it empties.
 const drainQueueKeep = 16 << 10
 
@@ -44,8 +47,14 @@ func (p *drainPool) submit(s *session) {
 	}
 }
 
+// run drains sessions until none waits, yielding every few sessions so
+// that the store and PubSub run between the writes of a long burst, not
+// only after them (a drainer's non-blocking writes never park it).
 func (p *drainPool) run() {
-	for {
+	for n := 1; ; n++ {
+		if n%drainYieldEvery == 0 {
+			runtime.Gosched()
+		}
 		p.mu.Lock()
 		if p.head == len(p.queue) {
 			if cap(p.queue) > drainQueueKeep {

@@ -72,7 +72,7 @@ func TestDrainLeavesAShortWriteToTheWorker(t *testing.T) {
 			t.Fatal("the socket took 160 MB from a client that reads nothing")
 		}
 		cc.cork()
-		if err := cc.writeFrame(filler); err != nil {
+		if _, err := cc.writeFrame(filler); err != nil {
 			t.Fatal(err)
 		}
 		if ok, err := cc.tryUncork(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,6 +108,7 @@ type session struct {
 	clients  int // follows with a client id
 	buf      []byte
 	draining bool                       // a drainer runs the session: no blocking flush
+	corked   int                        // bytes waiting in the cork after the last write
 	backlog  []*actors.KillmailInserted // taken, left to the worker by a drainer
 	drainBy  time.Time                  // set once the subscription overflowed
 	frames   chan wsFrame
@@ -174,7 +176,7 @@ func (s *session) start(finished func()) {
 	s.sub, s.started = sub, true
 	kick := s.pending
 	if s.cfg.PingInterval > 0 {
-		s.pingTimer = time.AfterFunc(s.cfg.PingInterval, s.ping)
+		s.pingTimer = time.AfterFunc(s.pingDelay(), s.ping)
 	}
 	s.mu.Unlock()
 	go s.read(finished)
@@ -243,6 +245,9 @@ func (s *session) notified() {
 	s.working = true
 	s.worker.Add(1)
 	drain := s.liveOnly && !s.goingAway && !s.checkpointDue && len(s.frames) == 0
+	if drain {
+		s.pending = false // the drainer takes what waits
+	}
 	s.mu.Unlock()
 	if drain {
 		s.pool.submit(s)
@@ -256,13 +261,10 @@ func (s *session) notified() {
 // more than wsFlushAt bytes, an ended subscription and work that arrived
 // meanwhile go on to the worker.
 func (s *session) drain() {
-	s.mu.Lock()
-	s.pending = false
-	s.mu.Unlock()
 	s.cc.cork()
 	bp := frameBuffers.Get().(*[]byte)
 	s.buf = (*bp)[:0]
-	s.draining = true
+	s.draining, s.corked = true, 0
 	err := s.takeLive()
 	s.draining = false
 	s.putFrameBuffer(bp)
@@ -382,7 +384,7 @@ func (s *session) takeLive() error {
 		s.drainBy = time.Now().Add(wsCloseGrace)
 	}
 	for i, ev := range evs {
-		if s.draining && s.cc.buffered() >= wsFlushAt {
+		if s.draining && s.corked >= wsFlushAt {
 			s.backlog = evs[i:]
 			return errHandOver
 		}
@@ -426,6 +428,14 @@ func (s *session) stop(err error) {
 	_ = s.conn.CloseNow()
 }
 
+// pingDelay is the ping interval give or take 10 %: connections opened
+// together (every client reconnecting after a restart) do not all ping at
+// once, then and every interval after.
+func (s *session) pingDelay() time.Duration {
+	d := s.cfg.PingInterval
+	return d - d/10 + rand.N(d/5+1)
+}
+
 // ping sends a keepalive ping and drops a peer that does not answer.
 func (s *session) ping() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
@@ -437,7 +447,7 @@ func (s *session) ping() {
 		return
 	}
 	if err == nil {
-		s.pingTimer.Reset(s.cfg.PingInterval)
+		s.pingTimer.Reset(s.pingDelay())
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -461,10 +471,11 @@ func (s *session) write(frame []byte) error {
 	if len(frame) == 0 {
 		return nil
 	}
-	if err := s.cc.writeFrame(frame); err != nil {
+	n, err := s.cc.writeFrame(frame)
+	if err != nil {
 		return errClosed
 	}
-	if !s.draining && s.cc.buffered() >= wsFlushAt {
+	if s.corked = n; !s.draining && n >= wsFlushAt {
 		return s.flush()
 	}
 	return nil
