@@ -42,9 +42,10 @@ type WebsocketConfig struct {
 	// any origin. Empty means same-origin only (clients that send no Origin,
 	// like most non-browser clients, are always accepted).
 	AllowedOrigins []string
-	// PingInterval is how often a keepalive ping is sent; a peer that does
-	// not answer within WriteTimeout is dropped. 0 means 30s; negative
-	// disables pings.
+	// PingInterval is how often a keepalive ping is sent (give or take 10 %,
+	// so that connections opened together do not ping together); a peer
+	// that does not answer within WriteTimeout is dropped. 0 means 30s;
+	// negative disables pings.
 	PingInterval time.Duration
 	// WriteTimeout bounds every write to a connection; 0 means 5s.
 	WriteTimeout time.Duration
