@@ -3,9 +3,11 @@ package transport
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,10 +19,19 @@ import (
 	"github.com/killfeed/killfeed/killmail"
 )
 
-// An event whose drain finds the socket full is not left in the cork: the
-// session's worker writes it once the client reads, even though nothing
-// else is published after it.
-func TestDrainLeavesAShortWriteToTheWorker(t *testing.T) {
+// drainTest is a server on a fresh service and a client subscribed to
+// system 30000142 whose socket has a small receive buffer: loopback
+// autotuning may otherwise take tens of megabytes before the socket is
+// full.
+type drainTest struct {
+	svc *actors.Service
+	srv *Server
+	c   *websocket.Conn
+	ctx context.Context
+}
+
+func startDrainTest(t *testing.T, cfg WebsocketConfig) *drainTest {
+	t.Helper()
 	log, err := eventlog.Open(eventlog.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -29,13 +40,13 @@ func TestDrainLeavesAShortWriteToTheWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { svc.Stop(); _ = log.Close() }()
-	srv := New(svc, Config{Websocket: WebsocketConfig{PingInterval: -1, WriteTimeout: 20 * time.Second}})
+	t.Cleanup(func() { svc.Stop(); _ = log.Close() })
+	srv := New(svc, Config{Websocket: cfg})
 	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-
+	t.Cleanup(ts.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
+
 	var d net.Dialer
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := d.DialContext(ctx, network, addr)
@@ -48,7 +59,7 @@ func TestDrainLeavesAShortWriteToTheWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.CloseNow()
+	t.Cleanup(func() { _ = c.CloseNow() })
 	c.SetReadLimit(1 << 20)
 	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","systems":[30000142]}`)); err != nil {
 		t.Fatal(err)
@@ -56,15 +67,53 @@ func TestDrainLeavesAShortWriteToTheWorker(t *testing.T) {
 	if _, b, err := c.Read(ctx); err != nil || !strings.Contains(string(b), `"subscribed"`) {
 		t.Fatalf("subscribe: %s %v", b, err)
 	}
+	return &drainTest{svc: svc, srv: srv, c: c, ctx: ctx}
+}
+
+func (d *drainTest) insert(t *testing.T, kms ...killmail.Killmail) {
+	t.Helper()
+	if _, err := d.svc.Insert(d.ctx, kms, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readEvents reads n events and checks that their ids run from 1 to n.
+func (d *drainTest) readEvents(t *testing.T, ctx context.Context, n int) {
+	t.Helper()
+	for i := range n {
+		_, b, err := d.c.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %d of %d events: %v", i, n, err)
+		}
+		var ev struct {
+			EventID uint64 `json:"event_id"`
+		}
+		if err := json.Unmarshal(b, &ev); err != nil || ev.EventID != uint64(i+1) {
+			t.Fatalf("event %d: event_id %d (%v)", i+1, ev.EventID, err)
+		}
+	}
+}
+
+func padded(i, pad int) killmail.Killmail {
+	id := strconv.Itoa(1000 + i)
+	return killmail.Killmail{ID: int64(1000 + i), SystemID: 30000142,
+		JSON: []byte(`{"killmail_id":` + id + `,"solar_system_id":30000142,"pad":"` + strings.Repeat("x", pad) + `"}`)}
+}
+
+// An event whose drain finds the socket full is not left in the cork: the
+// session's worker writes it once the client reads, even though nothing
+// else is published after it.
+func TestDrainLeavesAShortWriteToTheWorker(t *testing.T) {
+	d := startDrainTest(t, WebsocketConfig{PingInterval: -1, WriteTimeout: 20 * time.Second})
 
 	// Fill the idle session's socket with filler frames, as earlier bursts
 	// would, until a non-blocking write comes up short.
 	var cc *corkConn
-	srv.ws.mu.Lock()
-	for wc := range srv.ws.conns {
+	d.srv.ws.mu.Lock()
+	for wc := range d.srv.ws.conns {
 		cc = wc.sess.cc
 	}
-	srv.ws.mu.Unlock()
+	d.srv.ws.mu.Unlock()
 	filler := bytes.Repeat([]byte("x"), 16<<10)
 	frames := 0
 	for {
@@ -82,21 +131,48 @@ func TestDrainLeavesAShortWriteToTheWorker(t *testing.T) {
 		}
 	}
 
-	km := killmail.Killmail{ID: 1, SystemID: 30000142, JSON: []byte(`{"killmail_id":1,"solar_system_id":30000142}`)}
-	if _, err := svc.Insert(ctx, []killmail.Killmail{km}, nil); err != nil {
-		t.Fatal(err)
-	}
+	d.insert(t, padded(0, 0))
 	time.Sleep(200 * time.Millisecond) // the drain finds the socket full
 
-	readCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
 	defer cancel()
 	for i := range frames {
-		if _, b, err := c.Read(readCtx); err != nil || len(b) != len(filler) {
+		if _, b, err := d.c.Read(ctx); err != nil || len(b) != len(filler) {
 			t.Fatalf("filler frame %d of %d: %d bytes, %v", i, frames, len(b), err)
 		}
 	}
-	_, b, err := c.Read(readCtx)
-	if err != nil || !strings.Contains(string(b), `"event_id":1,`) {
-		t.Fatalf("after the filler: %s %v; want the event", b, err)
-	}
+	d.readEvents(t, ctx, 1)
+}
+
+// A client that pauses reading while more is published than its socket
+// holds (6 MB, where the server's send buffer grows to 4 MB at most) gets
+// every event, in order, once it reads again. Published one by one, the
+// events reach drainers whose non-blocking write comes up short once the
+// socket is full. Published in one batch, they make a drainer hand its
+// backlog to the worker.
+func TestWebsocketBurstBeyondTheSocketArrivesWhole(t *testing.T) {
+	const n, pad = 300, 20 << 10
+	t.Run("one by one", func(t *testing.T) {
+		d := startDrainTest(t, WebsocketConfig{WriteTimeout: 20 * time.Second, Buffer: 4096})
+		for i := range n {
+			d.insert(t, padded(i, pad))
+			time.Sleep(2 * time.Millisecond) // one drain at a time
+		}
+		time.Sleep(500 * time.Millisecond) // the server fills the socket and waits
+		ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
+		defer cancel()
+		d.readEvents(t, ctx, n)
+	})
+	t.Run("in one batch", func(t *testing.T) {
+		d := startDrainTest(t, WebsocketConfig{WriteTimeout: 20 * time.Second, Buffer: 4096})
+		var kms []killmail.Killmail
+		for i := range n {
+			kms = append(kms, padded(i, pad))
+		}
+		d.insert(t, kms...)
+		time.Sleep(500 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
+		defer cancel()
+		d.readEvents(t, ctx, n)
+	})
 }

@@ -220,15 +220,23 @@ func (s *session) read(finished func()) {
 // kick makes sure a worker looks at the session soon.
 func (s *session) kick() {
 	s.mu.Lock()
+	run := s.claimLocked()
+	s.mu.Unlock()
+	if run {
+		go s.work()
+	}
+}
+
+// claimLocked marks work pending and reports whether the caller is to run
+// the session: no worker or drainer runs it, and it is open.
+func (s *session) claimLocked() bool {
 	s.pending = true
 	if s.working || s.ended || !s.started {
-		s.mu.Unlock()
-		return
+		return false
 	}
 	s.working = true
 	s.worker.Add(1)
-	s.mu.Unlock()
-	go s.work()
+	return true
 }
 
 // notified is the subscription's notify (on PubSub's goroutine): events
@@ -237,13 +245,10 @@ func (s *session) kick() {
 // events are written) or a shutdown pending gets its worker.
 func (s *session) notified() {
 	s.mu.Lock()
-	s.pending = true
-	if s.working || s.ended || !s.started {
+	if !s.claimLocked() {
 		s.mu.Unlock()
 		return
 	}
-	s.working = true
-	s.worker.Add(1)
 	drain := s.liveOnly && !s.goingAway && !s.checkpointDue && len(s.frames) == 0
 	if drain {
 		s.pending = false // the drainer takes what waits

@@ -2,11 +2,7 @@ package transport_test
 
 import (
 	"context"
-	"encoding/json"
-	"net"
-	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +11,6 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
-	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/transport"
 )
 
@@ -92,98 +87,5 @@ func TestWebsocketPingNotHeldBehindASlowStore(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("%d acknowledgements", got)
 		}
-	}
-}
-
-// A client that pauses reading while more is published than its socket
-// holds gets every event, in order, once it reads again. Published one by
-// one, the events reach drainers whose non-blocking write comes up short
-// once the socket is full: the worker must flush the rest. Published in
-// one batch, they make a drainer hand its backlog to the worker.
-func TestWebsocketBurstBeyondTheSocketArrivesWhole(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		n, pad int
-		batch  bool
-	}{
-		{"one by one", 300, 20 << 10, false},
-		{"in one batch", 300, 20 << 10, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			log, err := eventlog.Open(eventlog.Config{}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc, err := actors.Start(log, false, actors.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { svc.Stop(); _ = log.Close() }()
-			srv := transport.New(svc, transport.Config{Websocket: transport.WebsocketConfig{
-				WriteTimeout: 20 * time.Second, Buffer: 4096,
-			}})
-			ts := httptest.NewServer(srv.Handler())
-			defer ts.Close()
-
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			// A small receive buffer: loopback autotuning may otherwise take
-			// tens of megabytes before the socket is full.
-			var d net.Dialer
-			hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				conn, err := d.DialContext(ctx, network, addr)
-				if err == nil {
-					err = conn.(*net.TCPConn).SetReadBuffer(64 << 10)
-				}
-				return conn, err
-			}}}
-			c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/api/ws", &websocket.DialOptions{HTTPClient: hc})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.CloseNow()
-			c.SetReadLimit(1 << 20)
-			if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","systems":[30000142]}`)); err != nil {
-				t.Fatal(err)
-			}
-			if _, b, err := c.Read(ctx); err != nil || !strings.Contains(string(b), `"subscribed"`) {
-				t.Fatalf("subscribe: %s %v", b, err)
-			}
-
-			// More than the socket holds while the client reads nothing: 6 MB,
-			// where the server's send buffer grows to 4 MB at most.
-			pad := strings.Repeat("x", tc.pad)
-			var kms []killmail.Killmail
-			for i := range tc.n {
-				kms = append(kms, killmail.Killmail{ID: int64(1000 + i), SystemID: 30000142,
-					JSON: []byte(`{"killmail_id":` + strconv.Itoa(1000+i) + `,"solar_system_id":30000142,"pad":"` + pad + `"}`)})
-				if tc.batch && i < tc.n-1 {
-					continue
-				}
-				if _, err := svc.Insert(ctx, kms, nil); err != nil {
-					t.Fatal(err)
-				}
-				kms = kms[:0]
-				time.Sleep(2 * time.Millisecond) // one drain at a time
-			}
-			time.Sleep(500 * time.Millisecond) // the server fills the socket and waits
-
-			readCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			var last uint64
-			for i := range tc.n {
-				_, b, err := c.Read(readCtx)
-				if err != nil {
-					t.Fatalf("after %d of %d events: %v", i, tc.n, err)
-				}
-				var ev struct {
-					EventID uint64 `json:"event_id"`
-				}
-				if err := json.Unmarshal(b, &ev); err != nil || ev.EventID != last+1 {
-					t.Fatalf("event %d: event_id %d after %d (%v)", i, ev.EventID, last, err)
-				}
-				last = ev.EventID
-			}
-		})
 	}
 }

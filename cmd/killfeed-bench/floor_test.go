@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"strconv"
 	"testing"
 	"time"
 
@@ -29,18 +28,8 @@ func TestFloorDeliversWhatIsFollowed(t *testing.T) {
 	km := fixture.Killmails()[0]
 	other := km
 	other.SystemID++
-	c, err := dialRaw(ctx, tgt.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.writeText([]byte(`{"type":"subscribe","systems":[` + strconv.FormatInt(km.SystemID, 10) + `]}`)); err != nil {
-		t.Fatal(err)
-	}
+	c := subscribeRaw(ctx, t, tgt.wsURL, km.SystemID)
 	var head [64]byte
-	if n, _, err := c.next(head[:]); err != nil || string(head[:n]) != `{"type":"subscribed"}` {
-		t.Fatalf("subscribe: %q %v", head[:n], err)
-	}
 	var want []uint64
 	for _, k := range []killmail.Killmail{km, other, km, km} {
 		id, err := tgt.insert(k)

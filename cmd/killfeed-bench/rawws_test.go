@@ -30,19 +30,8 @@ func TestRawWSAgainstKillfeed(t *testing.T) {
 	defer a.Shutdown(ctx)
 
 	km := fixture.Killmails()[0]
-	c, err := dialRaw(ctx, "ws"+strings.TrimPrefix(a.URL(), "http")+"/api/ws")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.writeText([]byte(`{"type":"subscribe","systems":[` + strconv.FormatInt(km.SystemID, 10) + `]}`)); err != nil {
-		t.Fatal(err)
-	}
+	c := subscribeRaw(ctx, t, "ws"+strings.TrimPrefix(a.URL(), "http")+"/api/ws", km.SystemID)
 	var head [64]byte
-	n, _, err := c.next(head[:])
-	if err != nil || !strings.Contains(string(head[:n]), `"subscribed"`) {
-		t.Fatalf("first frame %q, %v", head[:n], err)
-	}
 
 	got := make(chan uint64)
 	go func() {
@@ -87,4 +76,23 @@ func TestRawWSAgainstKillfeed(t *testing.T) {
 	if _, _, err := c.next(head[:]); err == nil || errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("next after close: %v", err)
 	}
+}
+
+// subscribeRaw dials target and subscribes to system.
+func subscribeRaw(ctx context.Context, t *testing.T, target string, system int64) *rawWS {
+	t.Helper()
+	c, err := dialRaw(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.writeText([]byte(`{"type":"subscribe","systems":[` + strconv.FormatInt(system, 10) + `]}`)); err != nil {
+		t.Fatal(err)
+	}
+	var head [64]byte
+	n, _, err := c.next(head[:])
+	if err != nil || !strings.Contains(string(head[:n]), `"subscribed"`) {
+		t.Fatalf("first frame %q, %v", head[:n], err)
+	}
+	return c
 }
