@@ -211,14 +211,30 @@ func (c *corkConn) Close() error {
 	return c.Conn.Close()
 }
 
+// tryCork corks unless the lock is held, which it may be for long: an
+// uncorked control frame (coder/websocket's pong or close) can be waiting
+// in a socket write under it.
+func (c *corkConn) tryCork() bool {
+	if !c.mu.TryLock() {
+		return false
+	}
+	defer c.mu.Unlock()
+	c.corkLocked()
+	return true
+}
+
 // cork holds writes until uncork.
 func (c *corkConn) cork() {
 	c.mu.Lock()
+	c.corkLocked()
+	c.mu.Unlock()
+}
+
+func (c *corkConn) corkLocked() {
 	c.corked = true
 	if c.pending == nil {
 		c.pending = corkBuffers.Get().(*[]byte)
 	}
-	c.mu.Unlock()
 }
 
 // buffered is how many bytes wait.

@@ -17,17 +17,13 @@ import (
 // an idle server runs none.
 type drainPool struct {
 	mu      sync.Mutex
-	queue   []*session
-	head    int
+	queue   sessionQueue
 	running int
 	max     int
 }
 
 // drainYieldEvery is how many sessions a drainer writes between yields.
 const drainYieldEvery = 16
-
-// drainQueueKeep is the largest queue capacity kept once it empties.
-const drainQueueKeep = 16 << 10
 
 func newDrainPool() *drainPool {
 	return &drainPool{max: runtime.GOMAXPROCS(0)}
@@ -36,7 +32,7 @@ func newDrainPool() *drainPool {
 // submit queues s, whose caller won it the right to work (s.working).
 func (p *drainPool) submit(s *session) {
 	p.mu.Lock()
-	p.queue = append(p.queue, s)
+	p.queue.push(s)
 	start := p.running < p.max
 	if start {
 		p.running++
@@ -56,21 +52,49 @@ func (p *drainPool) run() {
 			runtime.Gosched()
 		}
 		p.mu.Lock()
-		if p.head == len(p.queue) {
-			if cap(p.queue) > drainQueueKeep {
-				p.queue = nil
-			} else {
-				p.queue = p.queue[:0]
-			}
-			p.head = 0
+		s := p.queue.pop()
+		if s == nil {
 			p.running--
 			p.mu.Unlock()
 			return
 		}
-		s := p.queue[p.head]
-		p.queue[p.head] = nil
-		p.head++
 		p.mu.Unlock()
 		s.drain()
 	}
+}
+
+// sessionQueue is a FIFO of sessions.
+type sessionQueue struct {
+	items []*session
+	head  int
+}
+
+// sessionQueueKeep is the largest capacity kept once the queue empties,
+// and how far the taken prefix may grow before it is dropped.
+const sessionQueueKeep = 16 << 10
+
+func (q *sessionQueue) push(s *session) { q.items = append(q.items, s) }
+
+// pop takes the oldest session, nil when none waits.
+func (q *sessionQueue) pop() *session {
+	if q.head == len(q.items) {
+		if cap(q.items) > sessionQueueKeep {
+			q.items = nil
+		} else {
+			q.items = q.items[:0]
+		}
+		q.head = 0
+		return nil
+	}
+	s := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head >= sessionQueueKeep && q.head > len(q.items)/2 {
+		// A queue that never empties (a long, heavy burst) drops what was
+		// taken rather than growing forever.
+		left := copy(q.items, q.items[q.head:])
+		clear(q.items[left:])
+		q.items, q.head = q.items[:left], 0
+	}
+	return s
 }

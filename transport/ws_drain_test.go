@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 type drainTest struct {
 	svc *actors.Service
 	srv *Server
+	url string // the test server's http:// URL
 	c   *websocket.Conn
 	ctx context.Context
 }
@@ -67,7 +69,7 @@ func startDrainTest(t *testing.T, cfg WebsocketConfig) *drainTest {
 	if _, b, err := c.Read(ctx); err != nil || !strings.Contains(string(b), `"subscribed"`) {
 		t.Fatalf("subscribe: %s %v", b, err)
 	}
-	return &drainTest{svc: svc, srv: srv, c: c, ctx: ctx}
+	return &drainTest{svc: svc, srv: srv, url: ts.URL, c: c, ctx: ctx}
 }
 
 func (d *drainTest) insert(t *testing.T, kms ...killmail.Killmail) {
@@ -175,4 +177,101 @@ func TestWebsocketBurstBeyondTheSocketArrivesWhole(t *testing.T) {
 		defer cancel()
 		d.readEvents(t, ctx, n)
 	})
+}
+
+// The drain queue is first in, first out, and under a load that never
+// lets it empty it stays bounded by what waits, not by what went through.
+func TestSessionQueueKeepsOrderAndStaysBounded(t *testing.T) {
+	var q sessionQueue
+	sessions := make([]*session, 1000)
+	for i := range sessions {
+		sessions[i] = &session{}
+	}
+	next, want := 0, 0
+	for range 200 { // 200 rounds: 1000 in, 990 out; 2,000 waiting at the end
+		for range 1000 {
+			q.push(sessions[next%len(sessions)])
+			next++
+		}
+		for range 990 {
+			if s := q.pop(); s != sessions[want%len(sessions)] {
+				t.Fatalf("pop %d: not the session pushed %d-th", want, want)
+			}
+			want++
+		}
+	}
+	if c := cap(q.items); c > 4*sessionQueueKeep {
+		t.Fatalf("capacity %d after 200,000 pushes with 2,000 waiting", c)
+	}
+	for ; want < next; want++ {
+		if s := q.pop(); s != sessions[want%len(sessions)] {
+			t.Fatalf("pop %d: not the session pushed %d-th", want, want)
+		}
+	}
+	if q.pop() != nil {
+		t.Fatal("pop from an empty queue returned a session")
+	}
+}
+
+// A drainer never waits on one connection: a client whose full socket
+// holds a pong the server is writing (uncorked, under the connection's
+// lock) must not hold up the delivery to everyone else.
+func TestDrainerDoesNotWaitBehindAStuckControlFrame(t *testing.T) {
+	d := startDrainTest(t, WebsocketConfig{PingInterval: -1, WriteTimeout: 20 * time.Second})
+	d.srv.ws.pool.mu.Lock()
+	d.srv.ws.pool.max = 1 // every session behind the stuck one
+	d.srv.ws.pool.mu.Unlock()
+	var cc *corkConn
+	d.srv.ws.mu.Lock()
+	for wc := range d.srv.ws.conns {
+		cc = wc.sess.cc
+	}
+	d.srv.ws.mu.Unlock()
+
+	healthy, _, err := websocket.Dial(d.ctx, strings.Replace(d.url, "http", "ws", 1)+"/api/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer healthy.CloseNow()
+	if err := healthy.Write(d.ctx, websocket.MessageText, []byte(`{"type":"subscribe","systems":[30000142]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := healthy.Read(d.ctx); err != nil || !strings.Contains(string(b), `"subscribed"`) {
+		t.Fatalf("subscribe: %s %v", b, err)
+	}
+
+	// The slow client's socket is full (of bytes it will never read), then
+	// it pings: the pong's write waits on the socket, holding the
+	// connection's lock.
+	_ = cc.Conn.(*net.TCPConn).SetWriteBuffer(8 << 10)
+	zeros := make([]byte, 4096)
+	for settled := 0; settled < 3; time.Sleep(50 * time.Millisecond) {
+		wrote := 0
+		for {
+			var n int
+			var werr error
+			_ = cc.raw.Write(func(fd uintptr) bool { n, werr = syscall.Write(int(fd), zeros); return true })
+			if werr != nil {
+				break
+			}
+			wrote += n
+		}
+		if settled++; wrote > 0 {
+			settled = 0
+		}
+	}
+	go func() { _ = d.c.Ping(d.ctx) }()
+	for i := 0; !cc.writing.Load(); i++ {
+		if i == 5000 {
+			t.Fatal("the pong's write never waited on the socket")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	d.insert(t, padded(0, 0))
+	ctx, cancel := context.WithTimeout(d.ctx, 2*time.Second)
+	defer cancel()
+	if _, b, err := healthy.Read(ctx); err != nil || !strings.Contains(string(b), `"event_id":1,`) {
+		t.Fatalf("healthy client: %s %v; want the event at once", b, err)
+	}
 }

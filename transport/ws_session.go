@@ -262,22 +262,25 @@ func (s *session) notified() {
 }
 
 // drain runs on a drainer: it writes the waiting events with one
-// non-blocking write. What the socket does not take at once, a burst of
-// more than wsFlushAt bytes, an ended subscription and work that arrived
+// non-blocking write, and never waits. What the socket does not take at
+// once, a connection whose lock a control frame holds, a burst of more
+// than wsFlushAt bytes, an ended subscription and work that arrived
 // meanwhile go on to the worker.
 func (s *session) drain() {
-	s.cc.cork()
-	bp := frameBuffers.Get().(*[]byte)
-	s.buf = (*bp)[:0]
-	s.draining, s.corked = true, 0
-	err := s.takeLive()
-	s.draining = false
-	s.putFrameBuffer(bp)
+	var err error
 	done := false
-	if err == nil || errors.Is(err, errHandOver) {
-		var werr error
-		if done, werr = s.cc.tryUncork(); werr != nil {
-			err = werr
+	if s.cc.tryCork() { // else a control frame waits on the socket: the worker may wait too
+		bp := frameBuffers.Get().(*[]byte)
+		s.buf = (*bp)[:0]
+		s.draining, s.corked = true, 0
+		err = s.takeLive()
+		s.draining = false
+		s.putFrameBuffer(bp)
+		if err == nil || errors.Is(err, errHandOver) {
+			var werr error
+			if done, werr = s.cc.tryUncork(); werr != nil {
+				err = werr
+			}
 		}
 	}
 	s.mu.Lock()
