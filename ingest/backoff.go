@@ -2,9 +2,14 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
+
+	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/killmail"
 )
 
 // Defaults of the fault handling shared by the pollers.
@@ -96,5 +101,36 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
+	}
+}
+
+// storeCounts are a poller's counts of what it stored.
+type storeCounts struct {
+	inserted, duplicates, faults atomic.Int64
+}
+
+// storeUntilDone inserts kms with cursor, retrying store faults with the
+// backoff of faults (what names the batch in the fault); it reports false
+// only when ctx is done.
+func (c *storeCounts) storeUntilDone(ctx context.Context, store Store, kms []killmail.Killmail, cursor *eventlog.Cursor, faults *streak, what string) bool {
+	for {
+		res, err := store.Insert(ctx, kms, cursor)
+		if err == nil {
+			for _, r := range res {
+				if r.Duplicate {
+					c.duplicates.Add(1)
+				} else {
+					c.inserted.Add(1)
+				}
+			}
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		c.faults.Add(1)
+		if !sleep(ctx, faults.fail(fmt.Errorf("store %s: %w", what, err), 0)) {
+			return false
+		}
 	}
 }

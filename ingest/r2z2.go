@@ -121,8 +121,9 @@ type R2Z2 struct {
 	limiter *rate.Limiter
 	log     *slog.Logger
 
-	files, inserted, duplicates, skipped, notYet, faults atomic.Int64
-	next                                                 atomic.Uint64
+	storeCounts
+	files, skipped, notYet atomic.Int64
+	next                   atomic.Uint64
 }
 
 // NewR2Z2 returns a poller that stores into store. Run starts it.
@@ -207,26 +208,7 @@ func (p *R2Z2) store1(ctx context.Context, seq uint64, body []byte, faults *stre
 		kms = []killmail.Killmail{km}
 	}
 	cursor := &eventlog.Cursor{Name: R2Z2Cursor, Value: seq}
-	for {
-		res, err := p.store.Insert(ctx, kms, cursor)
-		if err == nil {
-			for _, r := range res {
-				if r.Duplicate {
-					p.duplicates.Add(1)
-				} else {
-					p.inserted.Add(1)
-				}
-			}
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		p.faults.Add(1)
-		if !sleep(ctx, faults.fail(fmt.Errorf("store sequence %d: %w", seq, err), 0)) {
-			return false
-		}
-	}
+	return p.storeUntilDone(ctx, p.store, kms, cursor, faults, fmt.Sprintf("sequence %d", seq))
 }
 
 // start returns the first sequence to fetch: after the stored cursor, else

@@ -118,7 +118,8 @@ type RedisQ struct {
 	url    string
 	log    *slog.Logger
 
-	packages, empty, fetched, inserted, duplicates, skipped, faults atomic.Int64
+	storeCounts
+	packages, empty, fetched, skipped atomic.Int64
 }
 
 // NewRedisQ returns a poller that stores into store. Run starts it.
@@ -197,24 +198,7 @@ func (p *RedisQ) handle(ctx context.Context, pkg json.RawMessage, faults *streak
 		p.log.Warn("redisq package skipped", "err", err)
 		return true
 	}
-	for {
-		res, err := p.store.Insert(ctx, []killmail.Killmail{km}, nil)
-		if err == nil {
-			if res[0].Duplicate {
-				p.duplicates.Add(1)
-			} else {
-				p.inserted.Add(1)
-			}
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		p.faults.Add(1)
-		if !sleep(ctx, faults.fail(fmt.Errorf("store killmail %d: %w", km.ID, err), 0)) {
-			return false
-		}
-	}
+	return p.storeUntilDone(ctx, p.store, []killmail.Killmail{km}, nil, faults, fmt.Sprintf("killmail %d", km.ID))
 }
 
 // killmail turns a package into a killmail, fetching it from ESI when the
