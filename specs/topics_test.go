@@ -326,7 +326,22 @@ var _ = Describe("regions, constellations and all", func() {
 			topic, _, id = p.push(ctx)
 			Expect([]any{topic, id}).To(Equal([]any{"system:30000142", last[1]}))
 			p.heartbeat(ctx)
-		})
+
+			// Leaving all stops what only all held.
+			p.send(ctx, "5", "7", "all", "phx_leave", "{}")
+			Expect(p.reply(ctx, "all")).To(Equal("ok"))
+			Expect(p.next(ctx).Event).To(Equal("phx_close"))
+			after := insertIn(ctx, itamo, jita)
+			topic, _, id = p.push(ctx)
+			Expect([]any{topic, id}).To(Equal([]any{"system:30000142", after[1]}))
+			p.heartbeat(ctx)
+			// ... and no longer counts as having sent them.
+			itamoTopic := "system:" + itoa(itamo)
+			p.send(ctx, "8", "8", itamoTopic, "phx_join", `{"since":`+itoa(int64(after[0]-1))+`}`)
+			Expect(p.reply(ctx, itamoTopic)).To(Equal("ok"))
+			topic, _, id = p.push(ctx)
+			Expect([]any{topic, id}).To(Equal([]any{itamoTopic, after[0]}))
+		}, SpecTimeout(30*time.Second))
 
 		It("resumes a constellation join by since without a gap", func(ctx SpecContext) {
 			ids := insertIn(ctx, jita, amarr, perimeter, jita)

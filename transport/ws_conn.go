@@ -95,6 +95,7 @@ type corkConn struct {
 	err       error       // sticky
 	closeSent bool        // a close frame went through
 	writing   atomic.Bool // the lock holder is writing to the socket
+	reads     atomic.Uint64
 }
 
 // wsCloseFrame is the first byte of an unfragmented close frame.
@@ -160,35 +161,78 @@ func appendFrameHeader(dst []byte, op byte, n int) []byte {
 // control frame or Close under way). Only a failed write is an error; the
 // caller then flushes with uncork, which blocks within a deadline.
 func (c *corkConn) tryUncork() (bool, error) {
-	if c.raw == nil || !c.mu.TryLock() {
+	if !c.mu.TryLock() {
 		return false, nil
 	}
 	defer c.mu.Unlock()
+	done, err := c.writeSomeLocked()
+	if done {
+		c.uncorkLocked()
+	}
+	return done, err
+}
+
+// writeSomeLocked writes what is corked with one non-blocking write, keeps
+// what the socket did not take, and reports whether nothing is left.
+func (c *corkConn) writeSomeLocked() (bool, error) {
 	if c.err != nil {
 		return false, c.err
 	}
-	if b := *c.pending; len(b) > 0 {
-		var n int
-		var werr error
-		err := c.raw.Write(func(fd uintptr) bool {
-			n, werr = syscall.Write(int(fd), b)
-			return true // one attempt: never wait for the socket here
-		})
-		if err == nil && werr != nil && werr != syscall.EAGAIN && werr != syscall.EINTR {
-			err = werr
-		}
-		if err != nil {
-			c.err = err
-			return false, err
-		}
-		n = max(n, 0)
-		*c.pending = append(b[:0], b[n:]...)
-		if n < len(b) {
-			return false, nil
-		}
+	if c.pending == nil || len(*c.pending) == 0 {
+		return true, nil
 	}
-	c.uncorkLocked()
-	return true, nil
+	if c.raw == nil {
+		return false, nil
+	}
+	b := *c.pending
+	var n int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), b)
+		return true // one attempt: never wait for the socket here
+	})
+	if err == nil && werr != nil && werr != syscall.EAGAIN && werr != syscall.EINTR {
+		err = werr
+	}
+	if err != nil {
+		c.err = err
+		return false, err
+	}
+	n = max(n, 0)
+	*c.pending = append(b[:0], b[n:]...)
+	return n == len(b), nil
+}
+
+// ping sends a ping frame behind what is corked, without waiting: with one
+// non-blocking write, or else by the session's worker, which it asks for by
+// reporting false (still corked with what is left). It never holds a ping
+// in memory while the socket has room, whatever the session is waiting on.
+func (c *corkConn) ping() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.err != nil:
+		return false, c.err
+	case c.closeSent:
+		return false, errClosed
+	}
+	held := c.corked // its writer sends what is left
+	c.corkLocked()
+	*c.pending = appendFrameHeader(*c.pending, 0x9, 0)
+	done, err := c.writeSomeLocked()
+	if done && !held {
+		c.uncorkLocked()
+	}
+	return done, err
+}
+
+// Read counts what arrives: any byte from the peer answers a ping.
+func (c *corkConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.reads.Add(1)
+	}
+	return n, err
 }
 
 // Close sends what is corked first, so that frames written before the

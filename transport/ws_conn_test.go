@@ -366,3 +366,80 @@ func TestCorkConnTryUncorkWithoutRawSocket(t *testing.T) {
 	}
 	equal(t, rc.got(), "a")
 }
+
+// A ping goes out at once: straight through when nothing is corked, and
+// behind the corked frames, without waiting for their writer, when a
+// burst is being written; the writer's cork stays.
+func TestCorkConnPingGoesOutAtOnce(t *testing.T) {
+	server, client := tcpPair(t)
+	raw, err := server.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &corkConn{Conn: server, raw: raw}
+	read := func(n int) string {
+		t.Helper()
+		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b := make([]byte, n)
+		if _, err := io.ReadFull(client, b); err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	ping := "\x89\x00"
+
+	if ok, err := c.ping(); !ok || err != nil {
+		t.Fatalf("ping = %v, %v", ok, err)
+	}
+	if got := read(2); got != ping {
+		t.Fatalf("read %q, want a ping frame", got)
+	}
+	if c.corked {
+		t.Fatal("corked after a ping on an idle connection")
+	}
+
+	c.cork()
+	if _, err := c.writeFrame([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.ping(); !ok || err != nil {
+		t.Fatalf("ping while corked = %v, %v", ok, err)
+	}
+	if got := read(5); got != "\x81\x01a"+ping {
+		t.Fatalf("read %q, want the corked frame, then the ping", got)
+	}
+	if !c.corked {
+		t.Fatal("the ping uncorked a burst under way")
+	}
+	if _, err := c.writeFrame([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.tryUncork(); !ok || err != nil {
+		t.Fatalf("tryUncork = %v, %v", ok, err)
+	}
+	if got := read(3); got != "\x81\x01b" {
+		t.Fatalf("read %q after the ping", got)
+	}
+}
+
+// Without a raw socket the ping waits corked for the worker's flush; after
+// a close frame there is none.
+func TestCorkConnPingWithoutRawSocketAndAfterClose(t *testing.T) {
+	rc := &recordConn{}
+	c := &corkConn{Conn: rc}
+	if ok, err := c.ping(); ok || err != nil {
+		t.Fatalf("ping = %v, %v; want false, nil", ok, err)
+	}
+	equal(t, rc.got())
+	if err := c.uncork(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, rc.got(), "\x89\x00")
+	if _, err := c.Write([]byte{wsCloseFrame, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ping(); err == nil {
+		t.Fatal("a ping after the close frame")
+	}
+	equal(t, rc.got(), "\x89\x00", "\x88\x00")
+}

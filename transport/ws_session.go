@@ -105,6 +105,7 @@ type session struct {
 	sub      *actors.Queue
 	joins    map[string]*wsJoin
 	follows  map[int64]*wsFollow
+	all      *wsFollow // follows[eventlog.AllSystems], at hand for every live event
 	clients  int // follows with a client id
 	buf      []byte
 	draining bool                       // a drainer runs the session: no blocking flush
@@ -125,6 +126,8 @@ type session struct {
 	checkpointDue bool
 	ended         bool
 	pingTimer     *time.Timer
+	pingAwaited   bool   // a ping went out; the peer has not been heard from since
+	pingReads     uint64 // the connection's reads when it went out
 }
 
 // wsFrame is a client frame waiting for the worker.
@@ -176,7 +179,7 @@ func (s *session) start(finished func()) {
 	s.sub, s.started = sub, true
 	kick := s.pending
 	if s.cfg.PingInterval > 0 {
-		s.pingTimer = time.AfterFunc(s.pingDelay(), s.ping)
+		s.pingTimer = time.AfterFunc(s.pingDelay(), s.keepalive)
 	}
 	s.mu.Unlock()
 	go s.read(finished)
@@ -444,22 +447,36 @@ func (s *session) pingDelay() time.Duration {
 	return d - d/10 + rand.N(d/5+1)
 }
 
-// ping sends a keepalive ping and drops a peer that does not answer.
-func (s *session) ping() {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
-	err := s.conn.Ping(ctx)
-	cancel()
+// keepalive runs on the ping timer: it sends a ping every ping interval,
+// and drops the peer if nothing (its pong or any other frame) arrived from
+// it within the write timeout after.
+func (s *session) keepalive() {
+	reads := s.cc.reads.Load()
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
 		return
 	}
-	if err == nil {
-		s.pingTimer.Reset(s.pingDelay())
+	if s.pingAwaited {
+		s.pingAwaited = false
+		if reads == s.pingReads {
+			s.mu.Unlock()
+			s.stop(errClosed)
+			return
+		}
+		s.pingTimer.Reset(max(s.pingDelay()-s.cfg.WriteTimeout, s.cfg.PingInterval/10))
+		s.mu.Unlock()
+		return
 	}
+	s.pingAwaited, s.pingReads = true, reads
+	s.pingTimer.Reset(s.cfg.WriteTimeout)
 	s.mu.Unlock()
-	if err != nil {
+	done, err := s.cc.ping()
+	switch {
+	case err != nil:
 		s.stop(errClosed)
+	case !done:
+		s.kick() // the worker flushes it, within the write timeout
 	}
 }
 
@@ -570,6 +587,9 @@ func (s *session) leave(j *wsJoin) []int64 {
 				s.clients--
 			}
 			delete(s.follows, id)
+			if id == eventlog.AllSystems {
+				s.all = nil
+			}
 			gone = append(gone, id)
 		}
 	}
@@ -717,6 +737,9 @@ func (s *session) follow(joins []*wsJoin, start, head uint64) {
 			if !ok {
 				f = &wsFollow{system: id, start: start, floor: head}
 				s.follows[id] = f
+				if id == eventlog.AllSystems {
+					s.all = f
+				}
 			}
 			if strings.HasPrefix(j.topic, "system:") {
 				f.joins = slices.Insert(f.joins, 0, j) // the most specific topic carries it
@@ -734,7 +757,7 @@ func (s *session) follow(joins []*wsJoin, start, head uint64) {
 // covered says whether a followed system's existing follow sent ev or will
 // send it live.
 func (s *session) covered(ev eventlog.Event) bool {
-	for _, f := range [2]*wsFollow{s.follows[ev.SystemID], s.follows[eventlog.AllSystems]} {
+	for _, f := range [2]*wsFollow{s.follows[ev.SystemID], s.all} {
 		if f != nil && ev.ID > f.start {
 			return true
 		}
@@ -826,7 +849,7 @@ func (s *session) advance(clientID string, systems []int64, through uint64) erro
 // The event's system and all may both be followed: it goes out once, on
 // the first follow that has not sent it.
 func (s *session) live(ev *actors.KillmailInserted) error {
-	fs := [2]*wsFollow{s.follows[ev.SystemID], s.follows[eventlog.AllSystems]}
+	fs := [2]*wsFollow{s.follows[ev.SystemID], s.all}
 	var to *wsFollow
 	for _, f := range fs {
 		if f != nil && ev.EventID > f.floor && to == nil {

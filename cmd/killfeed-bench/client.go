@@ -35,26 +35,25 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	raiseNoFile()
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	var (
-		mu          sync.Mutex
-		all         []delivery
 		closed      atomic.Int64
-		wg          sync.WaitGroup
 		ready       sync.WaitGroup
 		ctx, cancel = context.WithCancel(context.Background())
 	)
 	defer cancel()
+	rd, err := newConnReader(int(raiseNoFile())+1, &closed)
+	if err != nil {
+		return err
+	}
 	sem := make(chan struct{}, 64) // dial concurrency
 	for i := 0; i < *conns && sc.Scan(); i++ {
 		line := sc.Text()
 		ready.Add(1)
-		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
-			defer wg.Done()
+			defer ready.Done()
 			var c *rawWS
 			var err error
 			for try := 0; try < 5; try++ {
@@ -65,35 +64,20 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 				time.Sleep(100 * time.Millisecond)
 			}
 			<-sem
-			if err != nil {
-				ready.Done()
-				closed.Add(1)
-				return
-			}
-			defer c.Close()
-			stop := context.AfterFunc(ctx, func() { c.Close() })
-			defer stop()
-			var head [64]byte
-			err = c.writeText([]byte(`{"type":"subscribe","systems":[` + line + `]}`))
 			if err == nil {
-				_, _, err = c.next(head[:]) // subscribed
+				var head [64]byte
+				err = c.writeText([]byte(`{"type":"subscribe","systems":[` + line + `]}`))
+				if err == nil {
+					_, _, err = c.next(head[:]) // subscribed
+				}
+				if err == nil {
+					err = rd.add(c) // it reads the connection from now on
+				} else {
+					_ = c.Close()
+				}
 			}
-			ready.Done()
 			if err != nil {
 				closed.Add(1)
-				return
-			}
-			var mine []delivery
-			defer func() { mu.Lock(); all = append(all, mine...); mu.Unlock() }()
-			for {
-				n, at, err := c.next(head[:])
-				if err != nil {
-					if ctx.Err() == nil {
-						closed.Add(1)
-					}
-					return
-				}
-				mine = append(mine, delivery{eventID(head[:n]), at})
 			}
 		}()
 	}
@@ -110,6 +94,7 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "ready")
 	cpu0 := cpuTime()
+	reads0, _, _ := ioCalls()
 
 	sent := map[uint64]int64{}
 	var window int64
@@ -129,11 +114,12 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 	}
 	closedBefore := closed.Load()
 	cpu := cpuTime() - cpu0
+	reads1, _, _ := ioCalls()
 	if *cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
 	cancel()
-	wg.Wait()
+	all := rd.stop()
 	var lat []float64
 	for _, d := range all {
 		if t, ok := sent[d.id]; ok {
@@ -147,7 +133,7 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 	}
-	r := result{Deliveries: len(all), Matched: len(lat), P50ms: q(0.50), P99ms: q(0.99), Closed: int(closedBefore), Window: float64(window) / 1e9, CPU: cpu.Seconds()}
+	r := result{Deliveries: len(all), Matched: len(lat), P50ms: q(0.50), P99ms: q(0.99), Closed: int(closedBefore), Window: float64(window) / 1e9, CPU: cpu.Seconds(), Reads: reads1 - reads0}
 	if len(lat) > 0 {
 		r.MaxMs = lat[len(lat)-1]
 	}

@@ -99,6 +99,26 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// ioCalls counts the read and write system calls this process made so
+// far (Linux's /proc/self/io); ok is false elsewhere.
+func ioCalls() (reads, writes uint64, ok bool) {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0, 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		n, _ := strconv.ParseUint(v, 10, 64)
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes, true
+}
+
 // raiseNoFile lifts the soft open-files limit to the hard one.
 func raiseNoFile() uint64 {
 	var l syscall.Rlimit
@@ -284,6 +304,7 @@ type result struct {
 	Closed     int     `json:"closed"`
 	Window     float64 `json:"window_s"`
 	CPU        float64 `json:"cpu_s"` // the client's CPU time from ready to end
+	Reads      uint64  `json:"reads"` // the client's read system calls from ready to end
 }
 
 // finish hands the client the publish times and reads its summary.
@@ -383,8 +404,10 @@ func run(o options) error {
 		}
 	}
 	cpu0, wall0 := cpuTime(), time.Now()
+	_, writes0, _ := ioCalls()
 	sent, window, err := replay(tgt, d, o.speed, o.duration)
 	serverCPU, wall := cpuTime()-cpu0, time.Since(wall0)
+	_, writes1, haveIO := ioCalls()
 	if o.cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -407,6 +430,10 @@ func run(o options) error {
 		res.Matched, float64(res.Matched)/window.Seconds(), res.P50ms, res.P99ms, res.MaxMs, res.Closed)
 	fmt.Printf("CPU over the replay and its drain (%s): server %.1f s (%.2f cores), client %.1f s\n",
 		wall.Round(time.Millisecond), serverCPU.Seconds(), serverCPU.Seconds()/wall.Seconds(), res.CPU)
+	if haveIO && tgt.local && res.Matched > 0 {
+		fmt.Printf("system calls over the replay: server %d writes (%.2f per delivery), client %d reads (%.2f per delivery)\n",
+			writes1-writes0, float64(writes1-writes0)/float64(res.Matched), res.Reads, float64(res.Reads)/float64(res.Matched))
+	}
 
 	// Phase 2: rising offered rates, killfeed vs the references.
 	if len(o.steps) == 0 {

@@ -149,3 +149,10 @@ func (c *rawWS) next(head []byte) (n int, at int64, err error) {
 }
 
 func (c *rawWS) Close() error { return c.conn.Close() }
+
+// peekBuffered is what the reader took from the socket beyond the frames
+// read so far.
+func peekBuffered(c *rawWS) []byte {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return b
+}
