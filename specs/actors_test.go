@@ -76,7 +76,7 @@ var _ = Describe("the Go API over the actors", func() {
 		Expect(st.Through).To(Equal(uint64(6))) // bar is at 6
 		b, _ = svc.FetchForClient(ctx, "bar", []int64{jita, amarr})
 		Expect(batchIDs(b)).To(Equal([]uint64{7}))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("delivers published killmails to an in-process subscriber, in order", func(ctx SpecContext) {
 		sub, err := svc.Subscribe(ctx, []int64{jita})
@@ -96,7 +96,7 @@ var _ = Describe("the Go API over the actors", func() {
 		sub.Close()
 		Eventually(sub.C).WithTimeout(5 * time.Second).Should(BeClosed())
 		Expect(sub.Err()).NotTo(HaveOccurred())
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("hands a burst that gathered while PubSub was busy to each subscriber at once, in order, each event once", func(ctx SpecContext) {
 		// The first notify blocks PubSub's goroutine (a notify must not
@@ -176,7 +176,7 @@ var _ = Describe("the Go API over the actors", func() {
 			n++
 		}
 		Expect(n).To(Equal(2))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("survives a store actor panic: the caller gets an error, no state is lost", func(ctx SpecContext) {
 		insert(ctx, jita, 0, 3)
@@ -201,7 +201,7 @@ var _ = Describe("the Go API over the actors", func() {
 		defer sub.Close()
 		insert(ctx, jita, 5, 1)
 		Eventually(sub.C).WithTimeout(5 * time.Second).Should(Receive(HaveField("EventID", uint64(6))))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("collects garbage on the scheduler's interval, with no call from outside", func(ctx SpecContext) {
 		ticking := startKillfeed(app.Config{GCInterval: 100 * time.Millisecond}).Actors()
@@ -213,5 +213,5 @@ var _ = Describe("the Go API over the actors", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func() int { return ticking.Stats().Events }).WithTimeout(5 * time.Second).Should(BeZero())
 		Expect(ticking.Stats().Head).To(Equal(uint64(3)))
-	})
+	}, SpecTimeout(30*time.Second))
 })

@@ -75,7 +75,7 @@ var _ = Describe("persistence on the disk storage", func() {
 		Expect(poll(kf.URL(), "a").IDs()).To(Equal([]uint64{6}))
 		r = post(ctx, kf.URL()+"/api/killmails", body) // redelivery after the restart
 		Expect(r.Body).To(MatchJSON(`[{"event_id":1,"duplicate":true},{"event_id":2,"duplicate":true},{"event_id":3,"duplicate":true},{"event_id":4,"duplicate":true},{"event_id":5,"duplicate":true}]`))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("keeps every acknowledged insert, exactly once, through five kill -9s", func(ctx SpecContext) {
 		dir := GinkgoT().TempDir()
@@ -210,7 +210,7 @@ var _ = Describe("persistence on the disk storage", func() {
 				Expect(os.WriteFile(m, []byte("this is not a manifest"), 0o644)).To(Succeed())
 			}
 			Expect(run(dir)).To(And(ContainSubstring(dir), ContainSubstring("corrupt")))
-		})
+		}, SpecTimeout(30*time.Second))
 
 		It("is not a directory", func() {
 			file := filepath.Join(GinkgoT().TempDir(), "file")

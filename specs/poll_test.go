@@ -111,7 +111,7 @@ var _ = Describe("HTTP polling API", func() {
 				Expect(got["killmail_id"]).To(Equal(want["killmail_id"]))
 				Expect(got["victim"]).To(Equal(want["victim"]))
 			}
-		})
+		}, SpecTimeout(30*time.Second))
 
 		It("answers an empty second poll, then only the new event from /next, then 204", func(ctx SpecContext) {
 			insert(ctx, jita, 0, 3)
@@ -125,7 +125,7 @@ var _ = Describe("HTTP polling API", func() {
 			Expect(id).To(Equal(uint64(4)))
 			_, ok = next(ctx, "foo", []int64{jita})
 			Expect(ok).To(BeFalse())
-		})
+		}, SpecTimeout(30*time.Second))
 
 		It("tracks two clients with overlapping systems independently", func(ctx SpecContext) {
 			insert(ctx, jita, 0, 2)  // 1, 2
@@ -135,7 +135,7 @@ var _ = Describe("HTTP polling API", func() {
 			insert(ctx, jita, 4, 1) // 5
 			Expect(poll(ctx, "a", []int64{jita, amarr}).IDs()).To(Equal([]uint64{3, 4, 5}))
 			Expect(poll(ctx, "b", []int64{jita}).IDs()).To(Equal([]uint64{5}))
-		})
+		}, SpecTimeout(30*time.Second))
 
 		It("collects what every client has read and keeps the rest", func(ctx SpecContext) {
 			insert(ctx, jita, 0, 4)
@@ -145,7 +145,7 @@ var _ = Describe("HTTP polling API", func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(st.Through).To(Equal(uint64(2)))
 			Expect(poll(ctx, "late", []int64{jita}).IDs()).To(Equal([]uint64{3, 4}))
-		})
+		}, SpecTimeout(30*time.Second))
 	})
 
 	It("does not let a quiet system pin GC", func(ctx SpecContext) {
@@ -156,7 +156,7 @@ var _ = Describe("HTTP polling API", func() {
 		st, err := kf.Actors().CollectGarbage(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(st.Dropped).To(Equal(3))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("says missed and oldest_event_id when caps dropped unread events", func(ctx SpecContext) {
 		insert(ctx, jita, 0, 1)
@@ -175,7 +175,7 @@ var _ = Describe("HTTP polling API", func() {
 		Expect(r.Status).To(Equal(http.StatusOK))
 		Expect(r.Body).To(ContainSubstring(`"missed":true`))
 		Expect(r.Body).To(ContainSubstring(`"oldest_event_id":`))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	Describe("POST /api/killmails", func() {
 		It("stores a killmail id once and answers 200 with the existing event id", func(ctx SpecContext) {
@@ -189,7 +189,7 @@ var _ = Describe("HTTP polling API", func() {
 			r = post(ctx, base+"/api/killmails", []byte("["+string(fixture.Lines()[1])+","+string(line)+"]"))
 			Expect(r.Status).To(Equal(http.StatusCreated))
 			Expect(r.Body).To(MatchJSON(`[{"event_id":2,"duplicate":false},{"event_id":1,"duplicate":true}]`))
-		})
+		}, SpecTimeout(30*time.Second))
 
 		It("stores an R2Z2 file as its ESI killmail with the zkb block", func(ctx SpecContext) {
 			r := post(ctx, base+"/api/killmails", mustRead(fixture.Path("testdata", "r2z2_134265477.json")))
@@ -203,7 +203,7 @@ var _ = Describe("HTTP polling API", func() {
 			Expect(km).To(HaveKeyWithValue("zkb", HaveKeyWithValue("hash", "aa937ee180fca44b172de00f2a26e751f5b2a851")))
 			Expect(km).NotTo(HaveKey("esi"))
 			Expect(km).NotTo(HaveKey("sequence_id"))
-		})
+		}, SpecTimeout(30*time.Second))
 
 		It("rejects a whole array naming the invalid element, storing nothing", func(ctx SpecContext) {
 			lines := fixture.Lines()
@@ -212,7 +212,7 @@ var _ = Describe("HTTP polling API", func() {
 			Expect(r.Status).To(Equal(http.StatusBadRequest))
 			Expect(r.Error()).To(And(ContainSubstring("body[1]"), ContainSubstring("solar_system_id")))
 			Expect(kf.Actors().Stats().Head).To(BeZero())
-		})
+		}, SpecTimeout(30*time.Second))
 
 		DescribeTable("rejects bad bodies with a 4xx naming the field",
 			func(ctx SpecContext, body string, status int, mentions string) {
@@ -240,7 +240,7 @@ var _ = Describe("HTTP polling API", func() {
 			Expect(r.Status).To(Equal(http.StatusUnauthorized))
 			r = do(ctx, http.MethodPost, secured.URL()+"/api/killmails", line, http.Header{"Authorization": {"Bearer s3cret"}})
 			Expect(r.Status).To(Equal(http.StatusCreated))
-		})
+		}, SpecTimeout(30*time.Second))
 	})
 
 	DescribeTable("rejects bad poll parameters with a 400 naming the parameter",
@@ -278,7 +278,7 @@ var _ = Describe("HTTP polling API", func() {
 			r.JSON(&p)
 			Expect(p.IDs()).To(Equal([]uint64{1, 2}), q)
 		}
-	})
+	}, SpecTimeout(30*time.Second))
 
 	Describe("long-polling", func() {
 		It("holds a poll until an event of its systems arrives, then answers it", func(ctx SpecContext) {
@@ -296,14 +296,14 @@ var _ = Describe("HTTP polling API", func() {
 			var p pollAnswer
 			Eventually(answered).WithTimeout(10 * time.Second).Should(Receive(&p))
 			Expect(p.IDs()).To(Equal([]uint64{3}))
-		})
+		}, SpecTimeout(30*time.Second))
 
 		It("answers an empty batch after the wait, and /next answers 204", func(ctx SpecContext) {
 			p := poll(ctx, "lp", []int64{jita}, "wait", "1")
 			Expect(p.Events).To(BeEmpty())
 			_, ok := next(ctx, "lp", []int64{jita}, "wait", "1")
 			Expect(ok).To(BeFalse())
-		})
+		}, SpecTimeout(30*time.Second))
 
 		It("wakes /next too", func(ctx SpecContext) {
 			got := make(chan uint64, 1)
@@ -319,7 +319,7 @@ var _ = Describe("HTTP polling API", func() {
 			id, ok := next(ctx, "lpn", []int64{jita})
 			Expect(ok).To(BeTrue())
 			Expect(id).To(Equal(uint64(2)))
-		})
+		}, SpecTimeout(30*time.Second))
 	})
 
 	It("never gives one client the same event twice under concurrent polls", func(ctx SpecContext) {
@@ -349,14 +349,14 @@ var _ = Describe("HTTP polling API", func() {
 		for id, n := range seen {
 			Expect(n).To(Equal(1), "event %d", id)
 		}
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("answers /healthz while the store answers", func(ctx SpecContext) {
 		insert(ctx, jita, 0, 2)
 		r := get(ctx, base+"/healthz")
 		Expect(r.Status).To(Equal(http.StatusOK))
 		Expect(r.Body).To(ContainSubstring(`"head":2`))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("answers 503, not a hung request, when the store does not answer in time", func(ctx SpecContext) {
 		slow := startKillfeed(app.Config{RequestTimeout: 300 * time.Millisecond})
@@ -368,7 +368,7 @@ var _ = Describe("HTTP polling API", func() {
 		Expect(r.Status).To(Equal(http.StatusServiceUnavailable))
 		Eventually(func() int { return get(ctx, slow.URL()+"/healthz").Status }).
 			WithTimeout(10 * time.Second).Should(Equal(http.StatusOK))
-	})
+	}, SpecTimeout(30*time.Second))
 })
 
 func manySystems(n int) string {

@@ -142,7 +142,7 @@ var _ = Describe("RedisQ compatibility (GET /listen.php)", func() {
 		Expect(p.Package.ZKB).To(MatchJSON(sent[0]["zkb"]))
 		_, p, _ = listen(ctx, listenURL(base, "/listen.php", "fresh", "ttw", "1"))
 		Expect(p.Package).To(BeNil())
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("hands a bot's loop every killmail once, in order, with killmail and zkb split like RedisQ", func(ctx SpecContext) {
 		register(ctx, "/listen.php", "bot")
@@ -203,7 +203,7 @@ var _ = Describe("RedisQ compatibility (GET /listen.php)", func() {
 		_, p, _ := listen(ctx, listenURL(base, "/api/redisq/listen.php", "other", "ttw", "1"))
 		Expect(p.Package).NotTo(BeNil())
 		Expect(p.Package.KillID).To(Equal(want[0]))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("wakes a waiting listen when a killmail arrives, and answers a null package after ttw", func(ctx SpecContext) {
 		status, p, raw := listen(ctx, listenURL(base, "/listen.php", "waiter", "ttw", "1"))
@@ -305,7 +305,7 @@ var _ = Describe("RedisQ compatibility (GET /listen.php)", func() {
 		Expect(collect("forge", filters["forge"])).To(Equal([]int64{itamo, perimeter, jita}))
 		Expect(collect("mixed", filters["mixed"])).To(Equal([]int64{amarr, unknownSys, perimeter, jita}))
 		Expect(collect("jita", filters["jita"])).To(Equal([]int64{perimeter, jita}))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	Context("with a short client TTL", func() {
 		BeforeEach(func() { cfg.ClientTTL = 300 * time.Millisecond })
@@ -328,6 +328,6 @@ var _ = Describe("RedisQ compatibility (GET /listen.php)", func() {
 			// The queue starts afresh: nothing retained, so a null package.
 			_, p, _ = listen(ctx, listenURL(base, "/listen.php", "idle", "ttw", "1"))
 			Expect(p.Package).To(BeNil())
-		})
+		}, SpecTimeout(30*time.Second))
 	})
 })

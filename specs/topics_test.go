@@ -129,7 +129,7 @@ var _ = Describe("regions, constellations and all", func() {
 				Expect(ev.EventID).To(Equal(id))
 			}
 			Expect(get(ctx, pollURL(base, "/api/killfeed/next", "one", nil, "all", "1")).Status).To(Equal(http.StatusNoContent))
-		})
+		}, SpecTimeout(30*time.Second))
 
 		It("wakes a long-poll on a region or all when an event of it arrives", func(ctx SpecContext) {
 			done := make(chan pollAnswer, 2)
@@ -164,7 +164,7 @@ var _ = Describe("regions, constellations and all", func() {
 			st, err = kf.Actors().CollectGarbage(ctx)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(st.Through).To(Equal(uint64(4)))
-		})
+		}, SpecTimeout(30*time.Second))
 
 		DescribeTable("rejects bad topic parameters with a 400 naming the parameter",
 			func(ctx SpecContext, query, mentions string) {
@@ -194,7 +194,7 @@ var _ = Describe("regions, constellations and all", func() {
 				Expect(r.Error()).To(ContainSubstring("more than 5000 systems"))
 				r = get(ctx, base+"/api/killfeed?client_id=a&all=true&regions[]="+itoa(domain)+"&systems="+many)
 				Expect(r.Status).To(Equal(http.StatusOK), "body: %s", r.Body)
-			})
+			}, SpecTimeout(30*time.Second))
 		})
 	})
 
@@ -208,7 +208,7 @@ var _ = Describe("regions, constellations and all", func() {
 			p := poll(ctx, "all", nil, "all", "true")
 			Expect(p.Missed).To(BeTrue())
 			Expect(p.IDs()).To(Equal(ids[1:]))
-		})
+		}, SpecTimeout(30*time.Second))
 	})
 
 	Context("over the native websocket", func() {
@@ -244,7 +244,7 @@ var _ = Describe("regions, constellations and all", func() {
 			last := insertIn(ctx, unknownSys, jita, amarr)
 			Expect(ws.killmails(ctx, 3)).To(Equal(last))
 			ws.pingPong(ctx)
-		})
+		}, SpecTimeout(30*time.Second))
 
 		It("replays a region and all by since with no duplicate and no gap while inserts run", func(ctx SpecContext) {
 			before := insertIn(ctx, jita, amarr, itamo, unknownSys, perimeter)
@@ -255,7 +255,7 @@ var _ = Describe("regions, constellations and all", func() {
 			after := insertIn(ctx, amarr, jita, unknownSys)
 			Expect(ws.killmails(ctx, 6)).To(Equal(append(before[2:], after...)))
 			ws.pingPong(ctx)
-		})
+		}, SpecTimeout(30*time.Second))
 
 		It("refuses unknown regions and counts expanded systems against the cap", func(ctx SpecContext) {
 			ws := wsDial(ctx, base, 0)
@@ -268,7 +268,7 @@ var _ = Describe("regions, constellations and all", func() {
 			ws.send(ctx, `{"type":"subscribe","all":false}`)
 			Expect(ws.next(ctx).Error).To(ContainSubstring("at least one"))
 			ws.pingPong(ctx)
-		})
+		}, SpecTimeout(30*time.Second))
 	})
 
 	Context("over the native websocket with a small cap", func() {
@@ -280,7 +280,7 @@ var _ = Describe("regions, constellations and all", func() {
 			Expect(ws.next(ctx).Error).To(ContainSubstring("more than 10 systems"))
 			ws.send(ctx, `{"type":"subscribe","constellations":[20000020],"all":true}`)
 			Expect(ws.next(ctx).Type).To(Equal("subscribed"))
-		})
+		}, SpecTimeout(30*time.Second))
 	})
 
 	Context("over Phoenix channels", func() {
@@ -355,6 +355,6 @@ var _ = Describe("regions, constellations and all", func() {
 			live := insertIn(ctx, amarr, perimeter)
 			topic, _, id := p.push(ctx)
 			Expect([]any{topic, id}).To(Equal([]any{"constellation:20000020", live[1]}))
-		})
+		}, SpecTimeout(30*time.Second))
 	})
 })

@@ -196,7 +196,7 @@ var _ = Describe("websocket subscriptions (GET /api/ws)", func() {
 		Expect(f.EventID).To(Equal(last.EventID))
 		Expect(f.SystemID).To(Equal(jita))
 		Expect(string(f.Killmail)).To(Equal(string(last.Killmail)))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("stops pushing unsubscribed systems", func(ctx SpecContext) {
 		ws := wsDial(ctx, base, 0)
@@ -208,7 +208,7 @@ var _ = Describe("websocket subscriptions (GET /api/ws)", func() {
 		ids := wsInsert(ctx, base, jita, 1)
 		Expect(ws.killmails(ctx, 1)).To(Equal(ids))
 		ws.pingPong(ctx)
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("resumes with since: exactly every later event, in order, while inserts run", func(ctx SpecContext) {
 		var mu sync.Mutex
@@ -266,7 +266,7 @@ var _ = Describe("websocket subscriptions (GET /api/ws)", func() {
 		Expect(ws2.next(ctx).Type).To(Equal("subscribed"))
 		Expect(ws2.killmails(ctx, 2)).To(Equal(more))
 		ws2.pingPong(ctx)
-	})
+	}, SpecTimeout(30*time.Second))
 
 	Context("with a tiny retention cap", func() {
 		BeforeEach(func() { cfg.MaxEvents = 5 })
@@ -283,7 +283,7 @@ var _ = Describe("websocket subscriptions (GET /api/ws)", func() {
 			ws.send(ctx, `{"type":"subscribe","systems":[30000142],"since":17}`)
 			Expect(ws.next(ctx)).To(Equal(wsFrame{Type: "subscribed", Systems: []int64{jita}, Head: 20}))
 			Expect(ws.killmails(ctx, 3)).To(Equal(ids[17:]))
-		})
+		}, SpecTimeout(30*time.Second))
 	})
 
 	Context("with a small buffer", func() {
@@ -379,7 +379,7 @@ var _ = Describe("websocket subscriptions (GET /api/ws)", func() {
 			ws.send(ctx, `{"type":"ping","pad":"`+strings.Repeat("x", 2048)+`"}`)
 			_, _, err := ws.c.Read(ctx)
 			Expect(websocket.CloseStatus(err)).To(Equal(websocket.StatusMessageTooBig), "err: %v", err)
-		})
+		}, SpecTimeout(30*time.Second))
 	})
 
 	Context("with allowed origins", func() {
@@ -395,7 +395,7 @@ var _ = Describe("websocket subscriptions (GET /api/ws)", func() {
 			_, res, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
 			Expect(err).To(HaveOccurred())
 			Expect(res.StatusCode).To(Equal(http.StatusForbidden))
-		})
+		}, SpecTimeout(30*time.Second))
 	})
 
 	It("holds one goroutine per idle connection, also after pushing to it", func(ctx SpecContext) {
@@ -490,7 +490,7 @@ var _ = Describe("websocket subscriptions (GET /api/ws)", func() {
 				goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 				goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
 		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
-	})
+	}, SpecTimeout(30*time.Second))
 })
 
 var _ = Describe("websocket shutdown", func() {

@@ -103,7 +103,7 @@ var _ = Describe("zKillboard-style websocket (GET /websocket/)", func() {
 			Expect(string(f)).To(Equal(string(p.Events[i+1].Killmail))) // verbatim
 		}
 		Expect(z.sync(ctx)).To(BeEmpty())
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("pushes a killmail once however many subscribed channels it matches, and unsubscribes", func(ctx SpecContext) {
 		z := &zkillClient{dialWS(ctx, base, "/websocket")}
@@ -150,7 +150,7 @@ var _ = Describe("zKillboard-style websocket (GET /websocket/)", func() {
 		Expect(z.sync(ctx)).To(BeEmpty())
 		insertZKB(ctx, base, amarr, 1, true)
 		Consistently(func() [][2]int64 { return z.sync(ctx) }).WithTimeout(300 * time.Millisecond).Should(BeEmpty())
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("answers bad frames with an error and stays open", func(ctx SpecContext) {
 		z := &zkillClient{dialWS(ctx, base, "/websocket/")}
@@ -179,7 +179,7 @@ var _ = Describe("zKillboard-style websocket (GET /websocket/)", func() {
 		insertZKB(ctx, base, jita, 1, true)
 		obj, _ = z.next(ctx)
 		Expect(obj).To(HaveKey("zkb"))
-	})
+	}, SpecTimeout(30*time.Second))
 
 	It("closes with 1001 when the server shuts its websockets", func(ctx SpecContext) {
 		z := &zkillClient{dialWS(ctx, base, "/websocket/")}
@@ -188,5 +188,5 @@ var _ = Describe("zKillboard-style websocket (GET /websocket/)", func() {
 		Expect(kf.API().CloseWebsockets(ctx)).To(Succeed())
 		_, _, err := z.c.Read(ctx)
 		Expect(websocket.CloseStatus(err)).To(Equal(websocket.StatusGoingAway), "err: %v", err)
-	})
+	}, SpecTimeout(30*time.Second))
 })

@@ -44,8 +44,9 @@ type WebsocketConfig struct {
 	AllowedOrigins []string
 	// PingInterval is how often a keepalive ping is sent (give or take 10 %,
 	// so that connections opened together do not ping together); a peer
-	// that does not answer within WriteTimeout is dropped. 0 means 30s;
-	// negative disables pings.
+	// from which nothing (its pong or any other frame) arrives within
+	// WriteTimeout of a ping is dropped. 0 means 30s; negative disables
+	// pings.
 	PingInterval time.Duration
 	// WriteTimeout bounds every write to a connection; 0 means 5s.
 	WriteTimeout time.Duration

@@ -50,6 +50,8 @@ type options struct {
 	cpuprofile            string
 	clientCPUProfile      string
 	bare, floor           bool
+	rounds                int
+	vs                    string
 }
 
 func main() {
@@ -73,6 +75,8 @@ func main() {
 	flag.DurationVar(&o.slo, "slo", 50*time.Millisecond, "p99 latency beyond which a rate counts as degraded")
 	flag.BoolVar(&o.bare, "bare", false, "run the first phase (memory, replay) against the bare coder/websocket fan-out instead of killfeed")
 	flag.BoolVar(&o.floor, "floor", false, "run the first phase (memory, replay) against the floor fan-out instead of killfeed")
+	flag.IntVar(&o.rounds, "rounds", 1, "how many times the replay phase runs (with -vs, on both); a noisy machine needs several")
+	flag.StringVar(&o.vs, "vs", "", "after each replay, run it again against this reference: floor or bare")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server's CPU profile of the replay phase to this file")
 	flag.StringVar(&o.clientCPUProfile, "client-cpuprofile", "", "write the client process's CPU profile of the replay phase to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write the server's heap profile with the idle connections open to this file")
@@ -83,6 +87,10 @@ func main() {
 		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n > 0 {
 			o.steps = append(o.steps, n)
 		}
+	}
+	if o.rounds < 1 || (o.vs != "" && o.vs != "floor" && o.vs != "bare") {
+		fmt.Fprintln(os.Stderr, "killfeed-bench: -rounds must be at least 1, -vs floor or bare")
+		os.Exit(2)
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "killfeed-bench:", err)
@@ -364,75 +372,33 @@ func run(o options) error {
 		o.day, len(d.kms), len(d.weights), o.conns, o.per)
 	d.printFanout(systems, o.speed, o.duration)
 
-	// Phase 1: a real day at speed×, many subscribers.
-	var tgt *target
+	// Phase 1: a real day at speed×, many subscribers; -rounds times, each
+	// round on the first kind, then on the -vs reference.
+	kinds := []string{"killfeed"}
 	switch {
 	case o.floor:
-		tgt, err = startFloor()
+		kinds[0] = "floor"
 	case o.bare:
-		tgt, err = startBare()
-	default:
-		tgt, err = startTarget(o.url, logger)
+		kinds[0] = "bare"
 	}
-	if err != nil {
-		return err
+	if o.vs != "" {
+		kinds = append(kinds, o.vs)
 	}
-	before := heapNow()
-	c, err := spawnClient(tgt.wsURL, o.conns, systems, o.clientCPUProfile)
-	if err != nil {
-		tgt.stop()
-		return err
-	}
-	if tgt.local {
-		time.Sleep(time.Second)
-		after := heapNow()
-		fmt.Printf("memory: %.1f KB per idle connection (server heap+stacks, %d connections, %.1f MB)\n",
-			float64(after-before)/float64(o.conns)/1024, o.conns, float64(after-before)/(1<<20))
-		if o.memprofile != "" {
-			if err := writeHeapProfile(o.memprofile); err != nil {
+	p99 := map[string][]float64{}
+	for round := range o.rounds {
+		for i, kind := range kinds {
+			if o.rounds > 1 || len(kinds) > 1 {
+				fmt.Printf("round %d of %d, %s:\n", round+1, o.rounds, kind)
+			}
+			res, err := replayPhase(kind, o, d, systems, logger, round == 0 && i == 0)
+			if err != nil {
 				return err
 			}
+			p99[kind] = append(p99[kind], res.P99ms)
 		}
 	}
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-	}
-	cpu0, wall0 := cpuTime(), time.Now()
-	_, writes0, _ := ioCalls()
-	sent, window, err := replay(tgt, d, o.speed, o.duration)
-	serverCPU, wall := cpuTime()-cpu0, time.Since(wall0)
-	_, writes1, haveIO := ioCalls()
-	if o.cpuprofile != "" {
-		pprof.StopCPUProfile()
-	}
-	if err != nil {
-		tgt.stop()
-		return err
-	}
-	if tgt.local {
-		after := heapNow()
-		fmt.Printf("memory: %.1f KB per connection after the replay, idle again (%d connections)\n",
-			float64(after-before)/float64(o.conns)/1024, o.conns)
-	}
-	res, err := c.finish(sent, window)
-	tgt.stop()
-	if err != nil {
-		return err
-	}
-	fmt.Printf("replay at %.0f× for %s: %d killmails published (%.1f/s), %d deliveries = %.0f events/s delivered; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d connections closed\n",
-		o.speed, window.Round(time.Millisecond), len(sent), float64(len(sent))/window.Seconds(),
-		res.Matched, float64(res.Matched)/window.Seconds(), res.P50ms, res.P99ms, res.MaxMs, res.Closed)
-	fmt.Printf("CPU over the replay and its drain (%s): server %.1f s (%.2f cores), client %.1f s\n",
-		wall.Round(time.Millisecond), serverCPU.Seconds(), serverCPU.Seconds()/wall.Seconds(), res.CPU)
-	if haveIO && tgt.local && res.Matched > 0 {
-		fmt.Printf("system calls over the replay: server %d writes (%.2f per delivery), client %d reads (%.2f per delivery)\n",
-			writes1-writes0, float64(writes1-writes0)/float64(res.Matched), res.Reads, float64(res.Reads)/float64(res.Matched))
+	if o.rounds > 1 || len(kinds) > 1 {
+		printRounds(kinds, p99)
 	}
 
 	// Phase 2: rising offered rates, killfeed vs the references.
@@ -482,6 +448,107 @@ func run(o options) error {
 		fmt.Printf("  %-8s max delivered within SLO: %.0f events/s\n", kind, best)
 	}
 	return nil
+}
+
+// replayPhase replays the day against a fresh target of kind (killfeed,
+// floor or bare) and prints what it measured; profile says whether the
+// profiles asked for are taken of this run.
+func replayPhase(kind string, o options, d *day, systems [][]int64, logger *slog.Logger, profile bool) (result, error) {
+	var tgt *target
+	var err error
+	switch kind {
+	case "floor":
+		tgt, err = startFloor()
+	case "bare":
+		tgt, err = startBare()
+	default:
+		tgt, err = startTarget(o.url, logger)
+	}
+	if err != nil {
+		return result{}, err
+	}
+	before := heapNow()
+	clientProfile := ""
+	if profile {
+		clientProfile = o.clientCPUProfile
+	}
+	c, err := spawnClient(tgt.wsURL, o.conns, systems, clientProfile)
+	if err != nil {
+		tgt.stop()
+		return result{}, err
+	}
+	if tgt.local {
+		time.Sleep(time.Second)
+		after := heapNow()
+		fmt.Printf("memory: %.1f KB per idle connection (server heap+stacks, %d connections, %.1f MB)\n",
+			float64(after-before)/float64(o.conns)/1024, o.conns, float64(after-before)/(1<<20))
+		if profile && o.memprofile != "" {
+			if err := writeHeapProfile(o.memprofile); err != nil {
+				return result{}, err
+			}
+		}
+	}
+	cpuprofile := profile && o.cpuprofile != ""
+	if cpuprofile {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return result{}, err
+		}
+	}
+	cpu0, wall0 := cpuTime(), time.Now()
+	_, writes0, _ := ioCalls()
+	sent, window, err := replay(tgt, d, o.speed, o.duration)
+	serverCPU, wall := cpuTime()-cpu0, time.Since(wall0)
+	_, writes1, haveIO := ioCalls()
+	if cpuprofile {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		tgt.stop()
+		return result{}, err
+	}
+	if tgt.local {
+		after := heapNow()
+		fmt.Printf("memory: %.1f KB per connection after the replay, idle again (%d connections)\n",
+			float64(after-before)/float64(o.conns)/1024, o.conns)
+	}
+	res, err := c.finish(sent, window)
+	tgt.stop()
+	if err != nil {
+		return result{}, err
+	}
+	fmt.Printf("replay at %.0f× for %s: %d killmails published (%.1f/s), %d deliveries = %.0f events/s delivered; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d connections closed\n",
+		o.speed, window.Round(time.Millisecond), len(sent), float64(len(sent))/window.Seconds(),
+		res.Matched, float64(res.Matched)/window.Seconds(), res.P50ms, res.P99ms, res.MaxMs, res.Closed)
+	fmt.Printf("CPU over the replay and its drain (%s): server %.1f s (%.2f cores), client %.1f s\n",
+		wall.Round(time.Millisecond), serverCPU.Seconds(), serverCPU.Seconds()/wall.Seconds(), res.CPU)
+	if haveIO && tgt.local && res.Matched > 0 {
+		fmt.Printf("system calls over the replay: server %d writes (%.2f per delivery), client %d reads (%.2f per delivery)\n",
+			writes1-writes0, float64(writes1-writes0)/float64(res.Matched), res.Reads, float64(res.Reads)/float64(res.Matched))
+	}
+	return res, nil
+}
+
+// printRounds sums up the replay's p99 latency over the rounds, per kind,
+// and each round's difference to the first kind.
+func printRounds(kinds []string, p99 map[string][]float64) {
+	for _, kind := range kinds {
+		v := slices.Sorted(slices.Values(p99[kind]))
+		median := (v[(len(v)-1)/2] + v[len(v)/2]) / 2
+		fmt.Printf("replay p99 over %d rounds, %s: min %.2f ms, median %.2f ms, max %.2f ms\n",
+			len(v), kind, v[0], median, v[len(v)-1])
+	}
+	for _, ref := range kinds[1:] {
+		var diff []string
+		for i, x := range p99[kinds[0]] {
+			diff = append(diff, fmt.Sprintf("%+.2f", x-p99[ref][i]))
+		}
+		fmt.Printf("replay p99, %s minus %s, round by round: %s ms\n", kinds[0], ref, strings.Join(diff, ", "))
+	}
 }
 
 // replay inserts the day's killmails at their times ÷ speed, for at most
