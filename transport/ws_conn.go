@@ -82,20 +82,21 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 //
 // The session frames its data messages itself (writeFrame): it sends the
 // same few kinds of text frame to thousands of connections, and
-// coder/websocket's writer costs more per frame than the copy. Everything
-// else, the control frames included, comes from coder/websocket, whose
-// writer hands each control frame over in one Write. Once a close frame
-// went through, data frames are refused: nothing may follow it.
+// coder/websocket's writer costs more per frame than the copy. So does
+// the keepalive ping (see ping). The other control frames, pongs and the
+// close, come from coder/websocket, whose writer hands each one over in one
+// Write. Once a close frame went through, nothing more is framed here:
+// nothing may follow it.
 type corkConn struct {
 	net.Conn
 	raw       syscall.RawConn // for tryUncork; nil when not a socket
 	mu        sync.Mutex
 	corked    bool
-	pending   *[]byte     // from corkBuffers while corked
-	err       error       // sticky
-	closeSent bool        // a close frame went through
-	writing   atomic.Bool // the lock holder is writing to the socket
-	reads     atomic.Uint64
+	pending   *[]byte       // from corkBuffers while corked
+	err       error         // sticky
+	closeSent bool          // a close frame went through
+	writing   atomic.Bool   // the lock holder is writing to the socket
+	reads     atomic.Uint64 // Reads that returned bytes: the keepalive's sign of life
 }
 
 // wsCloseFrame is the first byte of an unfragmented close frame.

@@ -106,7 +106,7 @@ type session struct {
 	joins    map[string]*wsJoin
 	follows  map[int64]*wsFollow
 	all      *wsFollow // follows[eventlog.AllSystems], at hand for every live event
-	clients  int // follows with a client id
+	clients  int       // follows with a client id
 	buf      []byte
 	draining bool                       // a drainer runs the session: no blocking flush
 	corked   int                        // bytes waiting in the cork after the last write

@@ -409,15 +409,7 @@ func run(o options) error {
 	for _, kind := range []string{"killfeed", "bare", "floor"} {
 		best := 0.0
 		for _, rate := range o.steps {
-			var t *target
-			switch kind {
-			case "floor":
-				t, err = startFloor()
-			case "bare":
-				t, err = startBare()
-			default:
-				t, err = startTarget(o.url, logger)
-			}
+			t, err := startKind(kind, o.url, logger)
 			if err != nil {
 				return err
 			}
@@ -450,20 +442,23 @@ func run(o options) error {
 	return nil
 }
 
+// startKind starts a target: killfeed (in-process, or url), the floor or
+// the bare fan-out.
+func startKind(kind, url string, logger *slog.Logger) (*target, error) {
+	switch kind {
+	case "floor":
+		return startFloor()
+	case "bare":
+		return startBare()
+	}
+	return startTarget(url, logger)
+}
+
 // replayPhase replays the day against a fresh target of kind (killfeed,
 // floor or bare) and prints what it measured; profile says whether the
 // profiles asked for are taken of this run.
 func replayPhase(kind string, o options, d *day, systems [][]int64, logger *slog.Logger, profile bool) (result, error) {
-	var tgt *target
-	var err error
-	switch kind {
-	case "floor":
-		tgt, err = startFloor()
-	case "bare":
-		tgt, err = startBare()
-	default:
-		tgt, err = startTarget(o.url, logger)
-	}
+	tgt, err := startKind(kind, o.url, logger)
 	if err != nil {
 		return result{}, err
 	}

@@ -18,19 +18,9 @@ import (
 // The load client must see every pushed event with its id, answer the
 // server's keepalive pings (or the server drops it), and notice a close.
 func TestRawWSAgainstKillfeed(t *testing.T) {
-	a, err := app.Start(app.Config{
-		Listen: "127.0.0.1:0", Storage: app.StorageMemory,
-		Websocket: transport.WebsocketConfig{PingInterval: 20 * time.Millisecond, WriteTimeout: 200 * time.Millisecond},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	defer a.Shutdown(ctx)
-
+	a, target, ctx := startPinging(t)
 	km := fixture.Killmails()[0]
-	c := subscribeRaw(ctx, t, "ws"+strings.TrimPrefix(a.URL(), "http")+"/api/ws", km.SystemID)
+	c := subscribeRaw(ctx, t, target, km.SystemID)
 	var head [64]byte
 
 	got := make(chan uint64)
@@ -76,6 +66,26 @@ func TestRawWSAgainstKillfeed(t *testing.T) {
 	if _, _, err := c.next(head[:]); err == nil || errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("next after close: %v", err)
 	}
+}
+
+// startPinging starts killfeed pinging every 20 ms, so that a client that
+// does not answer is dropped within the test; it returns the service, its
+// websocket URL and the test's context.
+func startPinging(t *testing.T) (*app.App, string, context.Context) {
+	t.Helper()
+	a, err := app.Start(app.Config{
+		Listen: "127.0.0.1:0", Storage: app.StorageMemory,
+		Websocket: transport.WebsocketConfig{PingInterval: 20 * time.Millisecond, WriteTimeout: 200 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(func() {
+		_ = a.Shutdown(ctx)
+		cancel()
+	})
+	return a, "ws" + strings.TrimPrefix(a.URL(), "http") + "/api/ws", ctx
 }
 
 // subscribeRaw dials target and subscribes to system.

@@ -1,32 +1,19 @@
 package main
 
 import (
-	"context"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
-	"github.com/killfeed/killfeed/transport"
 )
 
 // The client process's reader must record every pushed event with its id,
 // keep answering the server's pings (or the server drops the connection)
 // and count a connection the server closes.
 func TestConnReaderAgainstKillfeed(t *testing.T) {
-	a, err := app.Start(app.Config{
-		Listen: "127.0.0.1:0", Storage: app.StorageMemory,
-		Websocket: transport.WebsocketConfig{PingInterval: 20 * time.Millisecond, WriteTimeout: 200 * time.Millisecond},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	defer a.Shutdown(ctx)
+	a, target, ctx := startPinging(t)
 
 	var closed atomic.Int64
 	rd, err := newConnReader(int(raiseNoFile())+1, &closed)
@@ -40,7 +27,6 @@ func TestConnReaderAgainstKillfeed(t *testing.T) {
 		}
 	}()
 	km := fixture.Killmails()[0]
-	target := "ws" + strings.TrimPrefix(a.URL(), "http") + "/api/ws"
 	for range 2 {
 		if err := rd.add(subscribeRaw(ctx, t, target, km.SystemID)); err != nil {
 			t.Fatal(err)
