@@ -88,13 +88,9 @@ func (r *connReader) add(c *rawWS) error {
 		return err
 	}
 	ec := &epollConn{fd: fd, loop: l}
-	if len(leftover) > 0 { // bytes the handshake's reader took early
-		ec.at = time.Now().UnixNano()
-		if closed, err := ec.scan.feed(leftover, &l.join, ec); closed || err != nil {
-			syscall.Close(fd)
-			return errPeerClosed
-		}
-	}
+	// Bytes the handshake's reader took early are parsed, on the loop, in
+	// front of the first read.
+	ec.scan.carry = leftover
 	l.conns[fd].Store(ec)
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(fd)}
 	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {

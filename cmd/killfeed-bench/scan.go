@@ -23,8 +23,8 @@ type frameSink interface {
 // control payload a read boundary cut is carried over: at most a 14-byte
 // header and a 125-byte control payload.
 type frameScan struct {
-	carry []byte
-	skip  int64 // payload bytes of the current message still to skip
+	carry []byte // bytes not parsed yet, put in front of the next read
+	skip  int64  // payload bytes of the current message still to skip
 }
 
 var errBadFrame = errors.New("malformed server frame")
