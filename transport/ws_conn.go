@@ -186,12 +186,12 @@ func (c *corkConn) writeSomeLocked() (bool, error) {
 		return false, nil
 	}
 	b := *c.pending
-	var n int
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), b)
-		return true // one attempt: never wait for the socket here
-	})
+	w := rawWrites.Get().(*rawWrite)
+	w.b = b
+	err := c.raw.Write(w.fn)
+	n, werr := w.n, w.err
+	*w = rawWrite{fn: w.fn}
+	rawWrites.Put(w)
 	if err == nil && werr != nil && werr != syscall.EAGAIN && werr != syscall.EINTR {
 		err = werr
 	}
@@ -202,6 +202,26 @@ func (c *corkConn) writeSomeLocked() (bool, error) {
 	n = max(n, 0)
 	*c.pending = append(b[:0], b[n:]...)
 	return n == len(b), nil
+}
+
+// rawWrite is one attempt at a non-blocking write, with its callback bound
+// once: a closure per write would cost three allocations.
+type rawWrite struct {
+	b   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+var rawWrites = sync.Pool{New: func() any {
+	w := &rawWrite{}
+	w.fn = w.write
+	return w
+}}
+
+func (w *rawWrite) write(fd uintptr) bool {
+	w.n, w.err = syscall.Write(int(fd), w.b)
+	return true // one attempt: never wait for the socket here
 }
 
 // ping sends a ping frame behind what is corked, without waiting: with one

@@ -443,3 +443,41 @@ func TestCorkConnPingWithoutRawSocketAndAfterClose(t *testing.T) {
 	}
 	equal(t, rc.got(), "\x89\x00", "\x88\x00")
 }
+
+// BenchmarkCorkConnWriteSome is the drain's write: a frame corked, then one
+// non-blocking write to a loopback socket whose peer reads. It reports the
+// allocations per write (none: the write callback is bound once, pooled).
+func BenchmarkCorkConnWriteSome(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	go func() { _, _ = io.Copy(io.Discard, client) }()
+	sc, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sc.Close()
+	raw, err := sc.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &corkConn{Conn: sc, raw: raw}
+	frame := bytes.Repeat([]byte{'x'}, 1000) // a killmail's size
+	b.ReportAllocs()
+	for b.Loop() {
+		c.cork()
+		if _, err := c.writeFrame(frame); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.tryUncork(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -45,10 +45,16 @@ type epollConn struct {
 // killmails to one subscriber in one read.
 const epollReadBuffer = 256 << 10
 
-// newConnReader starts the loops; maxFD bounds the descriptors added.
+// newConnReader starts one loop per CPU; maxFD bounds the descriptors
+// added. The loops wait in epoll_wait, a system call: were there no idle
+// P besides theirs, Go's sysmon would take a waiting loop's P away after
+// 20 µs and the loop would have to get one back when it wakes, a futex
+// each way at every wake-up. Twice as many Ps as loops leaves idle ones.
 func newConnReader(maxFD int, closed *atomic.Int64) (*connReader, error) {
+	loops := runtime.NumCPU()
+	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 2*loops))
 	r := &connReader{closed: closed}
-	for range runtime.GOMAXPROCS(0) {
+	for range loops {
 		epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 		if err != nil {
 			r.stop()
