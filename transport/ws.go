@@ -95,6 +95,7 @@ type wsHub struct {
 	closing bool
 	wg      sync.WaitGroup
 	pool    *drainPool
+	keep    *keepalive // nil when pings are off
 }
 
 // wsConn is one tracked connection; cancel (and the session's goAway) ask
@@ -107,7 +108,8 @@ type wsConn struct {
 
 // websocketRoutes registers the websocket endpoints.
 func (s *Server) websocketRoutes() {
-	s.ws = &wsHub{cfg: s.cfg.Websocket.withDefaults(), conns: make(map[*wsConn]struct{}), pool: newDrainPool()}
+	cfg := s.cfg.Websocket.withDefaults()
+	s.ws = &wsHub{cfg: cfg, conns: make(map[*wsConn]struct{}), pool: newDrainPool(), keep: newKeepalive(cfg)}
 	s.echo.GET("/api/ws", func(c echo.Context) error { return s.serveWebsocket(c, nativeProtocol{}) })
 	s.echo.GET("/socket/websocket", s.servePhoenix)
 	zkill := func(c echo.Context) error { return s.serveWebsocket(c, zkillProtocol{}) }
@@ -166,7 +168,7 @@ func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 		return nil // Accept wrote the response
 	}
 	conn.SetReadLimit(h.cfg.ReadLimit)
-	sess := newSession(ctx, s.svc, s.universe, conn, hw.conn, h.cfg, proto, h.pool, s.cfg.Logger)
+	sess := newSession(ctx, s.svc, s.universe, conn, hw.conn, h.cfg, proto, h.pool, h.keep, s.cfg.Logger)
 	h.accepted(wc, conn, sess)
 	sess.start(func() { h.remove(wc) })
 	return nil

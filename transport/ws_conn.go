@@ -226,25 +226,29 @@ func (w *rawWrite) write(fd uintptr) bool {
 
 // ping sends a ping frame behind what is corked, without waiting: with one
 // non-blocking write, or else by the session's worker, which it asks for by
-// reporting false (still corked with what is left). It never holds a ping
-// in memory while the socket has room, whatever the session is waiting on.
-func (c *corkConn) ping() (bool, error) {
-	c.mu.Lock()
+// reporting done false (still corked with what is left). It never holds a
+// ping in memory while the socket has room, whatever the session is waiting
+// on. sent is false when the lock is held (a write under way): the caller
+// tries again later rather than wait, since it pings many connections.
+func (c *corkConn) ping() (sent, done bool, err error) {
+	if !c.mu.TryLock() {
+		return false, false, nil
+	}
 	defer c.mu.Unlock()
 	switch {
 	case c.err != nil:
-		return false, c.err
+		return true, false, c.err
 	case c.closeSent:
-		return false, errClosed
+		return true, false, errClosed
 	}
 	held := c.corked // its writer sends what is left
 	c.corkLocked()
 	*c.pending = appendFrameHeader(*c.pending, 0x9, 0)
-	done, err := c.writeSomeLocked()
+	done, err = c.writeSomeLocked()
 	if done && !held {
 		c.uncorkLocked()
 	}
-	return done, err
+	return true, done, err
 }
 
 // Read counts what arrives: any byte from the peer answers a ping.

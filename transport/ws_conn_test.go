@@ -388,8 +388,8 @@ func TestCorkConnPingGoesOutAtOnce(t *testing.T) {
 	}
 	ping := "\x89\x00"
 
-	if ok, err := c.ping(); !ok || err != nil {
-		t.Fatalf("ping = %v, %v", ok, err)
+	if sent, ok, err := c.ping(); !sent || !ok || err != nil {
+		t.Fatalf("ping = %v, %v, %v", sent, ok, err)
 	}
 	if got := read(2); got != ping {
 		t.Fatalf("read %q, want a ping frame", got)
@@ -402,8 +402,8 @@ func TestCorkConnPingGoesOutAtOnce(t *testing.T) {
 	if _, err := c.writeFrame([]byte("a")); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := c.ping(); !ok || err != nil {
-		t.Fatalf("ping while corked = %v, %v", ok, err)
+	if sent, ok, err := c.ping(); !sent || !ok || err != nil {
+		t.Fatalf("ping while corked = %v, %v, %v", sent, ok, err)
 	}
 	if got := read(5); got != "\x81\x01a"+ping {
 		t.Fatalf("read %q, want the corked frame, then the ping", got)
@@ -422,13 +422,30 @@ func TestCorkConnPingGoesOutAtOnce(t *testing.T) {
 	}
 }
 
+// A ping never waits for the connection's lock (a write under way): the
+// keepalive, which pings every connection from one goroutine, tries again
+// at its next tick.
+func TestCorkConnPingDoesNotWaitForTheLock(t *testing.T) {
+	rc := &recordConn{}
+	c := &corkConn{Conn: rc}
+	c.mu.Lock()
+	sent, _, err := c.ping()
+	c.mu.Unlock()
+	if sent || err != nil {
+		t.Fatalf("ping under a held lock = %v, %v; want not sent", sent, err)
+	}
+	if c.pending != nil {
+		t.Fatal("a ping that was not sent left bytes")
+	}
+}
+
 // Without a raw socket the ping waits corked for the worker's flush; after
 // a close frame there is none.
 func TestCorkConnPingWithoutRawSocketAndAfterClose(t *testing.T) {
 	rc := &recordConn{}
 	c := &corkConn{Conn: rc}
-	if ok, err := c.ping(); ok || err != nil {
-		t.Fatalf("ping = %v, %v; want false, nil", ok, err)
+	if sent, ok, err := c.ping(); !sent || ok || err != nil {
+		t.Fatalf("ping = %v, %v, %v; want true, false, nil", sent, ok, err)
 	}
 	equal(t, rc.got())
 	if err := c.uncork(time.Second); err != nil {
@@ -438,7 +455,7 @@ func TestCorkConnPingWithoutRawSocketAndAfterClose(t *testing.T) {
 	if _, err := c.Write([]byte{wsCloseFrame, 0}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ping(); err == nil {
+	if _, _, err := c.ping(); err == nil {
 		t.Fatal("a ping after the close frame")
 	}
 	equal(t, rc.got(), "\x89\x00", "\x88\x00")

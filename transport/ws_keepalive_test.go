@@ -128,3 +128,25 @@ func TestKeepaliveKeepsAPeerThatTalks(t *testing.T) {
 	}
 	t.Logf("%d pings, %d pongs", pings, pongs)
 }
+
+// The keepalive's goroutine runs only while sessions are open.
+func TestKeepaliveStopsWithTheLastSession(t *testing.T) {
+	d := startDrainTest(t, WebsocketConfig{PingInterval: 50 * time.Millisecond, WriteTimeout: time.Second})
+	k := d.srv.ws.keep
+	running := func() bool {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return k.running
+	}
+	if !running() {
+		t.Fatal("no keepalive with a session open")
+	}
+	p := dialRawPeer(t, d.url)
+	_ = d.c.CloseNow()
+	_ = p.conn.Close()
+	for deadline := time.Now().Add(10 * time.Second); running(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the keepalive still runs with every session closed")
+		}
+	}
+}

@@ -100,6 +100,7 @@ type session struct {
 	proto  wsProtocol
 	logger *slog.Logger
 	pool   *drainPool
+	keep   *keepalive
 
 	universe *universe.Universe
 	sub      *actors.Queue
@@ -125,9 +126,10 @@ type session struct {
 	goingAway     bool
 	checkpointDue bool
 	ended         bool
-	pingTimer     *time.Timer
-	pingAwaited   bool   // a ping went out; the peer has not been heard from since
-	pingReads     uint64 // the connection's reads when it went out
+	nextPing      time.Time // when the keepalive pings next
+	pingAwaited   bool      // a ping went out; the peer has not been heard from since
+	pingReads     uint64    // the connection's reads when it went out
+	pingDeadline  time.Time // when a peer not heard from is dropped
 }
 
 // wsFrame is a client frame waiting for the worker.
@@ -136,9 +138,9 @@ type wsFrame struct {
 	data []byte
 }
 
-func newSession(ctx context.Context, svc *actors.Service, u *universe.Universe, conn *websocket.Conn, cc *corkConn, cfg WebsocketConfig, proto wsProtocol, pool *drainPool, logger *slog.Logger) *session {
+func newSession(ctx context.Context, svc *actors.Service, u *universe.Universe, conn *websocket.Conn, cc *corkConn, cfg WebsocketConfig, proto wsProtocol, pool *drainPool, keep *keepalive, logger *slog.Logger) *session {
 	return &session{
-		ctx: ctx, svc: svc, universe: u, conn: conn, cc: cc, cfg: cfg, proto: proto, pool: pool, logger: logger,
+		ctx: ctx, svc: svc, universe: u, conn: conn, cc: cc, cfg: cfg, proto: proto, pool: pool, keep: keep, logger: logger,
 		liveOnly: true,
 		joins:    make(map[string]*wsJoin),
 		follows:  make(map[int64]*wsFollow),
@@ -178,10 +180,11 @@ func (s *session) start(finished func()) {
 	s.mu.Lock()
 	s.sub, s.started = sub, true
 	kick := s.pending
-	if s.cfg.PingInterval > 0 {
-		s.pingTimer = time.AfterFunc(s.pingDelay(), s.keepalive)
+	if s.keep != nil {
+		s.nextPing = time.Now().Add(s.pingDelay())
 	}
 	s.mu.Unlock()
+	s.keep.watch(s)
 	go s.read(finished)
 	if kick {
 		s.kick()
@@ -195,11 +198,7 @@ func (s *session) read(finished func()) {
 	defer func() {
 		s.stop(errClosed)
 		s.worker.Wait()
-		s.mu.Lock()
-		if s.pingTimer != nil {
-			s.pingTimer.Stop()
-		}
-		s.mu.Unlock()
+		s.keep.unwatch(s)
 		if s.cpTimer != nil {
 			s.cpTimer.Stop()
 		}
@@ -447,34 +446,38 @@ func (s *session) pingDelay() time.Duration {
 	return d - d/10 + rand.N(d/5+1)
 }
 
-// keepalive runs on the ping timer: it sends a ping every ping interval,
-// and drops the peer if nothing (its pong or any other frame) arrived from
-// it within the write timeout after.
-func (s *session) keepalive() {
+// keepalive runs on the hub's keepalive tick: it pings the session when
+// its time has come, and drops the peer when nothing (its pong or any other
+// frame) arrived from it within timeout of the ping.
+func (s *session) keepalive(now time.Time, timeout time.Duration) {
 	reads := s.cc.reads.Load()
 	s.mu.Lock()
-	if s.ended {
+	switch {
+	case s.ended:
+		s.mu.Unlock()
+		return
+	case s.pingAwaited && reads != s.pingReads:
+		s.pingAwaited = false // heard from
+	case s.pingAwaited && now.After(s.pingDeadline):
+		s.mu.Unlock()
+		s.stop(errClosed)
+		return
+	}
+	if s.pingAwaited || now.Before(s.nextPing) {
 		s.mu.Unlock()
 		return
 	}
-	if s.pingAwaited {
-		s.pingAwaited = false
-		if reads == s.pingReads {
-			s.mu.Unlock()
-			s.stop(errClosed)
-			return
-		}
-		s.pingTimer.Reset(max(s.pingDelay()-s.cfg.WriteTimeout, s.cfg.PingInterval/10))
-		s.mu.Unlock()
-		return
-	}
-	s.pingAwaited, s.pingReads = true, reads
-	s.pingTimer.Reset(s.cfg.WriteTimeout)
+	s.pingAwaited, s.pingReads, s.pingDeadline = true, reads, now.Add(timeout)
+	s.nextPing = now.Add(s.pingDelay())
 	s.mu.Unlock()
-	done, err := s.cc.ping()
+	sent, done, err := s.cc.ping()
 	switch {
 	case err != nil:
 		s.stop(errClosed)
+	case !sent: // the connection is busy: at the next tick
+		s.mu.Lock()
+		s.pingAwaited, s.nextPing = false, now
+		s.mu.Unlock()
 	case !done:
 		s.kick() // the worker flushes it, within the write timeout
 	}
