@@ -460,7 +460,7 @@ func (s *session) keepalive(now time.Time, timeout time.Duration) {
 		s.pingAwaited = false // heard from
 	case s.pingAwaited && now.After(s.pingDeadline):
 		s.mu.Unlock()
-		s.stop(errClosed)
+		go s.stop(errClosed) // closing may flush for a moment: not on the shared loop
 		return
 	}
 	if s.pingAwaited || now.Before(s.nextPing) {
@@ -473,7 +473,7 @@ func (s *session) keepalive(now time.Time, timeout time.Duration) {
 	sent, done, err := s.cc.ping()
 	switch {
 	case err != nil:
-		s.stop(errClosed)
+		go s.stop(errClosed)
 	case !sent: // the connection is busy: at the next tick
 		s.mu.Lock()
 		s.pingAwaited, s.nextPing = false, now
