@@ -86,8 +86,7 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // the keepalive ping (see ping). The other control frames, pongs and the
 // close, come from coder/websocket, whose writer hands each one over in one
 // Write. Once a close frame went through, nothing more is framed here:
-// nothing may follow it. A close frame written while corked is flushed at
-// once, with what is corked before it.
+// nothing may follow it.
 type corkConn struct {
 	net.Conn
 	raw       syscall.RawConn // for tryUncork; nil when not a socket
@@ -116,13 +115,6 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	}
 	if c.corked {
 		*c.pending = append(*c.pending, p...)
-		if c.closeSent {
-			// Nothing may follow a close frame, and nothing may be left to
-			// flush the cork: a ping can cork it just as the session ends.
-			if err := c.flushLocked(wsCloseGrace); err != nil {
-				return 0, err
-			}
-		}
 		return len(p), nil
 	}
 	c.writing.Store(true)

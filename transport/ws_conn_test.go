@@ -498,38 +498,3 @@ func BenchmarkCorkConnWriteSome(b *testing.B) {
 		}
 	}
 }
-
-// A close frame written while the connection is corked goes out at once,
-// behind what is corked: a keepalive ping whose write came up short can
-// leave the cork with no session worker left to flush it, just as the
-// session closes.
-func TestCorkConnCloseFrameIsNotLeftInTheCork(t *testing.T) {
-	server, client := tcpPair(t)
-	raw, err := server.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &corkConn{Conn: server, raw: raw}
-	c.cork()
-	if _, err := c.writeFrame(bytes.Repeat([]byte{'x'}, 1<<20)); err != nil { // more than the socket takes
-		t.Fatal(err)
-	}
-	if done, err := c.tryUncork(); done || err != nil {
-		t.Fatalf("tryUncork = %v, %v; want a short write", done, err)
-	}
-	want := append(appendFrameHeader(nil, 0x1, 1<<20), bytes.Repeat([]byte{'x'}, 1<<20)...)
-	closeFrame := []byte{wsCloseFrame, 2, 0x03, 0xe8}
-	want = append(want, closeFrame...)
-	got := make(chan []byte)
-	go func() {
-		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
-		b, _ := io.ReadAll(io.LimitReader(client, int64(len(want))))
-		got <- b
-	}()
-	if _, err := c.Write(closeFrame); err != nil { // coder/websocket's close, the cork left as it was
-		t.Fatal(err)
-	}
-	if b := <-got; !bytes.Equal(b, want) {
-		t.Fatalf("peer read %d bytes, want %d: the frame, then the close frame", len(b), len(want))
-	}
-}

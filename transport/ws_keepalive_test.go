@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // rawPeer is a websocket client that answers nothing by itself: it
@@ -148,5 +151,31 @@ func TestKeepaliveStopsWithTheLastSession(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the keepalive still runs with every session closed")
 		}
+	}
+}
+
+// A session that closes with a close frame sends it behind what is left in
+// the cork, such as a keepalive ping whose write came up short just before
+// the session ended, which no worker would flush any more.
+func TestCloseFrameGoesOutBehindACorkedPing(t *testing.T) {
+	d := startDrainTest(t, WebsocketConfig{PingInterval: -1, WriteTimeout: 5 * time.Second})
+	var sess *session
+	d.srv.ws.mu.Lock()
+	for wc := range d.srv.ws.conns {
+		sess = wc.sess
+	}
+	d.srv.ws.mu.Unlock()
+	// What a short ping leaves: the connection corked, a ping in it, no worker.
+	sess.cc.mu.Lock()
+	sess.cc.corkLocked()
+	*sess.cc.pending = appendFrameHeader(*sess.cc.pending, 0x9, 0)
+	sess.cc.mu.Unlock()
+
+	go sess.stop(errGoingAway)
+	ctx, cancel := context.WithTimeout(d.ctx, 3*time.Second) // the close handshake would wait 5 s
+	defer cancel()
+	_, _, err := d.c.Read(ctx) // answers the ping, then gets the close frame
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("read %v, want the close frame with 1001", err)
 	}
 }

@@ -432,6 +432,9 @@ func (s *session) stop(err error) {
 	s.mu.Unlock()
 	var ce *closeError
 	if errors.As(err, &ce) {
+		// The close frame goes behind what is corked (a keepalive ping
+		// whose write came up short), which nothing else would flush now.
+		_ = s.cc.uncork(s.writeTimeout())
 		_ = s.conn.Close(ce.code, ce.reason)
 		return
 	}
@@ -448,39 +451,37 @@ func (s *session) pingDelay() time.Duration {
 
 // keepalive runs on the hub's keepalive tick: it pings the session when
 // its time has come, and drops the peer when nothing (its pong or any other
-// frame) arrived from it within timeout of the ping.
+// frame) arrived from it within timeout of the ping. It holds s.mu while it
+// pings (the ping never waits): no ping is corked once the session ended,
+// so stop finds in the cork only what came before its close frame.
 func (s *session) keepalive(now time.Time, timeout time.Duration) {
 	reads := s.cc.reads.Load()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch {
 	case s.ended:
-		s.mu.Unlock()
 		return
 	case s.pingAwaited && reads != s.pingReads:
 		s.pingAwaited = false // heard from
 	case s.pingAwaited && now.After(s.pingDeadline):
-		s.mu.Unlock()
 		go s.stop(errClosed) // closing may flush for a moment: not on the shared loop
 		return
 	}
 	if s.pingAwaited || now.Before(s.nextPing) {
-		s.mu.Unlock()
 		return
 	}
-	s.pingAwaited, s.pingReads, s.pingDeadline = true, reads, now.Add(timeout)
-	s.nextPing = now.Add(s.pingDelay())
-	s.mu.Unlock()
 	sent, done, err := s.cc.ping()
 	switch {
 	case err != nil:
 		go s.stop(errClosed)
-	case !sent: // the connection is busy: at the next tick
-		s.mu.Lock()
-		s.pingAwaited, s.nextPing = false, now
-		s.mu.Unlock()
-	case !done:
-		s.kick() // the worker flushes it, within the write timeout
+		return
+	case !sent:
+		return // the connection is busy: at the next tick
+	case !done && s.claimLocked():
+		go s.work() // it flushes the ping, within the write timeout
 	}
+	s.pingAwaited, s.pingReads, s.pingDeadline = true, reads, now.Add(timeout)
+	s.nextPing = now.Add(s.pingDelay())
 }
 
 // writeTimeout bounds a flush: the write timeout, or what is left of the
