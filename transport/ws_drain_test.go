@@ -32,7 +32,9 @@ type drainTest struct {
 	ctx context.Context
 }
 
-func startDrainTest(t *testing.T, cfg WebsocketConfig) *drainTest {
+// startService starts the actors on an in-memory log, stopped when the
+// test ends.
+func startService(t *testing.T) *actors.Service {
 	t.Helper()
 	log, err := eventlog.Open(eventlog.Config{}, nil)
 	if err != nil {
@@ -43,6 +45,12 @@ func startDrainTest(t *testing.T, cfg WebsocketConfig) *drainTest {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Stop(); _ = log.Close() })
+	return svc
+}
+
+func startDrainTest(t *testing.T, cfg WebsocketConfig) *drainTest {
+	t.Helper()
+	svc := startService(t)
 	srv := New(svc, Config{Websocket: cfg})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

@@ -15,7 +15,7 @@ import (
 // write timeout after. The pings due at a tick go out back to back. The
 // goroutine runs while sessions are open.
 type keepalive struct {
-	interval, timeout, tick time.Duration
+	timeout, tick time.Duration
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -30,7 +30,7 @@ func newKeepalive(cfg WebsocketConfig) *keepalive {
 	}
 	tick := min(cfg.PingInterval, cfg.WriteTimeout) / 4
 	return &keepalive{
-		interval: cfg.PingInterval, timeout: cfg.WriteTimeout,
+		timeout:  cfg.WriteTimeout,
 		tick:     min(max(tick, time.Millisecond), time.Second),
 		sessions: make(map[*session]struct{}),
 	}

@@ -1,4 +1,4 @@
-package transport_test
+package transport
 
 import (
 	"context"
@@ -10,24 +10,14 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/killfeed/killfeed/actors"
-	"github.com/killfeed/killfeed/eventlog"
-	"github.com/killfeed/killfeed/transport"
 )
 
 // Keepalive pings and acknowledgements are not held in the cork while the
 // session waits on a slow store: a healthy client that keeps reading is
 // not dropped for a pong that never left the server.
 func TestWebsocketPingNotHeldBehindASlowStore(t *testing.T) {
-	log, err := eventlog.Open(eventlog.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := actors.Start(log, false, actors.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { svc.Stop(); _ = log.Close() }()
-	srv := transport.New(svc, transport.Config{Websocket: transport.WebsocketConfig{
+	svc := startService(t)
+	srv := New(svc, Config{Websocket: WebsocketConfig{
 		WriteTimeout: time.Second, PingInterval: 100 * time.Millisecond,
 	}})
 	ts := httptest.NewServer(srv.Handler())
