@@ -3,6 +3,7 @@ package actors
 import (
 	"cmp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/killfeed/killfeed/eventlog"
@@ -105,6 +106,24 @@ type KillmailInserted struct {
 	EventID  uint64
 	SystemID int64
 	Killmail []byte
+
+	encoded atomic.Pointer[[]byte] // see Encoded
+}
+
+// Encoded returns the event as build encodes it, built once and shared by
+// every subscriber that asks: a transport that sends a busy system's event
+// to thousands of connections frames it once. Every caller must pass a
+// build that gives the same bytes (the native websocket frame); two
+// callers racing may both build, and one result is kept.
+func (k *KillmailInserted) Encoded(build func(eventlog.Event) []byte) []byte {
+	if b := k.encoded.Load(); b != nil {
+		return *b
+	}
+	b := build(k.Event())
+	if k.encoded.CompareAndSwap(nil, &b) {
+		return b
+	}
+	return *k.encoded.Load()
 }
 
 // Event returns the inserted killmail as an eventlog.Event.

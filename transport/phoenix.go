@@ -170,6 +170,9 @@ func (phoenixProtocol) left(dst []byte, j *wsJoin) []byte {
 
 // event writes [join_ref,null,"<topic>","new_killmail",{…}] with the
 // stored killmail bytes verbatim.
+// eventFrame is nil: a push names its join and topic.
+func (phoenixProtocol) eventFrame() func(eventlog.Event) []byte { return nil }
+
 func (phoenixProtocol) event(dst []byte, j *wsJoin, ev eventlog.Event) []byte {
 	dst = append(dst, '[')
 	dst = appendRaw(dst, j.joinRef)

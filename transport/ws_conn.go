@@ -129,6 +129,16 @@ func (c *corkConn) Write(p []byte) (int, error) {
 // writeFrame queues one unfragmented text frame; it must be corked. It
 // returns how many bytes wait.
 func (c *corkConn) writeFrame(payload []byte) (int, error) {
+	return c.queue(payload, true)
+}
+
+// writeFramed queues frame, a whole frame built with appendFrameHeader;
+// it must be corked. It returns how many bytes wait.
+func (c *corkConn) writeFramed(frame []byte) (int, error) {
+	return c.queue(frame, false)
+}
+
+func (c *corkConn) queue(b []byte, header bool) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -137,8 +147,11 @@ func (c *corkConn) writeFrame(payload []byte) (int, error) {
 	case c.closeSent || !c.corked:
 		return 0, errClosed
 	}
-	b := appendFrameHeader(*c.pending, 0x1, len(payload))
-	*c.pending = append(b, payload...)
+	p := *c.pending
+	if header {
+		p = appendFrameHeader(p, 0x1, len(b))
+	}
+	*c.pending = append(p, b...)
 	return len(*c.pending), nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/killfeed/killfeed/eventlog"
 )
 
 // recordConn records each Write it is given; block, when set, holds a
@@ -496,5 +498,51 @@ func BenchmarkCorkConnWriteSome(b *testing.B) {
 		if _, err := c.tryUncork(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A live event framed once for every connection (nativeEventFrame, queued
+// with writeFramed) carries every length encoding correctly, and reads as
+// the frame the session would have built for its connection alone.
+func TestNativeEventFrameEveryLength(t *testing.T) {
+	empty := nativeProtocol{}.event(nil, nil, eventlog.Event{ID: 7, SystemID: 30000142, Killmail: []byte(`""`)})
+	rc := &recordConn{}
+	c := &corkConn{Conn: rc}
+	c.cork()
+	var want [][]byte
+	for _, size := range []int{len(empty), 125, 126, 127, 65535, 65536, 300000} {
+		ev := eventlog.Event{ID: 7, SystemID: 30000142, Killmail: []byte(`"` + strings.Repeat("x", size-len(empty)) + `"`)}
+		want = append(want, nativeProtocol{}.event(nil, nil, ev))
+		if len(want[len(want)-1]) != size {
+			t.Fatalf("payload of %d bytes, want %d", len(want[len(want)-1]), size)
+		}
+		if _, err := c.writeFramed(nativeEventFrame(ev)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.writeFrame([]byte("between")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.uncork(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got := rc.got()
+	if len(got) != 1 {
+		t.Fatalf("%d writes, want the burst in one", len(got))
+	}
+	rest := []byte(got[0])
+	for _, w := range want {
+		var op byte
+		var p []byte
+		op, p, rest = readFrame(t, rest)
+		if op != 0x1 || !bytes.Equal(p, w) {
+			t.Fatalf("frame op %d with %d bytes, want a text frame of %d: %.40q", op, len(p), len(w), p)
+		}
+		if op, p, rest = readFrame(t, rest); op != 0x1 || string(p) != "between" {
+			t.Fatalf("frame op %d %.40q after the event, want the text frame written next", op, p)
+		}
+	}
+	if len(rest) != 0 {
+		t.Fatalf("%d bytes after the frames", len(rest))
 	}
 }

@@ -213,6 +213,20 @@ func (nativeProtocol) event(dst []byte, _ *wsJoin, ev eventlog.Event) []byte {
 	return dst
 }
 
+func (nativeProtocol) eventFrame() func(eventlog.Event) []byte { return nativeEventFrame }
+
+// nativeEventFrame is a killmail frame, header included: the payload is
+// built behind room for the longest header, which then goes right before it.
+func nativeEventFrame(ev eventlog.Event) []byte {
+	const room = 10
+	b := nativeProtocol{}.event(make([]byte, room, room+len(ev.Killmail)+96), nil, ev)
+	var h [room]byte
+	hdr := appendFrameHeader(h[:0], 0x1, len(b)-room)
+	start := room - len(hdr)
+	copy(b[start:], hdr)
+	return b[start:]
+}
+
 func appendSystems(dst []byte, ids []int64) []byte {
 	dst = append(dst, '[')
 	for i, id := range ids {

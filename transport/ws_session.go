@@ -35,6 +35,10 @@ type wsProtocol interface {
 	left(dst []byte, j *wsJoin) []byte
 	// event pushes one event of a joined topic.
 	event(dst []byte, j *wsJoin, ev eventlog.Event) []byte
+	// eventFrame, when not nil, frames an event the same for every join
+	// and connection: a live event is then framed once, for all of them
+	// (actors.KillmailInserted.Encoded).
+	eventFrame() func(eventlog.Event) []byte
 }
 
 type wsOp uint8
@@ -107,6 +111,7 @@ type session struct {
 	joins    map[string]*wsJoin
 	follows  map[int64]*wsFollow
 	all      *wsFollow // follows[eventlog.AllSystems], at hand for every live event
+	last     *wsFollow // the follow of the last live event's system: a fight's events look it up once
 	clients  int       // follows with a client id
 	buf      []byte
 	draining bool                       // a drainer runs the session: no blocking flush
@@ -493,14 +498,18 @@ func (s *session) writeTimeout() time.Duration {
 	return min(s.cfg.WriteTimeout, time.Until(s.drainBy))
 }
 
-// write queues one text frame in the cork, flushing when a long burst has
-// gathered (but not on a drainer, which must not block). A failed write
-// closes the connection.
+// write queues one text frame in the cork. A failed write closes the
+// connection.
 func (s *session) write(frame []byte) error {
 	if len(frame) == 0 {
 		return nil
 	}
-	n, err := s.cc.writeFrame(frame)
+	return s.wrote(s.cc.writeFrame(frame))
+}
+
+// wrote notes how many bytes the cork holds after a write, flushing when a
+// long burst has gathered (but not on a drainer, which must not block).
+func (s *session) wrote(n int, err error) error {
 	if err != nil {
 		return errClosed
 	}
@@ -540,6 +549,15 @@ func (s *session) send(frame []byte) error {
 		s.buf = nil
 	}
 	return s.write(frame)
+}
+
+// sendEvent writes a live event: framed once for every connection when
+// the protocol allows it, else framed here for the join.
+func (s *session) sendEvent(ev *actors.KillmailInserted, j *wsJoin) error {
+	if frame := s.proto.eventFrame(); frame != nil {
+		return s.wrote(s.cc.writeFramed(ev.Encoded(frame)))
+	}
+	return s.send(s.proto.event(s.buf[:0], j, ev.Event()))
 }
 
 func (s *session) handle(cmd wsCommand) error {
@@ -593,6 +611,9 @@ func (s *session) leave(j *wsJoin) []int64 {
 			delete(s.follows, id)
 			if id == eventlog.AllSystems {
 				s.all = nil
+			}
+			if s.last == f {
+				s.last = nil
 			}
 			gone = append(gone, id)
 		}
@@ -853,7 +874,13 @@ func (s *session) advance(clientID string, systems []int64, through uint64) erro
 // The event's system and all may both be followed: it goes out once, on
 // the first follow that has not sent it.
 func (s *session) live(ev *actors.KillmailInserted) error {
-	fs := [2]*wsFollow{s.follows[ev.SystemID], s.all}
+	f := s.last
+	if f == nil || f.system != ev.SystemID {
+		if f = s.follows[ev.SystemID]; f != nil {
+			s.last = f
+		}
+	}
+	fs := [2]*wsFollow{f, s.all}
 	var to *wsFollow
 	for _, f := range fs {
 		if f != nil && ev.EventID > f.floor && to == nil {
@@ -863,7 +890,7 @@ func (s *session) live(ev *actors.KillmailInserted) error {
 	if to == nil {
 		return nil
 	}
-	if err := s.send(s.proto.event(s.buf[:0], to.joins[0], ev.Event())); err != nil {
+	if err := s.sendEvent(ev, to.joins[0]); err != nil {
 		return err
 	}
 	for _, f := range fs {

@@ -89,6 +89,9 @@ func (zkillProtocol) unsubscribed(dst []byte, _ *wsCommand) []byte { return dst 
 
 func (zkillProtocol) left(dst []byte, _ *wsJoin) []byte { return dst }
 
+// eventFrame is nil: the one shared frame of an event is the native one.
+func (zkillProtocol) eventFrame() func(eventlog.Event) []byte { return nil }
+
 // event writes the stored killmail verbatim.
 func (zkillProtocol) event(dst []byte, _ *wsJoin, ev eventlog.Event) []byte {
 	return append(dst, ev.Killmail...)

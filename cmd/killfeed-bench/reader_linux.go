@@ -45,6 +45,11 @@ type epollConn struct {
 // killmails to one subscriber in one read.
 const epollReadBuffer = 256 << 10
 
+// epollDeliveries is room for the deliveries of a 30 s replay on each loop,
+// set aside up front: a growing record would have the client collect
+// garbage while the server is busiest.
+const epollDeliveries = 1 << 19
+
 // newConnReader starts one loop per CPU; maxFD bounds the descriptors
 // added. The loops wait in epoll_wait, a system call: were there no idle
 // P besides theirs, Go's sysmon would take a waiting loop's P away after
@@ -60,7 +65,8 @@ func newConnReader(maxFD int, closed *atomic.Int64) (*connReader, error) {
 			r.stop()
 			return nil, err
 		}
-		l := &epollLoop{r: r, epfd: epfd, conns: make([]atomic.Pointer[epollConn], maxFD), buf: make([]byte, epollReadBuffer)}
+		l := &epollLoop{r: r, epfd: epfd, conns: make([]atomic.Pointer[epollConn], maxFD), buf: make([]byte, epollReadBuffer),
+			got: make([]delivery, 0, epollDeliveries)}
 		r.loops = append(r.loops, l)
 		r.wg.Add(1)
 		go l.run()

@@ -1,0 +1,36 @@
+package actors
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/killfeed/killfeed/eventlog"
+)
+
+// Every subscriber that asks gets the same bytes, built from the event;
+// once one build is kept, asking builds nothing more.
+func TestEncodedIsSharedBySubscribers(t *testing.T) {
+	ev := &KillmailInserted{EventID: 9, SystemID: 30000142, Killmail: []byte(`{"killmail_id":1}`)}
+	var builds atomic.Int32
+	build := func(e eventlog.Event) []byte {
+		builds.Add(1)
+		return strconv.AppendUint(append([]byte(nil), e.Killmail...), e.ID, 10)
+	}
+	got := make([][]byte, 16)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() { got[i] = ev.Encoded(build) })
+	}
+	wg.Wait()
+	for _, b := range got {
+		if string(b) != `{"killmail_id":1}9` || &b[0] != &got[0][0] {
+			t.Fatalf("got %q at %p, want the one shared encoding %q at %p", b, &b[0], got[0], &got[0][0])
+		}
+	}
+	n := builds.Load()
+	if b := ev.Encoded(build); &b[0] != &got[0][0] || builds.Load() != n {
+		t.Fatalf("a later call built again (%d builds, then %d)", n, builds.Load())
+	}
+}
