@@ -488,16 +488,26 @@ func BenchmarkCorkConnWriteSome(b *testing.B) {
 		b.Fatal(err)
 	}
 	c := &corkConn{Conn: sc, raw: raw}
-	frame := bytes.Repeat([]byte{'x'}, 1000) // a killmail's size
-	b.ReportAllocs()
-	for b.Loop() {
-		c.cork()
-		if _, err := c.writeFrame(frame); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := c.tryUncork(); err != nil {
-			b.Fatal(err)
-		}
+	frame := nativeEventFrame(eventlog.Event{ID: 1, SystemID: 30000142, Killmail: bytes.Repeat([]byte{'x'}, 1000)}) // a killmail's size
+	for _, bc := range []struct {
+		name   string
+		frames int
+	}{{"one", 1}, {"fight", 25}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(bc.frames * len(frame)))
+			b.ReportAllocs()
+			for b.Loop() {
+				c.cork()
+				for range bc.frames {
+					if _, err := c.writeFramed(frame); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := c.tryUncork(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
