@@ -107,23 +107,37 @@ type KillmailInserted struct {
 	SystemID int64
 	Killmail []byte
 
-	encoded atomic.Pointer[[]byte] // see Encoded
+	encoded atomic.Pointer[encoding] // see Encoded
 }
 
-// Encoded returns the event as build encodes it, built once and shared by
-// every subscriber that asks: a transport that sends a busy system's event
-// to thousands of connections frames it once. Every caller must pass a
-// build that gives the same bytes (the native websocket frame); two
-// callers racing may both build, and one result is kept.
-func (k *KillmailInserted) Encoded(build func(eventlog.Event) []byte) []byte {
-	if b := k.encoded.Load(); b != nil {
-		return *b
+// EncodingKey names one way of encoding events for Encoded; its holder
+// decides what the bytes are.
+type EncodingKey struct{ _ byte } // not empty: two keys never share an address
+
+type encoding struct {
+	key *EncodingKey
+	b   []byte
+}
+
+// Encoded returns the event as build encodes it. The first key asked for
+// is built once and shared by every later caller with that key: a
+// transport that sends a busy system's event to thousands of connections
+// frames it once. Every caller with one key must pass a build that gives
+// the same bytes. Any other key (or nil) gets a build of its own each
+// time, so no caller ever sees another's encoding. Two callers racing may
+// both build; one result is kept.
+func (k *KillmailInserted) Encoded(key *EncodingKey, build func(eventlog.Event) []byte) []byte {
+	e := k.encoded.Load()
+	if e == nil && key != nil {
+		e = &encoding{key: key, b: build(k.Event())}
+		if !k.encoded.CompareAndSwap(nil, e) {
+			e = k.encoded.Load()
+		}
 	}
-	b := build(k.Event())
-	if k.encoded.CompareAndSwap(nil, &b) {
-		return b
+	if e != nil && e.key == key {
+		return e.b
 	}
-	return *k.encoded.Load()
+	return build(k.Event())
 }
 
 // Event returns the inserted killmail as an eventlog.Event.

@@ -9,10 +9,12 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 )
 
-// Every subscriber that asks gets the same bytes, built from the event;
-// once one build is kept, asking builds nothing more.
+// Every subscriber that asks with the key gets the same bytes, built from
+// the event; once one build is kept, asking builds nothing more. Another
+// key never gets them.
 func TestEncodedIsSharedBySubscribers(t *testing.T) {
 	ev := &KillmailInserted{EventID: 9, SystemID: 30000142, Killmail: []byte(`{"killmail_id":1}`)}
+	native, other := new(EncodingKey), new(EncodingKey)
 	var builds atomic.Int32
 	build := func(e eventlog.Event) []byte {
 		builds.Add(1)
@@ -21,7 +23,7 @@ func TestEncodedIsSharedBySubscribers(t *testing.T) {
 	got := make([][]byte, 16)
 	var wg sync.WaitGroup
 	for i := range got {
-		wg.Go(func() { got[i] = ev.Encoded(build) })
+		wg.Go(func() { got[i] = ev.Encoded(native, build) })
 	}
 	wg.Wait()
 	for _, b := range got {
@@ -30,7 +32,13 @@ func TestEncodedIsSharedBySubscribers(t *testing.T) {
 		}
 	}
 	n := builds.Load()
-	if b := ev.Encoded(build); &b[0] != &got[0][0] || builds.Load() != n {
+	if b := ev.Encoded(native, build); &b[0] != &got[0][0] || builds.Load() != n {
 		t.Fatalf("a later call built again (%d builds, then %d)", n, builds.Load())
+	}
+	for _, key := range []*EncodingKey{other, nil} {
+		b := ev.Encoded(key, func(eventlog.Event) []byte { return []byte("mine") })
+		if string(b) != "mine" {
+			t.Fatalf("key %p got %q, not its own encoding", key, b)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 )
 
@@ -171,7 +172,9 @@ func (phoenixProtocol) left(dst []byte, j *wsJoin) []byte {
 // event writes [join_ref,null,"<topic>","new_killmail",{…}] with the
 // stored killmail bytes verbatim.
 // eventFrame is nil: a push names its join and topic.
-func (phoenixProtocol) eventFrame() func(eventlog.Event) []byte { return nil }
+func (phoenixProtocol) eventFrame() (*actors.EncodingKey, func(eventlog.Event) []byte) {
+	return nil, nil
+}
 
 func (phoenixProtocol) event(dst []byte, j *wsJoin, ev eventlog.Event) []byte {
 	dst = append(dst, '[')

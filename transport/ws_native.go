@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 )
 
@@ -213,7 +214,12 @@ func (nativeProtocol) event(dst []byte, _ *wsJoin, ev eventlog.Event) []byte {
 	return dst
 }
 
-func (nativeProtocol) eventFrame() func(eventlog.Event) []byte { return nativeEventFrame }
+func (nativeProtocol) eventFrame() (*actors.EncodingKey, func(eventlog.Event) []byte) {
+	return nativeFrameKey, nativeEventFrame
+}
+
+// nativeFrameKey names the native killmail frame among an event's encodings.
+var nativeFrameKey = new(actors.EncodingKey)
 
 // nativeEventFrame is a killmail frame, header included: the payload is
 // built behind room for the longest header, which then goes right before it.

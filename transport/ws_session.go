@@ -37,8 +37,8 @@ type wsProtocol interface {
 	event(dst []byte, j *wsJoin, ev eventlog.Event) []byte
 	// eventFrame, when not nil, frames an event the same for every join
 	// and connection: a live event is then framed once, for all of them
-	// (actors.KillmailInserted.Encoded).
-	eventFrame() func(eventlog.Event) []byte
+	// (actors.KillmailInserted.Encoded, under the key).
+	eventFrame() (*actors.EncodingKey, func(eventlog.Event) []byte)
 }
 
 type wsOp uint8
@@ -554,8 +554,8 @@ func (s *session) send(frame []byte) error {
 // sendEvent writes a live event: framed once for every connection when
 // the protocol allows it, else framed here for the join.
 func (s *session) sendEvent(ev *actors.KillmailInserted, j *wsJoin) error {
-	if frame := s.proto.eventFrame(); frame != nil {
-		return s.wrote(s.cc.writeFramed(ev.Encoded(frame)))
+	if key, frame := s.proto.eventFrame(); frame != nil {
+		return s.wrote(s.cc.writeFramed(ev.Encoded(key, frame)))
 	}
 	return s.send(s.proto.event(s.buf[:0], j, ev.Event()))
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 )
 
@@ -90,7 +91,9 @@ func (zkillProtocol) unsubscribed(dst []byte, _ *wsCommand) []byte { return dst 
 func (zkillProtocol) left(dst []byte, _ *wsJoin) []byte { return dst }
 
 // eventFrame is nil: the one shared frame of an event is the native one.
-func (zkillProtocol) eventFrame() func(eventlog.Event) []byte { return nil }
+func (zkillProtocol) eventFrame() (*actors.EncodingKey, func(eventlog.Event) []byte) {
+	return nil, nil
+}
 
 // event writes the stored killmail verbatim.
 func (zkillProtocol) event(dst []byte, _ *wsJoin, ev eventlog.Event) []byte {
