@@ -221,6 +221,19 @@ func readFrame(t *testing.T, b []byte) (op byte, payload, rest []byte) {
 	return b[0] & 0x0f, b[off : off+int(n)], b[off+int(n):]
 }
 
+// uncorkOneWrite uncorks c and returns the one write its burst went out in.
+func uncorkOneWrite(t *testing.T, c *corkConn, rc *recordConn) []byte {
+	t.Helper()
+	if err := c.uncork(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got := rc.got()
+	if len(got) != 1 {
+		t.Fatalf("%d writes, want the burst in one", len(got))
+	}
+	return []byte(got[0])
+}
+
 // Frames the session builds itself carry every length encoding correctly.
 func TestCorkConnFramesEveryLength(t *testing.T) {
 	rc := &recordConn{}
@@ -232,14 +245,7 @@ func TestCorkConnFramesEveryLength(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.uncork(time.Second); err != nil {
-		t.Fatal(err)
-	}
-	got := rc.got()
-	if len(got) != 1 {
-		t.Fatalf("%d writes, want the burst in one", len(got))
-	}
-	rest := []byte(got[0])
+	rest := uncorkOneWrite(t, c, rc)
 	for _, n := range lengths {
 		var op byte
 		var p []byte
@@ -533,14 +539,7 @@ func TestNativeEventFrameEveryLength(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.uncork(time.Second); err != nil {
-		t.Fatal(err)
-	}
-	got := rc.got()
-	if len(got) != 1 {
-		t.Fatalf("%d writes, want the burst in one", len(got))
-	}
-	rest := []byte(got[0])
+	rest := uncorkOneWrite(t, c, rc)
 	for _, w := range want {
 		var op byte
 		var p []byte
