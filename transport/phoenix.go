@@ -169,13 +169,13 @@ func (phoenixProtocol) left(dst []byte, j *wsJoin) []byte {
 	return appendPhoenixClose(dst, j.joinRef, j.topic)
 }
 
-// event writes [join_ref,null,"<topic>","new_killmail",{…}] with the
-// stored killmail bytes verbatim.
 // eventFrame is nil: a push names its join and topic.
 func (phoenixProtocol) eventFrame() (*actors.EncodingKey, func(eventlog.Event) []byte) {
 	return nil, nil
 }
 
+// event writes [join_ref,null,"<topic>","new_killmail",{…}] with the
+// stored killmail bytes verbatim.
 func (phoenixProtocol) event(dst []byte, j *wsJoin, ev eventlog.Event) []byte {
 	dst = append(dst, '[')
 	dst = appendRaw(dst, j.joinRef)

@@ -90,7 +90,7 @@ func (zkillProtocol) unsubscribed(dst []byte, _ *wsCommand) []byte { return dst 
 
 func (zkillProtocol) left(dst []byte, _ *wsJoin) []byte { return dst }
 
-// eventFrame is nil: the one shared frame of an event is the native one.
+// eventFrame is nil: an event keeps one shared encoding, the native frame.
 func (zkillProtocol) eventFrame() (*actors.EncodingKey, func(eventlog.Event) []byte) {
 	return nil, nil
 }
