@@ -186,6 +186,17 @@ func (c *corkConn) tryUncork() (bool, error) {
 	return done, err
 }
 
+// trySend writes what is corked with one non-blocking write and stays
+// corked. It reports whether nothing is left: false when the socket took
+// less, and when it could not try (see tryUncork).
+func (c *corkConn) trySend() (bool, error) {
+	if !c.mu.TryLock() {
+		return false, nil
+	}
+	defer c.mu.Unlock()
+	return c.writeSomeLocked()
+}
+
 // writeSomeLocked writes what is corked with one non-blocking write, keeps
 // what the socket did not take, and reports whether nothing is left.
 func (c *corkConn) writeSomeLocked() (bool, error) {

@@ -283,3 +283,81 @@ func TestDrainerDoesNotWaitBehindAStuckControlFrame(t *testing.T) {
 		t.Fatalf("healthy client: %s %v; want the event at once", b, err)
 	}
 }
+
+// Events published while a session waits in the drain line go out with
+// the drain that takes it, and leave the session idle: no worker goroutine
+// is started for them.
+func TestDrainTakesWhatCameWhileInLine(t *testing.T) {
+	d := startDrainTest(t, WebsocketConfig{PingInterval: -1, WriteTimeout: 20 * time.Second})
+	var s *session
+	d.srv.ws.mu.Lock()
+	for wc := range d.srv.ws.conns {
+		s = wc.sess
+	}
+	d.srv.ws.mu.Unlock()
+	// In line: claimed for a drainer that has not come yet (once the
+	// worker that answered the subscribe is done).
+	for i := 0; ; i++ {
+		s.mu.Lock()
+		claimed := !s.working && s.claimLocked()
+		if claimed {
+			s.pending = false
+		}
+		s.mu.Unlock()
+		if claimed {
+			break
+		}
+		if i == 5000 {
+			t.Fatal("the session never went idle")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	d.insert(t, padded(0, 0), padded(1, 0), padded(2, 0)) // one hand-out: nothing comes during the drain
+	for i := 0; ; i++ { // PubSub tells the session, which is in line already
+		s.mu.Lock()
+		told := s.pending
+		s.mu.Unlock()
+		if told {
+			break
+		}
+		if i == 5000 {
+			t.Fatal("the session was never told of the events")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.drain()
+	s.mu.Lock()
+	working, pending := s.working, s.pending
+	s.mu.Unlock()
+	if working || pending {
+		t.Fatalf("after the drain: working %v, pending %v; want the session idle", working, pending)
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+	defer cancel()
+	d.readEvents(t, ctx, 3)
+}
+
+// Events published while a drainer writes a session's earlier ones put the
+// session back in line: with events published back to back, every one
+// arrives, in order.
+func TestDrainRequeuesWhatCameDuringTheWrite(t *testing.T) {
+	d := startDrainTest(t, WebsocketConfig{PingInterval: -1, WriteTimeout: 20 * time.Second})
+	const n = 2000
+	inserted := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if _, err := d.svc.Insert(d.ctx, []killmail.Killmail{padded(i, 0)}, nil); err != nil {
+				inserted <- err
+				return
+			}
+		}
+		inserted <- nil
+	}()
+	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
+	defer cancel()
+	d.readEvents(t, ctx, n)
+	if err := <-inserted; err != nil {
+		t.Fatal(err)
+	}
+}

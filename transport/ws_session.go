@@ -256,7 +256,7 @@ func (s *session) notified() {
 		s.mu.Unlock()
 		return
 	}
-	drain := s.liveOnly && !s.goingAway && !s.checkpointDue && len(s.frames) == 0
+	drain := s.drainableLocked()
 	if drain {
 		s.pending = false // the drainer takes what waits
 	}
@@ -268,15 +268,28 @@ func (s *session) notified() {
 	go s.work()
 }
 
+// drainableLocked says whether all the session has to do is write live
+// events, which a drainer does.
+func (s *session) drainableLocked() bool {
+	return s.liveOnly && !s.goingAway && !s.checkpointDue && len(s.frames) == 0
+}
+
 // drain runs on a drainer: it writes the waiting events with one
-// non-blocking write, and never waits. What the socket does not take at
-// once, a connection whose lock a control frame holds, a burst of more
-// than wsFlushAt bytes, an ended subscription and work that arrived
-// meanwhile go on to the worker.
+// non-blocking write (one per wsFlushAt bytes of a long burst), and never
+// waits. Events published while the session waited in line go out with
+// the rest; events published during the write put it back in line. What
+// the socket does not take at once, a connection whose lock a control
+// frame holds, an ended subscription and any other work go on to the
+// worker.
 func (s *session) drain() {
 	var err error
 	done := false
 	if s.cc.tryCork() { // else a control frame waits on the socket: the worker may wait too
+		s.mu.Lock()
+		if s.drainableLocked() {
+			s.pending = false // what notified it of since it was queued, the Take below gets
+		}
+		s.mu.Unlock()
 		bp := frameBuffers.Get().(*[]byte)
 		s.buf = (*bp)[:0]
 		s.draining, s.corked = true, 0
@@ -296,10 +309,16 @@ func (s *session) drain() {
 		// ends the session if the subscription ended or the write failed.
 		s.pending = true
 	}
-	if !s.pending || s.ended {
+	switch {
+	case !s.pending || s.ended:
 		s.working = false
 		s.mu.Unlock()
 		s.worker.Done()
+		return
+	case err == nil && done && s.drainableLocked(): // events came during the write: back in line
+		s.pending = false
+		s.mu.Unlock()
+		s.pool.submit(s)
 		return
 	}
 	s.mu.Unlock()
@@ -385,8 +404,8 @@ func (s *session) step(goingAway, checkpoint bool) error {
 	return nil
 }
 
-// errHandOver stops a drainer whose cork holds a long burst: the worker
-// writes the backlog, flushing as it goes.
+// errHandOver stops a drainer whose long burst the socket did not take at
+// once: the worker writes the backlog, flushing as it goes.
 var errHandOver = errors.New("burst handed over to the worker")
 
 // takeLive writes the backlog and the events waiting in the subscription
@@ -400,8 +419,11 @@ func (s *session) takeLive() error {
 	}
 	for i, ev := range evs {
 		if s.draining && s.corked >= wsFlushAt {
-			s.backlog = evs[i:]
-			return errHandOver
+			if sent, _ := s.cc.trySend(); !sent { // a failed write sticks: the worker sees it
+				s.backlog = evs[i:]
+				return errHandOver
+			}
+			s.corked = 0
 		}
 		if err := s.live(ev); err != nil {
 			return err
