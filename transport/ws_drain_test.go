@@ -314,7 +314,7 @@ func TestDrainTakesWhatCameWhileInLine(t *testing.T) {
 	}
 
 	d.insert(t, padded(0, 0), padded(1, 0), padded(2, 0)) // one hand-out: nothing comes during the drain
-	for i := 0; ; i++ { // PubSub tells the session, which is in line already
+	for i := 0; ; i++ {                                   // PubSub tells the session, which is in line already
 		s.mu.Lock()
 		told := s.pending
 		s.mu.Unlock()
