@@ -313,8 +313,10 @@ func TestDrainTakesWhatCameWhileInLine(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 
-	d.insert(t, padded(0, 0), padded(1, 0), padded(2, 0)) // one hand-out: nothing comes during the drain
-	for i := 0; ; i++ {                                   // PubSub tells the session, which is in line already
+	// One hand-out, so that nothing comes during the drain. PubSub tells the
+	// session, which is in line already.
+	d.insert(t, padded(0, 0), padded(1, 0), padded(2, 0))
+	for i := 0; ; i++ {
 		s.mu.Lock()
 		told := s.pending
 		s.mu.Unlock()
