@@ -104,6 +104,28 @@ func (d *drainTest) readEvents(t *testing.T, ctx context.Context, n int) {
 	}
 }
 
+// session is the server's one websocket session.
+func (d *drainTest) session() *session {
+	d.srv.ws.mu.Lock()
+	defer d.srv.ws.mu.Unlock()
+	for wc := range d.srv.ws.conns {
+		return wc.sess
+	}
+	return nil
+}
+
+// waitFor polls cond every millisecond for up to 5 s and fails the test
+// with what when it never holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; !cond(); i++ {
+		if i == 5000 {
+			t.Fatal(what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func padded(i, pad int) killmail.Killmail {
 	id := strconv.Itoa(1000 + i)
 	return killmail.Killmail{ID: int64(1000 + i), SystemID: 30000142,
@@ -118,12 +140,7 @@ func TestDrainLeavesAShortWriteToTheWorker(t *testing.T) {
 
 	// Fill the idle session's socket with filler frames, as earlier bursts
 	// would, until a non-blocking write comes up short.
-	var cc *corkConn
-	d.srv.ws.mu.Lock()
-	for wc := range d.srv.ws.conns {
-		cc = wc.sess.cc
-	}
-	d.srv.ws.mu.Unlock()
+	cc := d.session().cc
 	filler := bytes.Repeat([]byte("x"), 16<<10)
 	frames := 0
 	for {
@@ -229,12 +246,7 @@ func TestDrainerDoesNotWaitBehindAStuckControlFrame(t *testing.T) {
 	d.srv.ws.pool.mu.Lock()
 	d.srv.ws.pool.max = 1 // every session behind the stuck one
 	d.srv.ws.pool.mu.Unlock()
-	var cc *corkConn
-	d.srv.ws.mu.Lock()
-	for wc := range d.srv.ws.conns {
-		cc = wc.sess.cc
-	}
-	d.srv.ws.mu.Unlock()
+	cc := d.session().cc
 
 	healthy, _, err := websocket.Dial(d.ctx, strings.Replace(d.url, "http", "ws", 1)+"/api/ws", nil)
 	if err != nil {
@@ -269,12 +281,7 @@ func TestDrainerDoesNotWaitBehindAStuckControlFrame(t *testing.T) {
 		}
 	}
 	go func() { _ = d.c.Ping(d.ctx) }()
-	for i := 0; !cc.writing.Load(); i++ {
-		if i == 5000 {
-			t.Fatal("the pong's write never waited on the socket")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the pong's write never waited on the socket", cc.writing.Load)
 
 	d.insert(t, padded(0, 0))
 	ctx, cancel := context.WithTimeout(d.ctx, 2*time.Second)
@@ -289,45 +296,27 @@ func TestDrainerDoesNotWaitBehindAStuckControlFrame(t *testing.T) {
 // is started for them.
 func TestDrainTakesWhatCameWhileInLine(t *testing.T) {
 	d := startDrainTest(t, WebsocketConfig{PingInterval: -1, WriteTimeout: 20 * time.Second})
-	var s *session
-	d.srv.ws.mu.Lock()
-	for wc := range d.srv.ws.conns {
-		s = wc.sess
-	}
-	d.srv.ws.mu.Unlock()
+	s := d.session()
 	// In line: claimed for a drainer that has not come yet (once the
 	// worker that answered the subscribe is done).
-	for i := 0; ; i++ {
+	waitFor(t, "the session never went idle", func() bool {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		claimed := !s.working && s.claimLocked()
 		if claimed {
 			s.pending = false
 		}
-		s.mu.Unlock()
-		if claimed {
-			break
-		}
-		if i == 5000 {
-			t.Fatal("the session never went idle")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return claimed
+	})
 
 	// One hand-out, so that nothing comes during the drain. PubSub tells the
 	// session, which is in line already.
 	d.insert(t, padded(0, 0), padded(1, 0), padded(2, 0))
-	for i := 0; ; i++ {
+	waitFor(t, "the session was never told of the events", func() bool {
 		s.mu.Lock()
-		told := s.pending
-		s.mu.Unlock()
-		if told {
-			break
-		}
-		if i == 5000 {
-			t.Fatal("the session was never told of the events")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer s.mu.Unlock()
+		return s.pending
+	})
 	s.drain()
 	s.mu.Lock()
 	working, pending := s.working, s.pending

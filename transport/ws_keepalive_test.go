@@ -159,12 +159,7 @@ func TestKeepaliveStopsWithTheLastSession(t *testing.T) {
 // the session ended, which no worker would flush any more.
 func TestCloseFrameGoesOutBehindACorkedPing(t *testing.T) {
 	d := startDrainTest(t, WebsocketConfig{PingInterval: -1, WriteTimeout: 5 * time.Second})
-	var sess *session
-	d.srv.ws.mu.Lock()
-	for wc := range d.srv.ws.conns {
-		sess = wc.sess
-	}
-	d.srv.ws.mu.Unlock()
+	sess := d.session()
 	// What a short ping leaves: the connection corked, a ping in it, no worker.
 	sess.cc.mu.Lock()
 	sess.cc.corkLocked()
