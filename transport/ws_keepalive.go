@@ -12,8 +12,11 @@ import (
 // a futex and a context switch on an otherwise idle core. Here one ticker
 // walks the sessions: each is pinged when its time comes (the interval
 // give or take 10 %) and dropped when nothing arrived from it within the
-// write timeout after. The pings due at a tick go out back to back. The
-// goroutine runs while sessions are open.
+// write timeout after. The pings due at a tick are spread over half the
+// tick, a few at a time: ten thousand connections opened together have a
+// thousand or more due at each tick for a while, and sent back to back those
+// pings, and the pongs that answer them, would hold up every delivery of the
+// moment as a fight would. The goroutine runs while sessions are open.
 type keepalive struct {
 	timeout, tick time.Duration
 
@@ -21,6 +24,7 @@ type keepalive struct {
 	sessions map[*session]struct{}
 	running  bool
 	batch    []*session // the loop's snapshot, reused
+	due      []*session // the sessions to ping at this tick, reused
 }
 
 // newKeepalive returns nil when pings are off.
@@ -65,7 +69,7 @@ func (k *keepalive) run() {
 		k.mu.Lock()
 		if len(k.sessions) == 0 {
 			k.running = false
-			k.batch = nil
+			k.batch, k.due = nil, nil
 			k.mu.Unlock()
 			return
 		}
@@ -75,9 +79,34 @@ func (k *keepalive) run() {
 		}
 		k.batch = batch
 		k.mu.Unlock()
+		due := k.due[:0]
 		for i, s := range batch {
-			s.keepalive(now, k.timeout)
+			if s.keepalive(now, k.timeout) {
+				due = append(due, s)
+			}
 			batch[i] = nil
+		}
+		spread(len(due), k.tick/2, func(i int) { due[i].ping(k.timeout) })
+		clear(due)
+		k.due = due
+	}
+}
+
+// pingGroup is how many pings go out together.
+const pingGroup = 16
+
+// spread calls f for 0 to n-1 in order, pingGroup at a time, the groups
+// evenly over span: the first at once, the last span×(groups-1)/groups
+// later.
+func spread(n int, span time.Duration, f func(i int)) {
+	groups := (n + pingGroup - 1) / pingGroup
+	start := time.Now()
+	for g := range groups {
+		if g > 0 {
+			time.Sleep(time.Until(start.Add(span * time.Duration(g) / time.Duration(groups))))
+		}
+		for i := g * pingGroup; i < min(n, (g+1)*pingGroup); i++ {
+			f(i)
 		}
 	}
 }

@@ -174,3 +174,28 @@ func TestCloseFrameGoesOutBehindACorkedPing(t *testing.T) {
 		t.Fatalf("read %v, want the close frame with 1001", err)
 	}
 }
+
+// The pings due at one tick go out a group at a time, in order, the groups
+// spread over the span: a thousand connections due together are not pinged
+// back to back.
+func TestSpreadPacesGroupsOverTheSpan(t *testing.T) {
+	const n, span = 5*pingGroup + 3, 120 * time.Millisecond // 6 groups
+	start := time.Now()
+	var at []time.Duration
+	spread(n, span, func(i int) {
+		if i != len(at) {
+			t.Fatalf("called for %d after %d calls", i, len(at))
+		}
+		at = append(at, time.Since(start))
+	})
+	if len(at) != n {
+		t.Fatalf("%d calls, want %d", len(at), n)
+	}
+	for g := 1; g*pingGroup < n; g++ {
+		// A group starts no sooner than its share of the span (time.Sleep
+		// never returns early; a busy machine only makes it later).
+		if first, want := at[g*pingGroup], span*time.Duration(g)/6; first < want {
+			t.Errorf("group %d started at %v, before %v", g, first, want)
+		}
+	}
+}

@@ -476,25 +476,33 @@ func (s *session) pingDelay() time.Duration {
 	return d - d/10 + rand.N(d/5+1)
 }
 
-// keepalive runs on the hub's keepalive tick: it pings the session when
-// its time has come, and drops the peer when nothing (its pong or any other
-// frame) arrived from it within timeout of the ping. It holds s.mu while it
-// pings (the ping never waits): no ping is corked once the session ended,
-// so stop finds in the cork only what came before its close frame.
-func (s *session) keepalive(now time.Time, timeout time.Duration) {
+// keepalive runs on the hub's keepalive tick: it drops the peer when
+// nothing (its pong or any other frame) arrived from it within timeout of
+// the last ping, and says whether the next ping is due.
+func (s *session) keepalive(now time.Time, timeout time.Duration) (due bool) {
 	reads := s.cc.reads.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.ended:
-		return
+		return false
 	case s.pingAwaited && reads != s.pingReads:
 		s.pingAwaited = false // heard from
 	case s.pingAwaited && now.After(s.pingDeadline):
 		go s.stop(errClosed) // closing may flush for a moment: not on the shared loop
-		return
+		return false
 	}
-	if s.pingAwaited || now.Before(s.nextPing) {
+	return !s.pingAwaited && !now.Before(s.nextPing)
+}
+
+// ping sends the keepalive ping that keepalive found due. It holds s.mu
+// while it pings (the ping never waits): no ping is corked once the session
+// ended, so stop finds in the cork only what came before its close frame.
+func (s *session) ping(timeout time.Duration) {
+	reads := s.cc.reads.Load()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.pingAwaited {
 		return
 	}
 	sent, done, err := s.cc.ping()
@@ -507,6 +515,7 @@ func (s *session) keepalive(now time.Time, timeout time.Duration) {
 	case !done && s.claimLocked():
 		go s.work() // it flushes the ping, within the write timeout
 	}
+	now := time.Now()
 	s.pingAwaited, s.pingReads, s.pingDeadline = true, reads, now.Add(timeout)
 	s.nextPing = now.Add(s.pingDelay())
 }
