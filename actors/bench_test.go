@@ -2,11 +2,15 @@ package actors_test
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/eventlog/pebblestore"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
 )
@@ -37,4 +41,101 @@ func BenchmarkInsert(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
+}
+
+// BenchmarkInsertDuringCatchUp is one killmail inserted on the disk
+// backend while readers catch up from the start of a log just reopened,
+// so that every body they read comes from Pebble, as after a restart when
+// every client resumes at once. It reports the inserts' latency.
+func BenchmarkInsertDuringCatchUp(b *testing.B) {
+	const events, readers, page = 30_000, 4, 1000
+	dir := b.TempDir()
+	kms := fixture.Killmails()
+	open := func() (*eventlog.Log, *actors.Service) {
+		store, err := pebblestore.Open(dir, pebblestore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		log, err := eventlog.Open(eventlog.Config{}, store)
+		if err != nil {
+			b.Fatal(err)
+		}
+		svc, err := actors.Start(log, true, actors.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return log, svc
+	}
+	ctx := context.Background()
+	log, svc := open()
+	count := map[int64]int{}
+	for i := 0; i < events; i += 500 {
+		batch := make([]killmail.Killmail, 500)
+		for j := range batch {
+			batch[j] = kms[(i+j)%len(kms)]
+			batch[j].ID = int64(i + j + 1)
+			count[batch[j].SystemID]++
+		}
+		if _, err := svc.Insert(ctx, batch, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	svc.Stop()
+	if err := log.Close(); err != nil {
+		b.Fatal(err)
+	}
+	systems := make([]int64, 0, len(count))
+	for s := range count {
+		systems = append(systems, s)
+	}
+	slices.SortFunc(systems, func(x, y int64) int { return count[y] - count[x] })
+	systems = systems[:10]
+
+	log, svc = open()
+	defer func() { svc.Stop(); _ = log.Close() }()
+	stop := make(chan struct{})
+	var read atomic.Int64
+	var wg sync.WaitGroup
+	for range readers {
+		wg.Go(func() {
+			after := uint64(0)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				bt, err := svc.Fetch(ctx, &actors.FetchSince{Systems: systems, After: after, Limit: page})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				read.Add(int64(len(bt.Events)))
+				if len(bt.Events) < page {
+					after = 0 // from the start again
+				} else {
+					after = bt.Events[len(bt.Events)-1].ID
+				}
+			}
+		})
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		km := kms[i%len(kms)]
+		km.ID = int64(events + i + 1)
+		t := time.Now()
+		if _, err := svc.Insert(ctx, []killmail.Killmail{km}, nil); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t))
+	}
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(read.Load())/b.Elapsed().Seconds(), "read-events/s")
 }

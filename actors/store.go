@@ -49,7 +49,7 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		a.insert(ctx, msg)
 	case *FetchForClient:
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, msg.Limit)
-		ctx.Respond(&FetchResult{Batch: b, Err: err})
+		a.answer(ctx, b, err)
 	case *FetchOneEvent:
 		if msg.NewAtHead {
 			if err := a.log.Join(msg.ClientID, msg.Systems); err != nil {
@@ -58,13 +58,13 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 			}
 		}
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, 1)
-		ctx.Respond(&FetchResult{Batch: b, Err: err})
+		a.answer(ctx, b, err)
 	case *PeekForClient:
 		b, err := a.log.Peek(msg.ClientID, msg.Systems, msg.Limit)
-		ctx.Respond(&FetchResult{Batch: b, Err: err})
+		a.answer(ctx, b, err)
 	case *FetchSince:
 		b, err := a.log.Since(msg.Systems, msg.After, msg.Limit)
-		ctx.Respond(&FetchResult{Batch: b, Err: err})
+		a.answer(ctx, b, err)
 	case *AdvanceClient:
 		ctx.Respond(&AdvanceClientResult{Err: a.log.Advance(msg.ClientID, msg.Systems, msg.Through)})
 	case *CollectGarbage:
@@ -106,6 +106,27 @@ func (a *killmailStore) insert(ctx actor.Context, msg *InsertKillmail) {
 		res, err := a.log.Append(msg.Killmails, msg.Cursor)
 		if sender != nil {
 			root.Send(sender, &InsertKillmailResult{Results: res, Err: err})
+		}
+	}()
+}
+
+// answer responds to a fetch. Killmails the log left on disk are read off
+// the actor first, by a goroutine that then answers: a reader catching up
+// from far back (every reader, after a restart) holds up no insert and no
+// other reader.
+func (a *killmailStore) answer(ctx actor.Context, b eventlog.Batch, err error) {
+	if err != nil || !b.OnDisk() {
+		ctx.Respond(&FetchResult{Batch: b, Err: err})
+		return
+	}
+	sender, root := ctx.Sender(), ctx.ActorSystem().Root
+	go func() {
+		res := &FetchResult{Batch: b}
+		if res.Err = res.Batch.ReadBodies(); res.Err != nil {
+			res.Batch = eventlog.Batch{}
+		}
+		if sender != nil {
+			root.Send(sender, res)
 		}
 	}()
 }

@@ -392,6 +392,9 @@ func (l *Log) Fetch(clientID string, systems []int64, limit int) (Batch, error) 
 	if limit > 0 && len(b.Events) == limit {
 		through = b.Events[len(b.Events)-1].ID
 	}
+	if b.disk != nil {
+		b.disk.undo = l.undoAdvance(clientID, c, systems, through)
+	}
 	l.advance(clientID, c, systems, through)
 	return b, nil
 }
@@ -458,6 +461,40 @@ func (l *Log) advance(id string, c *client, systems []int64, through uint64) {
 	l.dirty[id] = struct{}{}
 }
 
+// undoAdvance returns what puts c's offsets for systems back where they are
+// now, once advance has moved them to through, except those that moved on
+// again since. Called with mu held; what it returns takes mu.
+func (l *Log) undoAdvance(id string, c *client, systems []int64, through uint64) func() {
+	type prior struct {
+		system int64
+		offset uint64
+		had    bool
+	}
+	var back []prior
+	for _, s := range systems {
+		if o, ok := c.offsets[s]; !ok || o < through {
+			back = append(back, prior{s, o, ok})
+		}
+	}
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.closed || l.clients[id] != c {
+			return
+		}
+		for _, p := range back {
+			switch {
+			case c.offsets[p.system] != through:
+			case p.had:
+				c.offsets[p.system] = p.offset
+			default:
+				delete(c.offsets, p.system)
+			}
+		}
+		l.dirty[id] = struct{}{}
+	}
+}
+
 // client returns the named client, creating it, and marks it seen.
 func (l *Log) client(id string) *client {
 	c := l.clients[id]
@@ -518,11 +555,7 @@ func (l *Log) read(systems []int64, after func(int64) (uint64, bool), limit int)
 	for h.Len() > 0 && (limit <= 0 || len(b.Events) < limit) {
 		c := h[0]
 		id := c.ids[c.pos]
-		body, err := l.body(id)
-		if err != nil {
-			return Batch{}, err
-		}
-		b.Events = append(b.Events, Event{ID: id, SystemID: c.system, Killmail: body})
+		b.Events = append(b.Events, Event{ID: id, SystemID: c.system, Killmail: l.cached(id)})
 		c.pos++
 		if c.pos == len(c.ids) {
 			heap.Pop(&h)
@@ -530,7 +563,7 @@ func (l *Log) read(systems []int64, after func(int64) (uint64, bool), limit int)
 			heap.Fix(&h, 0)
 		}
 	}
-	return b, nil
+	return b, l.leaveOnDisk(&b)
 }
 
 // readAll reads every event after the position of AllSystems. Called with
@@ -542,16 +575,9 @@ func (l *Log) readAll(b Batch, after func(int64) (uint64, bool), limit int) (Bat
 	}
 	for i := searchRecsAfter(l.recs, pos); i < len(l.recs) && (limit <= 0 || len(b.Events) < limit); i++ {
 		r := &l.recs[i]
-		body := r.body
-		if body == nil {
-			var err error
-			if body, err = l.body(r.id); err != nil {
-				return Batch{}, err
-			}
-		}
-		b.Events = append(b.Events, Event{ID: r.id, SystemID: r.system, Killmail: body})
+		b.Events = append(b.Events, Event{ID: r.id, SystemID: r.system, Killmail: r.body})
 	}
-	return b, nil
+	return b, l.leaveOnDisk(&b)
 }
 
 // searchRecsAfter is searchAfter over the retained records.
@@ -619,20 +645,35 @@ func searchAfter(ids []uint64, pos uint64) int {
 	return lo + sort.Search(hi-lo, func(i int) bool { return ids[lo+i] > pos })
 }
 
-// body returns a retained event's killmail. Called with mu held.
-func (l *Log) body(id uint64) ([]byte, error) {
-	i := sort.Search(len(l.recs), func(i int) bool { return l.recs[i].id >= id })
+// cached returns a retained event's killmail when it is in memory, nil
+// when it is on disk. Called with mu held.
+func (l *Log) cached(id uint64) []byte {
+	i := searchRecsAfter(l.recs, id-1)
 	if i == len(l.recs) || l.recs[i].id != id {
-		return nil, fmt.Errorf("eventlog: event %d not retained", id)
+		return nil // not retained: the index and recs disagree, which they never do
 	}
-	if b := l.recs[i].body; b != nil {
-		return b, nil
+	return l.recs[i].body
+}
+
+// leaveOnDisk hands the events of b whose killmail is not in memory to
+// ReadBodies, with a view of the store taken now, while every event of b is
+// still retained. Called with mu held.
+func (l *Log) leaveOnDisk(b *Batch) error {
+	var index []int
+	for i := range b.Events {
+		if b.Events[i].Killmail == nil {
+			index = append(index, i)
+		}
 	}
-	b, err := l.store.Body(id)
+	if len(index) == 0 {
+		return nil
+	}
+	from, err := l.store.Bodies()
 	if err != nil {
-		return nil, fmt.Errorf("read event %d: %w", id, err)
+		return fmt.Errorf("read bodies: %w", err)
 	}
-	return b, nil
+	b.disk = &diskBodies{from: from, index: index}
+	return nil
 }
 
 // Stats reports what the log holds.

@@ -30,7 +30,7 @@ type Loaded struct {
 	// all its events were collected.
 	NextID uint64
 	// Records are the retained events, ascending by ID. Body may be nil
-	// when the Store serves bodies through Body.
+	// when the Store serves bodies through Bodies.
 	Records []Record
 	// Forgotten are the dedupe entries of events whose bodies are gone
 	// but whose killmail ids are still remembered, ascending by ID (Body nil).
@@ -48,11 +48,12 @@ type Store interface {
 	// Append durably stores records and cursors in one atomic write and
 	// returns once it is synced.
 	Append(recs []Record, cursors []Cursor) error
-	// Body returns the killmail of a retained event whose Record was loaded
-	// or appended without a Body kept in memory.
-	Body(id uint64) ([]byte, error)
+	// Bodies returns a view of the stored bodies as they are now: a Drop
+	// after it does not reach what it reads. The Log takes one under its
+	// lock and reads through it after releasing the lock.
+	Bodies() (Bodies, error)
 	// KeepsBodies says whether the Log should drop bodies from memory after
-	// Append and fetch them through Body.
+	// Append and read them through Bodies.
 	KeepsBodies() bool
 	// Drop deletes the events (bodies) with id <= through, and remembers
 	// that ids <= through are used.
@@ -63,5 +64,15 @@ type Store interface {
 	// not sync.
 	SaveClients(changed []ClientState, deleted []string) error
 	// Close flushes and closes the store.
+	Close() error
+}
+
+// Bodies reads the killmails of retained events from a Store, as they were
+// when it was taken. It is used by one goroutine at a time.
+type Bodies interface {
+	// Body returns the killmail of event id, which was retained when the
+	// view was taken.
+	Body(id uint64) ([]byte, error)
+	// Close releases the view.
 	Close() error
 }

@@ -1,6 +1,8 @@
 package eventlog
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -83,7 +85,12 @@ func (e Event) AppendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
-// Batch is the answer to a read.
+// Batch is the answer to a read. A Log over a Store that keeps bodies on
+// disk hands the killmails it does not hold in memory to ReadBodies, which
+// the reader calls after the read: the disk is read outside the Log's lock,
+// and off the goroutine that serialises reads, such as the KillmailStore
+// actor, so that a reader catching up from far back holds up no insert and
+// no other reader.
 type Batch struct {
 	// Events are ascending by ID.
 	Events []Event
@@ -94,6 +101,47 @@ type Batch struct {
 	Oldest uint64
 	// Head is the newest event id visible when the read was made.
 	Head uint64
+
+	disk *diskBodies // the killmails ReadBodies reads; nil when none
+}
+
+// diskBodies are the killmails of a batch left on disk.
+type diskBodies struct {
+	from  Bodies
+	index []int  // into Events
+	undo  func() // puts a Fetch's offsets back
+}
+
+// OnDisk says whether the batch has killmails for ReadBodies to read.
+func (b *Batch) OnDisk() bool { return b.disk != nil }
+
+// ReadBodies reads the killmails the read left on disk, through a view of
+// the store taken with the read, so that retention running meanwhile does
+// not take them away. Until it returns nil those events' Killmail is nil;
+// for a batch read from memory it does nothing. When a body cannot be read,
+// the client offsets a Fetch advanced go back where they were (unless a
+// later read moved them on), so that the client reads the batch again.
+func (b *Batch) ReadBodies() error {
+	d := b.disk
+	if d == nil {
+		return nil
+	}
+	b.disk = nil
+	var err error
+	for _, i := range d.index {
+		ev := &b.Events[i]
+		if ev.Killmail, err = d.from.Body(ev.ID); err != nil {
+			err = fmt.Errorf("read event %d: %w", ev.ID, err)
+			break
+		}
+	}
+	if err = errors.Join(err, d.from.Close()); err != nil {
+		if d.undo != nil {
+			d.undo()
+		}
+		return err
+	}
+	return nil
 }
 
 // AppendResult is the outcome of one appended killmail.

@@ -81,6 +81,7 @@ func Specs(name string, open Opener) bool {
 			GinkgoHelper()
 			b, err := log.Fetch(client, systems, limit)
 			Expect(err).NotTo(HaveOccurred())
+			Expect(b.ReadBodies()).To(Succeed())
 			return b
 		}
 		collect := func() eventlog.CollectStats {
@@ -188,6 +189,7 @@ func Specs(name string, open Opener) bool {
 				Expect(ids(fetch("twice", []int64{jita, amarr, jita}, 0))).To(Equal([]uint64{1, 2}))
 				b, err := log.Since([]int64{jita, jita}, 0, 0)
 				Expect(err).NotTo(HaveOccurred())
+				Expect(b.ReadBodies()).To(Succeed())
 				Expect(ids(b)).To(Equal([]uint64{1, 2}))
 			})
 
@@ -235,6 +237,7 @@ func Specs(name string, open Opener) bool {
 						for range 20 {
 							b, err := log.Fetch("same", []int64{jita}, 3)
 							Expect(err).NotTo(HaveOccurred())
+							Expect(b.ReadBodies()).To(Succeed())
 							mu.Lock()
 							for _, e := range b.Events {
 								seen[e.ID]++
@@ -255,12 +258,14 @@ func Specs(name string, open Opener) bool {
 				appendAll(InSystem(amarr, 3, 1))
 				b, err := log.Since([]int64{jita, amarr}, 1, 0)
 				Expect(err).NotTo(HaveOccurred())
+				Expect(b.ReadBodies()).To(Succeed())
 				Expect(ids(b)).To(Equal([]uint64{2, 3, 4}))
 				Expect(b.Missed).To(BeFalse())
 				fetch("a", []int64{jita}, 2) // a at 2
 				Expect(collect().Through).To(Equal(uint64(2)))
 				b, err = log.Since([]int64{jita}, 1, 0)
 				Expect(err).NotTo(HaveOccurred())
+				Expect(b.ReadBodies()).To(Succeed())
 				Expect(b.Missed).To(BeTrue())
 				Expect(b.Oldest).To(Equal(uint64(3)))
 				Expect(ids(b)).To(Equal([]uint64{3}))
@@ -279,6 +284,7 @@ func Specs(name string, open Opener) bool {
 				appendAll(InSystem(jita, 0, 3))
 				b, err := log.Peek("ws", []int64{jita}, 0)
 				Expect(err).NotTo(HaveOccurred())
+				Expect(b.ReadBodies()).To(Succeed())
 				Expect(ids(b)).To(Equal([]uint64{1, 2, 3}))
 				Expect(log.Advance("ws", []int64{jita}, 2)).To(Succeed())
 				Expect(ids(fetch("ws", []int64{jita}, 0))).To(Equal([]uint64{3}))
@@ -331,9 +337,11 @@ func Specs(name string, open Opener) bool {
 				Expect(ids(fetch("mixed", []int64{jita, eventlog.AllSystems, amarr}, 0))).To(Equal([]uint64{1, 2, 3, 4}))
 				b, err := log.Since([]int64{amarr, eventlog.AllSystems}, 1, 0)
 				Expect(err).NotTo(HaveOccurred())
+				Expect(b.ReadBodies()).To(Succeed())
 				Expect(ids(b)).To(Equal([]uint64{2, 3, 4}))
 				b, err = log.Peek("fresh", []int64{eventlog.AllSystems, jita}, 3)
 				Expect(err).NotTo(HaveOccurred())
+				Expect(b.ReadBodies()).To(Succeed())
 				Expect(ids(b)).To(Equal([]uint64{1, 2, 3}))
 			})
 
@@ -363,9 +371,11 @@ func Specs(name string, open Opener) bool {
 
 				b, err := log.Since(all, 1, 0)
 				Expect(err).NotTo(HaveOccurred())
+				Expect(b.ReadBodies()).To(Succeed())
 				Expect(b.Missed).To(BeTrue())
 				b, err = log.Since(all, 2, 0)
 				Expect(err).NotTo(HaveOccurred())
+				Expect(b.ReadBodies()).To(Succeed())
 				Expect(b.Missed).To(BeFalse())
 				Expect(ids(b)).To(Equal([]uint64{3, 4}))
 			})

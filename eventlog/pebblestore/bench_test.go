@@ -286,6 +286,9 @@ func benchFetch(b *testing.B, l *eventlog.Log, systems []int64, behind uint64) {
 			b.Fatal(err)
 		}
 		batch, err := l.Fetch(client, systems, 100)
+		if err == nil {
+			err = batch.ReadBodies()
+		}
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -134,6 +134,7 @@ func expectAcked(dir string, acks []ack) {
 	for _, a := range acks {
 		b, err := l.Since([]int64{a.systemID}, a.eventID-1, 1)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(b.ReadBodies()).To(Succeed())
 		Expect(b.Events).NotTo(BeEmpty(), "event %d", a.eventID)
 		Expect(b.Events[0].ID).To(Equal(a.eventID))
 		res, err := l.Append([]killmail.Killmail{{ID: a.killmailID, SystemID: a.systemID, JSON: []byte(`{}`)}}, nil)

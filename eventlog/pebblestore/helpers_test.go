@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/killfeed/killfeed/eventlog/pebblestore"
 	"github.com/killfeed/killfeed/killmail"
 )
 
@@ -53,3 +54,13 @@ func (f *faultFS) wrap(inner vfs.FS) vfs.FS {
 }
 
 func isSST(op errorfs.Op) bool { return strings.HasSuffix(op.Path, ".sst") }
+
+// body reads one body through a view of s.
+func body(s *pebblestore.Store, id uint64) ([]byte, error) {
+	v, err := s.Bodies()
+	if err != nil {
+		return nil, err
+	}
+	defer v.Close()
+	return v.Body(id)
+}

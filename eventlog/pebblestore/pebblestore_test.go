@@ -92,12 +92,15 @@ var _ = Describe("Store under a Log", func() {
 		all := systemsOf(kms)
 		a, err := l.Fetch("a", all, 0)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(a.ReadBodies()).To(Succeed())
 		Expect(a.Events).To(HaveLen(len(kms)))
 		b, err := l.Fetch("b", all[:10], 5)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(b.ReadBodies()).To(Succeed())
 		Expect(b.Events).To(HaveLen(5))
 		before, err := l.Since(all, 0, 0)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(before.ReadBodies()).To(Succeed())
 		stats := l.Stats()
 		Expect(l.Flush()).To(Succeed())
 		Expect(l.Close()).To(Succeed())
@@ -105,6 +108,7 @@ var _ = Describe("Store under a Log", func() {
 		l = openLog(dir, cfg, pebblestore.Options{})
 		after, err := l.Since(all, 0, 0)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(after.ReadBodies()).To(Succeed())
 		Expect(after.Events).To(Equal(before.Events))
 		Expect(after.Head).To(Equal(before.Head))
 		Expect(l.Stats().Events).To(Equal(stats.Events))
@@ -115,9 +119,11 @@ var _ = Describe("Store under a Log", func() {
 
 		again, err := l.Fetch("a", all, 0)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(again.ReadBodies()).To(Succeed())
 		Expect(again.Events).To(BeEmpty(), "client a read everything before the restart")
 		rest, err := l.Fetch("b", all[:10], 0)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(rest.ReadBodies()).To(Succeed())
 		var want []eventlog.Event
 		for _, e := range before.Events {
 			if slices.Contains(all[:10], e.SystemID) && e.ID > b.Events[4].ID {
@@ -145,8 +151,9 @@ var _ = Describe("Store under a Log", func() {
 		l := openLog(dir, cfg, pebblestore.Options{})
 		mustAppend(l, kms, nil)
 		all := systemsOf(kms)
-		_, err := l.Fetch("a", all, 0)
+		read, err := l.Fetch("a", all, 0)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(read.ReadBodies()).To(Succeed())
 		st, err := l.Collect()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(st.Dropped).To(Equal(len(kms)))
@@ -159,12 +166,14 @@ var _ = Describe("Store under a Log", func() {
 		Expect(res[0]).To(Equal(eventlog.AppendResult{EventID: 1, Duplicate: true}))
 		b, err := l.Fetch("a", all, 0)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(b.ReadBodies()).To(Succeed())
 		Expect(b.Events).To(BeEmpty())
 		Expect(b.Missed).To(BeFalse())
 
 		clk.Add(eventlog.DefaultMaxAge + time.Hour) // the ids age out of dedupe
-		_, err = l.Fetch("a", all, 0)
+		b, err = l.Fetch("a", all, 0)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(b.ReadBodies()).To(Succeed())
 		_, err = l.Collect()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(l.Close()).To(Succeed())
@@ -238,6 +247,7 @@ var _ = Describe("Store under a Log", func() {
 		Expect(res[0].Duplicate).To(BeFalse())
 		b, err := l.Fetch("reader", systemsOf(kms[:1]), 0)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(b.ReadBodies()).To(Succeed())
 		Expect(b.Events).To(HaveLen(1))
 		Expect(b.Events[0].ID).To(Equal(res[0].EventID))
 	})
@@ -254,6 +264,7 @@ var _ = Describe("Store under a Log", func() {
 		Expect(err).To(MatchError(ContainSubstring("disk nearly full")))
 		b, err := l.Fetch("reader", systemsOf(kms[:10]), 0)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(b.ReadBodies()).To(Succeed())
 		Expect(b.Events).To(HaveLen(10))
 		free.Store(1 << 30)
 		res := mustAppend(l, kms[10:20], nil)
@@ -272,12 +283,51 @@ var _ = Describe("Store under a Log", func() {
 		l = openLog(dir, cfg, pebblestore.Options{FS: faults.wrap(vfs.Default)})
 		faults.armed.Store(true)
 		all := systemsOf(kms)
-		_, err := l.Fetch("a", all, 0)
-		Expect(err).To(MatchError(ContainSubstring("injected error")))
-		faults.armed.Store(false)
 		b, err := l.Fetch("a", all, 0)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(b.Events).To(HaveLen(len(kms)), "the failed fetch did not advance the client")
+		Expect(b.OnDisk()).To(BeTrue())
+		Expect(b.ReadBodies()).To(MatchError(ContainSubstring("injected error")))
+		faults.armed.Store(false)
+		b, err = l.Fetch("a", all, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(b.ReadBodies()).To(Succeed())
+		Expect(b.Events).To(HaveLen(len(kms)), "the failed read put the client's offsets back")
+		Expect(b.Events[0].Killmail).To(MatchJSON(kms[0].JSON))
+	})
+
+	It("leaves bodies on disk to ReadBodies, which reads them even when retention dropped them meanwhile", func() {
+		l := openLog(dir, cfg, pebblestore.Options{})
+		mustAppend(l, kms, nil)
+		Expect(l.Close()).To(Succeed())
+		l = openLog(dir, cfg, pebblestore.Options{}) // every body on disk
+
+		all := systemsOf(kms)
+		b, err := l.Fetch("only", all, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(b.OnDisk()).To(BeTrue())
+		Expect(b.Events).To(HaveLen(len(kms)))
+		Expect(b.Events[0].Killmail).To(BeNil(), "read by ReadBodies, not under the log's lock")
+		// The only client has read everything: retention drops it all,
+		// bodies included, before the reader gets to them.
+		st, err := l.Collect()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(st.Dropped).To(Equal(len(kms)))
+		Expect(b.ReadBodies()).To(Succeed())
+		Expect(b.OnDisk()).To(BeFalse())
+		for i, ev := range b.Events {
+			Expect(ev.Killmail).To(MatchJSON(kms[i].JSON), "event %d", ev.ID)
+		}
+		Expect(b.ReadBodies()).To(Succeed(), "a second call has nothing to do")
+	})
+
+	It("reads new events from memory, with nothing left to ReadBodies", func() {
+		l := openLog(dir, cfg, pebblestore.Options{})
+		mustAppend(l, kms[:10], nil)
+		b, err := l.Since(systemsOf(kms[:10]), 0, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(b.OnDisk()).To(BeFalse())
+		Expect(b.Events).To(HaveLen(10))
+		Expect(b.Events[9].Killmail).To(MatchJSON(kms[9].JSON))
 	})
 
 	It("reclaims the disk space of collected events", func() {
@@ -330,10 +380,10 @@ var _ = Describe("Store", func() {
 
 		Expect(s.Drop(4)).To(Succeed())
 		for id := uint64(1); id <= 4; id++ {
-			_, err := s.Body(id)
+			_, err := body(s, id)
 			Expect(err).To(MatchError(pebblestore.ErrNotFound))
 		}
-		Expect(s.Body(5)).To(Equal(kms[4].JSON))
+		Expect(body(s, 5)).To(Equal(kms[4].JSON))
 		ld, err := s.Load()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(ids(ld.Records)).To(Equal([]uint64{5, 6, 7, 8, 9, 10}))
@@ -386,11 +436,25 @@ var _ = Describe("Store", func() {
 		Expect(s.Close()).To(Succeed())
 		Expect(s.Close()).To(MatchError(pebblestore.ErrClosed))
 		Expect(s.Append(nil, []eventlog.Cursor{{Name: "x", Value: 1}})).To(MatchError(pebblestore.ErrClosed))
-		_, err := s.Body(1)
+		_, err := body(s, 1)
+		Expect(err).To(MatchError(pebblestore.ErrClosed))
+		_, err = s.Bodies()
 		Expect(err).To(MatchError(pebblestore.ErrClosed))
 		_, err = s.Load()
 		Expect(err).To(MatchError(pebblestore.ErrClosed))
 		Expect(s.Drop(1)).To(MatchError(pebblestore.ErrClosed))
+	})
+
+	It("closes with views of the bodies still open, which then fail with ErrClosed", func() {
+		s := open(pebblestore.Options{})
+		Expect(s.Append([]eventlog.Record{record(1, kms[0], 100)}, nil)).To(Succeed())
+		v, err := s.Bodies()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(v.Body(1)).To(MatchJSON(kms[0].JSON))
+		Expect(s.Close()).To(Succeed(), "no snapshot left open")
+		_, err = v.Body(1)
+		Expect(err).To(MatchError(pebblestore.ErrClosed))
+		Expect(v.Close()).To(Succeed(), "the store closed it")
 	})
 
 	It("shares syncs between concurrent appends", func() {
@@ -525,7 +589,10 @@ var _ = Describe("Store", func() {
 				return
 			}
 			defer l.Close()
-			_, err = l.Since(systemsOf(kms), 0, 0)
+			b, err := l.Since(systemsOf(kms), 0, 0)
+			if err == nil {
+				err = b.ReadBodies()
+			}
 			GinkgoWriter.Println(err)
 			Expect(err).To(MatchError(pebblestore.ErrCorrupt))
 			Expect(err).To(MatchError(ContainSubstring("checksum")))

@@ -73,6 +73,8 @@ type Store struct {
 	// Pebble's commit pipeline, which groups their syncs.
 	mu     sync.RWMutex
 	closed bool
+	vmu    sync.Mutex
+	views  map[*bodies]struct{} // open views, closed by Close
 
 	compactAfter uint64
 	ctx          context.Context // cancelled by Close
@@ -137,6 +139,7 @@ func open(dir string, opts Options) (_ *Store, err error) {
 		freeBytes:    opts.FreeBytes,
 		compactAfter: 10_000,
 		compacted:    make(map[byte]uint64),
+		views:        make(map[*bodies]struct{}),
 		logger:       logger,
 	}
 	if opts.CompactAfter > 0 {
@@ -426,24 +429,58 @@ func statfsFree(dir string) (uint64, error) {
 	return st.Bavail * uint64(st.Bsize), nil
 }
 
-// Body returns the stored killmail of event id.
-func (s *Store) Body(id uint64) ([]byte, error) {
+// Bodies returns a view of the bodies through a Pebble snapshot: what Drop
+// deletes after it was taken stays readable through it until it is closed.
+// Close closes the views still open.
+func (s *Store) Bodies() (eventlog.Bodies, error) {
 	if err := s.acquire(); err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	v, closer, err := s.db.Get(bodyKey(id))
+	v := &bodies{s: s, snap: s.db.NewSnapshot()}
+	s.vmu.Lock()
+	s.views[v] = struct{}{}
+	s.vmu.Unlock()
+	return v, nil
+}
+
+// bodies is a view of the bodies (see Bodies).
+type bodies struct {
+	s    *Store
+	snap *pebble.Snapshot
+}
+
+func (v *bodies) Body(id uint64) ([]byte, error) {
+	if err := v.s.acquire(); err != nil {
+		return nil, err
+	}
+	defer v.s.mu.RUnlock()
+	b, closer, err := v.snap.Get(bodyKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, fmt.Errorf("body %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("body %d: %w", id, markCorrupt(err))
 	}
-	body := bytes.Clone(v)
+	body := bytes.Clone(b)
 	return body, closer.Close()
 }
 
-// KeepsBodies reports true: bodies stay on disk and are read through Body.
+// Close releases the snapshot, unless the store's Close already did.
+func (v *bodies) Close() error {
+	v.s.mu.RLock() // not while the store closes
+	defer v.s.mu.RUnlock()
+	v.s.vmu.Lock()
+	_, open := v.s.views[v]
+	delete(v.s.views, v)
+	v.s.vmu.Unlock()
+	if !open {
+		return nil
+	}
+	return v.snap.Close()
+}
+
+// KeepsBodies reports true: bodies stay on disk and are read through Bodies.
 func (s *Store) KeepsBodies() bool { return true }
 
 // Drop deletes the bodies of events with id <= through and records that
@@ -559,6 +596,14 @@ func (s *Store) Close() error {
 	s.cancel()
 	s.compactions.Wait()
 	var errs []error
+	s.vmu.Lock()
+	for v := range s.views {
+		if err := v.snap.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close snapshot: %w", err))
+		}
+	}
+	clear(s.views)
+	s.vmu.Unlock()
 	if err := s.db.Flush(); err != nil {
 		errs = append(errs, fmt.Errorf("flush: %w", err))
 	}

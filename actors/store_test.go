@@ -1,0 +1,143 @@
+package actors_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/eventlog/pebblestore"
+	"github.com/killfeed/killfeed/internal/fixture"
+	"github.com/killfeed/killfeed/killmail"
+)
+
+// gatedStore is a Pebble store whose body reads wait for gate to close.
+type gatedStore struct {
+	*pebblestore.Store
+	gate    chan struct{}
+	reading chan struct{} // closed when the first body read waits
+}
+
+func (s *gatedStore) Bodies() (eventlog.Bodies, error) {
+	v, err := s.Store.Bodies()
+	if err != nil {
+		return nil, err
+	}
+	return &gatedBodies{Bodies: v, s: s}, nil
+}
+
+type gatedBodies struct {
+	eventlog.Bodies
+	s *gatedStore
+}
+
+func (v *gatedBodies) Body(id uint64) ([]byte, error) {
+	select {
+	case <-v.s.reading:
+	default:
+		close(v.s.reading)
+	}
+	<-v.s.gate
+	return v.Bodies.Body(id)
+}
+
+// A reader whose killmails are on disk (every reader catching up after a
+// restart) has them read off the KillmailStore actor: inserts, and readers
+// served from memory, go on while the disk read is under way.
+func TestDiskReadsHoldUpNoInsert(t *testing.T) {
+	dir := t.TempDir()
+	kms := fixture.Killmails()[:20]
+	store, err := pebblestore.Open(dir, pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := eventlog.Open(eventlog.Config{}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Append(kms, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	store, err = pebblestore.Open(dir, pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gated := &gatedStore{Store: store, gate: make(chan struct{}), reading: make(chan struct{})}
+	log, err = eventlog.Open(eventlog.Config{}, gated) // every body on disk
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := actors.Start(log, true, actors.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := true
+	defer func() {
+		if opened {
+			close(gated.gate)
+		}
+		svc.Stop()
+		_ = log.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	system := kms[0].SystemID
+	type fetched struct {
+		b   eventlog.Batch
+		err error
+	}
+	slow := make(chan fetched, 1)
+	go func() {
+		b, err := svc.Fetch(ctx, &actors.FetchSince{Systems: []int64{system}})
+		slow <- fetched{b, err}
+	}()
+	select {
+	case <-gated.reading:
+	case <-ctx.Done():
+		t.Fatal("the fetch never read a body from disk")
+	}
+
+	// The disk read waits. The actor serves an insert and a read of it.
+	km := kms[0]
+	km.ID = 1 << 40
+	res, err := svc.Insert(ctx, []killmail.Killmail{km}, nil)
+	if err != nil {
+		t.Fatalf("insert during the disk read: %v", err)
+	}
+	head, err := svc.Fetch(ctx, &actors.FetchSince{Systems: []int64{system}, After: res[0].EventID - 1})
+	if err != nil || len(head.Events) != 1 || string(head.Events[0].Killmail) != string(km.JSON) {
+		t.Fatalf("read from memory during the disk read: %v %v", head.Events, err)
+	}
+	select {
+	case f := <-slow:
+		t.Fatalf("the disk read finished with its gate shut: %v", f.err)
+	default:
+	}
+
+	close(gated.gate)
+	opened = false
+	f := <-slow
+	if f.err != nil {
+		t.Fatal(f.err)
+	}
+	var want []string
+	for _, k := range kms {
+		if k.SystemID == system {
+			want = append(want, string(k.JSON))
+		}
+	}
+	if len(f.b.Events) != len(want) {
+		t.Fatalf("%d events from disk, want %d", len(f.b.Events), len(want))
+	}
+	for i, ev := range f.b.Events {
+		if string(ev.Killmail) != want[i] {
+			t.Fatalf("event %d: killmail %.60s, want %.60s", ev.ID, ev.Killmail, want[i])
+		}
+	}
+}
