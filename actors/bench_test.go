@@ -10,7 +10,6 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
-	"github.com/killfeed/killfeed/eventlog/pebblestore"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
 )
@@ -51,23 +50,8 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 	const events, readers, page = 30_000, 4, 1000
 	dir := b.TempDir()
 	kms := fixture.Killmails()
-	open := func() (*eventlog.Log, *actors.Service) {
-		store, err := pebblestore.Open(dir, pebblestore.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		log, err := eventlog.Open(eventlog.Config{}, store)
-		if err != nil {
-			b.Fatal(err)
-		}
-		svc, err := actors.Start(log, true, actors.Config{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return log, svc
-	}
 	ctx := context.Background()
-	log, svc := open()
+	svc, stop := startOnDisk(b, dir, nil)
 	count := map[int64]int{}
 	for i := 0; i < events; i += 500 {
 		batch := make([]killmail.Killmail, 500)
@@ -80,10 +64,7 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	svc.Stop()
-	if err := log.Close(); err != nil {
-		b.Fatal(err)
-	}
+	stop()
 	systems := make([]int64, 0, len(count))
 	for s := range count {
 		systems = append(systems, s)
@@ -91,9 +72,9 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 	slices.SortFunc(systems, func(x, y int64) int { return count[y] - count[x] })
 	systems = systems[:10]
 
-	log, svc = open()
-	defer func() { svc.Stop(); _ = log.Close() }()
-	stop := make(chan struct{})
+	svc, stop = startOnDisk(b, dir, nil)
+	defer stop()
+	done := make(chan struct{})
 	var read atomic.Int64
 	var wg sync.WaitGroup
 	for range readers {
@@ -101,7 +82,7 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 			after := uint64(0)
 			for {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
@@ -131,7 +112,7 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 		lat = append(lat, time.Since(t))
 	}
 	b.StopTimer()
-	close(stop)
+	close(done)
 	wg.Wait()
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")

@@ -12,6 +12,33 @@ import (
 	"github.com/killfeed/killfeed/killmail"
 )
 
+// startOnDisk starts the actors over a Log on a Pebble store in dir, which
+// wrap wraps unless it is nil. stop stops them and closes the Log.
+func startOnDisk(tb testing.TB, dir string, wrap func(*pebblestore.Store) eventlog.Store) (svc *actors.Service, stop func()) {
+	tb.Helper()
+	store, err := pebblestore.Open(dir, pebblestore.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var s eventlog.Store = store
+	if wrap != nil {
+		s = wrap(store)
+	}
+	log, err := eventlog.Open(eventlog.Config{}, s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if svc, err = actors.Start(log, true, actors.Config{}); err != nil {
+		tb.Fatal(err)
+	}
+	return svc, func() {
+		svc.Stop()
+		if err := log.Close(); err != nil {
+			tb.Error(err)
+		}
+	}
+}
+
 // gatedStore is a Pebble store whose body reads wait for gate to close.
 type gatedStore struct {
 	*pebblestore.Store
@@ -48,41 +75,23 @@ func (v *gatedBodies) Body(id uint64) ([]byte, error) {
 func TestDiskReadsHoldUpNoInsert(t *testing.T) {
 	dir := t.TempDir()
 	kms := fixture.Killmails()[:20]
-	store, err := pebblestore.Open(dir, pebblestore.Options{})
-	if err != nil {
+	svc, stop := startOnDisk(t, dir, nil)
+	if _, err := svc.Insert(context.Background(), kms, nil); err != nil {
 		t.Fatal(err)
 	}
-	log, err := eventlog.Open(eventlog.Config{}, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := log.Append(kms, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 
-	store, err = pebblestore.Open(dir, pebblestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gated := &gatedStore{Store: store, gate: make(chan struct{}), reading: make(chan struct{})}
-	log, err = eventlog.Open(eventlog.Config{}, gated) // every body on disk
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := actors.Start(log, true, actors.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gated := &gatedStore{gate: make(chan struct{}), reading: make(chan struct{})}
+	svc, stop = startOnDisk(t, dir, func(s *pebblestore.Store) eventlog.Store { // every body on disk
+		gated.Store = s
+		return gated
+	})
 	opened := true
 	defer func() {
 		if opened {
 			close(gated.gate)
 		}
-		svc.Stop()
-		_ = log.Close()
+		stop()
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
