@@ -659,6 +659,9 @@ func (l *Log) cached(id uint64) []byte {
 // ReadBodies, with a view of the store taken now, while every event of b is
 // still retained. Called with mu held.
 func (l *Log) leaveOnDisk(b *Batch) error {
+	if l.keep {
+		return nil // every body is in memory
+	}
 	var index []int
 	for i := range b.Events {
 		if b.Events[i].Killmail == nil {
