@@ -81,7 +81,7 @@ func (k *keepalive) run() {
 		k.mu.Unlock()
 		due := k.due[:0]
 		for i, s := range batch {
-			if s.keepalive(now, k.timeout) {
+			if s.keepalive(now) {
 				due = append(due, s)
 			}
 			batch[i] = nil
