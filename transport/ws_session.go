@@ -477,7 +477,7 @@ func (s *session) pingDelay() time.Duration {
 }
 
 // keepalive runs on the hub's keepalive tick: it drops the peer when
-// nothing (its pong or any other frame) arrived from it within timeout of
+// nothing (its pong or any other frame) arrived from it by the deadline of
 // the last ping, and says whether the next ping is due.
 func (s *session) keepalive(now time.Time) (due bool) {
 	reads := s.cc.reads.Load()
