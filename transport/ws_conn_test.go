@@ -221,6 +221,21 @@ func readFrame(t *testing.T, b []byte) (op byte, payload, rest []byte) {
 	return b[0] & 0x0f, b[off : off+int(n)], b[off+int(n):]
 }
 
+// textFrames reads b as whole text frames and returns their payloads.
+func textFrames(t *testing.T, b []byte) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for len(b) > 0 {
+		var op byte
+		var p []byte
+		if op, p, b = readFrame(t, b); op != 0x1 {
+			t.Fatalf("frame %d has op %d, want a text frame", len(out), op)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // uncorkOneWrite uncorks c and returns the one write its burst went out in.
 func uncorkOneWrite(t *testing.T, c *corkConn, rc *recordConn) []byte {
 	t.Helper()
@@ -245,17 +260,14 @@ func TestCorkConnFramesEveryLength(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rest := uncorkOneWrite(t, c, rc)
-	for _, n := range lengths {
-		var op byte
-		var p []byte
-		op, p, rest = readFrame(t, rest)
-		if op != 0x1 || len(p) != n || bytes.Count(p, []byte{'x'}) != n {
-			t.Fatalf("frame op %d with %d bytes, want a text frame of %d", op, len(p), n)
-		}
+	frames := textFrames(t, uncorkOneWrite(t, c, rc))
+	if len(frames) != len(lengths) {
+		t.Fatalf("%d frames, want %d", len(frames), len(lengths))
 	}
-	if len(rest) != 0 {
-		t.Fatalf("%d bytes after the frames", len(rest))
+	for i, n := range lengths {
+		if p := frames[i]; len(p) != n || bytes.Count(p, []byte{'x'}) != n {
+			t.Fatalf("frame of %d bytes, want %d", len(p), n)
+		}
 	}
 	if _, err := c.writeFrame([]byte("x")); err == nil {
 		t.Fatal("an uncorked writeFrame succeeded: session frames go out in bursts")
@@ -539,19 +551,16 @@ func TestNativeEventFrameEveryLength(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rest := uncorkOneWrite(t, c, rc)
-	for _, w := range want {
-		var op byte
-		var p []byte
-		op, p, rest = readFrame(t, rest)
-		if op != 0x1 || !bytes.Equal(p, w) {
-			t.Fatalf("frame op %d with %d bytes, want a text frame of %d: %.40q", op, len(p), len(w), p)
-		}
-		if op, p, rest = readFrame(t, rest); op != 0x1 || string(p) != "between" {
-			t.Fatalf("frame op %d %.40q after the event, want the text frame written next", op, p)
-		}
+	frames := textFrames(t, uncorkOneWrite(t, c, rc))
+	if len(frames) != 2*len(want) {
+		t.Fatalf("%d frames, want %d", len(frames), 2*len(want))
 	}
-	if len(rest) != 0 {
-		t.Fatalf("%d bytes after the frames", len(rest))
+	for i, w := range want {
+		if p := frames[2*i]; !bytes.Equal(p, w) {
+			t.Fatalf("frame of %d bytes, want %d: %.40q", len(p), len(w), p)
+		}
+		if p := frames[2*i+1]; string(p) != "between" {
+			t.Fatalf("frame %.40q after the event, want the text frame written next", p)
+		}
 	}
 }
