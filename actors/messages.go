@@ -32,6 +32,11 @@ type FetchForClient struct {
 	ClientID string
 	Systems  []int64
 	Limit    int
+	// Deadline, when set, is when the asker stops waiting: a fetch that
+	// reaches the store later is not made, and one whose answer is ready
+	// later is put back (Batch.Unread), so that no client's offsets move
+	// for an answer nobody receives. Service.Fetch sets it.
+	Deadline time.Time
 }
 
 // FetchOneEvent reads the oldest event the client has not seen in Systems
@@ -42,6 +47,8 @@ type FetchOneEvent struct {
 	// NewAtHead starts a client that does not exist yet at the head instead
 	// of the oldest retained event (a new RedisQ queue).
 	NewAtHead bool
+	// Deadline is as in FetchForClient.
+	Deadline time.Time
 }
 
 // PeekForClient reads like FetchForClient without advancing. Reply: *FetchResult.
@@ -86,8 +93,12 @@ type CollectGarbageResult struct {
 	Err   error
 }
 
-// FlushOffsets persists changed client offsets. Fire-and-forget.
+// FlushOffsets persists changed client offsets. The scheduler sends it
+// fire-and-forget; a request gets a FlushOffsetsResult once they are durable.
 type FlushOffsets struct{}
+
+// FlushOffsetsResult answers a FlushOffsets request.
+type FlushOffsetsResult struct{ Err error }
 
 // Crash makes the store or the PubSub actor panic, as a bug would; for
 // fault-injection specs. A request to the store gets an error reply, like

@@ -99,6 +99,24 @@ func (s *Service) Stop() {
 	s.system.Shutdown()
 }
 
+// deadline is when request stops waiting for a reply under ctx.
+func (s *Service) deadline(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(s.timeout)
+}
+
+// FlushOffsets persists changed client offsets now and waits until they
+// are durable.
+func (s *Service) FlushOffsets(ctx context.Context) error {
+	r, err := request[*FlushOffsetsResult](ctx, s, s.store, &FlushOffsets{})
+	if err != nil {
+		return err
+	}
+	return r.Err
+}
+
 // request sends msg to pid and waits for a reply of type T until ctx's
 // deadline (or the default timeout). A timeout is ErrUnavailable; an error
 // reply is returned as is.
@@ -173,8 +191,24 @@ func (s *Service) FetchOneEvent(ctx context.Context, clientID string, systemIDs 
 }
 
 // Fetch sends one of the fetch messages (FetchForClient, FetchOneEvent,
-// PeekForClient, FetchSince) to the store.
+// PeekForClient, FetchSince) to the store. A fetch that advances offsets
+// gets ctx's deadline (or the default timeout) as its Deadline, so that it
+// advances nothing when its answer would come too late to be received.
 func (s *Service) Fetch(ctx context.Context, msg any) (eventlog.Batch, error) {
+	switch m := msg.(type) {
+	case *FetchForClient:
+		if m.Deadline.IsZero() {
+			c := *m
+			c.Deadline = s.deadline(ctx)
+			msg = &c
+		}
+	case *FetchOneEvent:
+		if m.Deadline.IsZero() {
+			c := *m
+			c.Deadline = s.deadline(ctx)
+			msg = &c
+		}
+	}
 	r, err := request[*FetchResult](ctx, s, s.store, msg)
 	if err != nil {
 		return eventlog.Batch{}, err

@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,11 +18,15 @@ type killmailStore struct {
 	pubsub  *actor.PID
 	durable bool // appends wait for a sync: run them off the actor
 	logger  *slog.Logger
+	// flushing is set while a FlushOffsets runs; a tick that finds it set
+	// is skipped, and the running flush takes its changes too.
+	flushing *atomic.Bool
 }
 
 func newKillmailStore(log *eventlog.Log, pubsub *actor.PID, durable bool, logger *slog.Logger) actor.Producer {
+	flushing := new(atomic.Bool) // shared by restarts of the actor
 	return func() actor.Actor {
-		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger}
+		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger, flushing: flushing}
 	}
 }
 
@@ -48,9 +53,17 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 	case *InsertKillmail:
 		a.insert(ctx, msg)
 	case *FetchForClient:
+		if expired(msg.Deadline) {
+			ctx.Respond(&FetchResult{Err: ErrUnavailable})
+			return
+		}
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, msg.Limit)
-		a.answer(ctx, b, err)
+		a.answerFetch(ctx, b, err, msg.Deadline)
 	case *FetchOneEvent:
+		if expired(msg.Deadline) {
+			ctx.Respond(&FetchResult{Err: ErrUnavailable})
+			return
+		}
 		if msg.NewAtHead {
 			if err := a.log.Join(msg.ClientID, msg.Systems); err != nil {
 				ctx.Respond(&FetchResult{Err: err})
@@ -58,7 +71,7 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 			}
 		}
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, 1)
-		a.answer(ctx, b, err)
+		a.answerFetch(ctx, b, err, msg.Deadline)
 	case *PeekForClient:
 		b, err := a.log.Peek(msg.ClientID, msg.Systems, msg.Limit)
 		a.answer(ctx, b, err)
@@ -79,9 +92,7 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 			ctx.Respond(&CollectGarbageResult{Stats: st, Err: err})
 		}
 	case *FlushOffsets:
-		if err := a.log.Flush(); err != nil {
-			a.logger.Error("flush offsets", "err", err)
-		}
+		a.flush(ctx)
 	case *Crash:
 		panic("injected crash")
 	case *Stall:
@@ -110,25 +121,80 @@ func (a *killmailStore) insert(ctx actor.Context, msg *InsertKillmail) {
 	}()
 }
 
-// answer responds to a fetch. Killmails the log left on disk are read off
+// flush persists changed client offsets. A durable flush waits for a
+// sync, so it runs in its own goroutine, one at a time; a sender waiting
+// for a reply (tests, shutdown) gets FlushOffsetsResult when it is done.
+func (a *killmailStore) flush(ctx actor.Context) {
+	sender, root := ctx.Sender(), ctx.ActorSystem().Root
+	reply := func(err error) {
+		if err != nil {
+			a.logger.Error("flush offsets", "err", err)
+		}
+		if sender != nil {
+			root.Send(sender, &FlushOffsetsResult{Err: err})
+		}
+	}
+	if !a.durable {
+		reply(a.log.Flush())
+		return
+	}
+	if sender == nil && !a.flushing.CompareAndSwap(false, true) {
+		return // a flush is running; the next tick takes what it misses
+	}
+	go func() {
+		if sender == nil {
+			defer a.flushing.Store(false)
+		}
+		reply(a.log.Flush())
+	}()
+}
+
+// answer responds to a read. Killmails the log left on disk are read off
 // the actor first, by a goroutine that then answers: a reader catching up
 // from far back (every reader, after a restart) holds up no insert and no
 // other reader.
 func (a *killmailStore) answer(ctx actor.Context, b eventlog.Batch, err error) {
-	if err != nil || !b.OnDisk() {
-		ctx.Respond(&FetchResult{Batch: b, Err: err})
+	a.answerFetch(ctx, b, err, time.Time{})
+}
+
+// answerFetch is answer for a read that advanced offsets: when the answer
+// is ready past deadline its asker has given up, so the offsets go back
+// and the asker (if still there) gets ErrUnavailable.
+func (a *killmailStore) answerFetch(ctx actor.Context, b eventlog.Batch, err error, deadline time.Time) {
+	respond := func(reply func(any), b eventlog.Batch) {
+		if expired(deadline) {
+			b.Unread()
+			reply(&FetchResult{Err: ErrUnavailable})
+			return
+		}
+		reply(&FetchResult{Batch: b})
+	}
+	if err != nil {
+		ctx.Respond(&FetchResult{Err: err})
+		return
+	}
+	if !b.OnDisk() {
+		respond(ctx.Respond, b)
 		return
 	}
 	sender, root := ctx.Sender(), ctx.ActorSystem().Root
-	go func() {
-		res := &FetchResult{Batch: b}
-		if res.Err = res.Batch.ReadBodies(); res.Err != nil {
-			res.Batch = eventlog.Batch{}
-		}
+	reply := func(m any) {
 		if sender != nil {
-			root.Send(sender, res)
+			root.Send(sender, m)
 		}
+	}
+	go func() {
+		if err := b.ReadBodies(); err != nil {
+			reply(&FetchResult{Err: err})
+			return
+		}
+		respond(reply, b)
 	}()
+}
+
+// expired says whether a request's deadline (zero: none) has passed.
+func expired(deadline time.Time) bool {
+	return !deadline.IsZero() && !time.Now().Before(deadline)
 }
 
 func typeName(v any) string { return fmt.Sprintf("%T", v) }

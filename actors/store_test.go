@@ -2,6 +2,8 @@ package actors_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -148,5 +150,80 @@ func TestDiskReadsHoldUpNoInsert(t *testing.T) {
 		if string(ev.Killmail) != want[i] {
 			t.Fatalf("event %d: killmail %.60s, want %.60s", ev.ID, ev.Killmail, want[i])
 		}
+	}
+}
+
+// A fetch whose asker gave up before the store got to it moves no offsets:
+// the client's next fetch returns the events the abandoned one would have.
+func TestAbandonedFetchMovesNoOffsets(t *testing.T) {
+	log, err := eventlog.Open(eventlog.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := actors.Start(log, false, actors.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	kms := fixture.Killmails()[:3]
+	if _, err := svc.Insert(context.Background(), kms, nil); err != nil {
+		t.Fatal(err)
+	}
+	systems := []int64{kms[0].SystemID, kms[1].SystemID, kms[2].SystemID}
+
+	svc.System().Root.Send(svc.Store(), &actors.Stall{D: 500 * time.Millisecond})
+	give := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	if _, err := svc.FetchForClient(give(), "gone", systems); err != actors.ErrUnavailable {
+		t.Fatalf("fetch behind a stalled store: err = %v, want ErrUnavailable", err)
+	}
+	if _, _, _, err := svc.FetchOneEvent(give(), "gone-one", systems); err != actors.ErrUnavailable {
+		t.Fatalf("fetch one behind a stalled store: err = %v, want ErrUnavailable", err)
+	}
+	b, err := svc.FetchForClient(context.Background(), "gone", systems) // waits out the stall
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 3 {
+		t.Errorf("after the abandoned fetch: %d events, want 3", len(b.Events))
+	}
+	ev, _, ok, err := svc.FetchOneEvent(context.Background(), "gone-one", systems)
+	if err != nil || !ok || ev.ID != 1 {
+		t.Errorf("after the abandoned fetch one: event %d, ok %v, err %v; want event 1", ev.ID, ok, err)
+	}
+}
+
+// FlushOffsets as a request answers once the offsets are on disk: a store
+// opened on the same directory without a clean close sees them.
+func TestFlushOffsetsIsDurable(t *testing.T) {
+	dir := t.TempDir()
+	svc, stop := startOnDisk(t, dir, nil)
+	kms := fixture.Killmails()[:5]
+	if _, err := svc.Insert(context.Background(), kms, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.FetchForClient(context.Background(), "reader", []int64{eventlog.AllSystems}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.FlushOffsets(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The files as the kernel has them now are what a kill -9 leaves.
+	checkpoint := filepath.Join(t.TempDir(), "crashed")
+	if err := os.CopyFS(checkpoint, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	svc, stop = startOnDisk(t, checkpoint, nil)
+	defer stop()
+	b, err := svc.FetchForClient(context.Background(), "reader", []int64{eventlog.AllSystems})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 0 {
+		t.Errorf("reader after a crash: %d events again, want 0", len(b.Events))
 	}
 }

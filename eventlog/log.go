@@ -65,6 +65,10 @@ type Log struct {
 	// back into the Log.
 	notify func([]Event)
 
+	// flushMu serialises Flush, so that an older snapshot of a client's
+	// offsets is never written over a newer one.
+	flushMu sync.Mutex
+
 	mu       sync.Mutex
 	closed   bool
 	nextID   uint64
@@ -392,8 +396,8 @@ func (l *Log) Fetch(clientID string, systems []int64, limit int) (Batch, error) 
 	if limit > 0 && len(b.Events) == limit {
 		through = b.Events[len(b.Events)-1].ID
 	}
-	if b.disk != nil {
-		b.disk.undo = l.undoAdvance(clientID, c, systems, through)
+	if len(b.Events) > 0 {
+		b.undo = l.undoAdvance(clientID, c, systems, through)
 	}
 	l.advance(clientID, c, systems, through)
 	return b, nil
@@ -461,38 +465,57 @@ func (l *Log) advance(id string, c *client, systems []int64, through uint64) {
 	l.dirty[id] = struct{}{}
 }
 
-// undoAdvance returns what puts c's offsets for systems back where they are
+// undoAdvance records what puts c's offsets for systems back where they are
 // now, once advance has moved them to through, except those that moved on
-// again since. Called with mu held; what it returns takes mu.
-func (l *Log) undoAdvance(id string, c *client, systems []int64, through uint64) func() {
-	type prior struct {
-		system int64
-		offset uint64
-		had    bool
+// again since. Called with mu held; its run takes mu.
+func (l *Log) undoAdvance(id string, c *client, systems []int64, through uint64) *unread {
+	u := &unread{l: l, id: id, c: c, through: through}
+	u.back = u.small[:0]
+	if len(systems) > len(u.small) {
+		u.back = make([]prior, 0, len(systems))
 	}
-	var back []prior
 	for _, s := range systems {
 		if o, ok := c.offsets[s]; !ok || o < through {
-			back = append(back, prior{s, o, ok})
+			u.back = append(u.back, prior{s, o, ok})
 		}
 	}
-	return func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if l.closed || l.clients[id] != c {
-			return
-		}
-		for _, p := range back {
-			switch {
-			case c.offsets[p.system] != through:
-			case p.had:
-				c.offsets[p.system] = p.offset
-			default:
-				delete(c.offsets, p.system)
-			}
-		}
-		l.dirty[id] = struct{}{}
+	return u
+}
+
+// unread puts a Fetch's offsets back (see Batch.Unread).
+type unread struct {
+	l       *Log
+	id      string
+	c       *client
+	through uint64
+	back    []prior
+	small   [4]prior // back's storage for a few systems
+}
+
+// prior is a client's offset in a system before a Fetch advanced it.
+type prior struct {
+	system int64
+	offset uint64
+	had    bool
+}
+
+func (u *unread) run() {
+	l, c := u.l, u.c
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.clients[u.id] != c {
+		return
 	}
+	for _, p := range u.back {
+		switch {
+		case c.offsets[p.system] != u.through:
+		case p.had:
+			c.offsets[p.system] = p.offset
+		default:
+			delete(c.offsets, p.system)
+		}
+	}
+	l.dirty[u.id] = struct{}{}
 }
 
 // client returns the named client, creating it, and marks it seen.
@@ -809,8 +832,12 @@ func (l *Log) forget(before int64) error {
 	return nil
 }
 
-// Flush persists client offsets changed since the last Flush.
+// Flush persists client offsets changed since the last Flush. When it
+// returns nil they are durable (see Store.SaveClients). It may be called
+// from any goroutine; calls run one at a time.
 func (l *Log) Flush() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	if l.store == nil || (len(l.dirty) == 0 && len(l.gone) == 0) {
 		l.mu.Unlock()

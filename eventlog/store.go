@@ -60,8 +60,9 @@ type Store interface {
 	Drop(through uint64) error
 	// Forget deletes the dedupe entries of events with id <= through.
 	Forget(through uint64) error
-	// SaveClients persists changed clients and deletes expired ones; it need
-	// not sync.
+	// SaveClients persists changed clients and deletes expired ones. When it
+	// returns nil the change is durable: it survives the process being
+	// killed (for a disk store, it is synced).
 	SaveClients(changed []ClientState, deleted []string) error
 	// Close flushes and closes the store.
 	Close() error

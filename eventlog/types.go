@@ -103,13 +103,28 @@ type Batch struct {
 	Head uint64
 
 	disk *diskBodies // the killmails ReadBodies reads; nil when none
+	// undo puts the offsets a Fetch advanced back; nil for other reads and
+	// for a Fetch that returned nothing.
+	undo *unread
+}
+
+// Unread puts back the client offsets that the Fetch which returned b
+// advanced, except those a later read moved on since, so that the client
+// reads b's events again. A server calls it when b never reached its
+// client (the response could not be written). Only the first call does
+// anything; for a batch from Peek or Since, or one with no events, it does
+// nothing.
+func (b *Batch) Unread() {
+	if u := b.undo; u != nil {
+		b.undo = nil
+		u.run()
+	}
 }
 
 // diskBodies are the killmails of a batch left on disk.
 type diskBodies struct {
 	from  Bodies
-	index []int  // into Events
-	undo  func() // puts a Fetch's offsets back
+	index []int // into Events
 }
 
 // OnDisk says whether the batch has killmails for ReadBodies to read.
@@ -136,9 +151,7 @@ func (b *Batch) ReadBodies() error {
 		}
 	}
 	if err = errors.Join(err, d.from.Close()); err != nil {
-		if d.undo != nil {
-			d.undo()
-		}
+		b.Unread()
 		return err
 	}
 	return nil

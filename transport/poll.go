@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -42,7 +43,7 @@ func (s *Server) poll(c echo.Context) error {
 	}
 	buf = append(buf, ']')
 	buf = appendPosition(buf, b)
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, append(buf, '}'))
+	return deliver(c, &b, append(buf, '}'))
 }
 
 // next serves GET /api/killfeed/next: one event, or 204.
@@ -62,7 +63,32 @@ func (s *Server) next(c echo.Context) error {
 	}
 	buf := b.Events[0].AppendJSON(make([]byte, 0, len(b.Events[0].Killmail)+128))
 	buf = appendPosition(buf[:len(buf)-1], b)
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, append(buf, '}'))
+	return deliver(c, &b, append(buf, '}'))
+}
+
+// deliver writes body, the JSON answer made of the fetched batch b, with
+// status 200. When the answer cannot reach the client — it went away while
+// the store answered (the request's context is done), or the write or its
+// flush to the connection failed — b's events are put back as unread, so
+// that the client's next poll returns them again: a fetch counts as read
+// only once its answer was handed to the connection.
+func deliver(c echo.Context, b *eventlog.Batch, body []byte) error {
+	if err := c.Request().Context().Err(); err != nil {
+		b.Unread()
+		return err
+	}
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(body)
+	if err == nil {
+		err = http.NewResponseController(w).Flush()
+	}
+	if err != nil {
+		b.Unread()
+		return fmt.Errorf("write answer: %w", err)
+	}
+	return nil
 }
 
 // appendPosition appends ,"missed":…,"oldest_event_id":…,"head":… .

@@ -101,7 +101,7 @@ func (s *Server) redisqListen(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, buf)
+	return deliver(c, &b, buf) // a package that was not written stays first in the queue
 }
 
 // parseRedisqFilter reads filter=system:30000142,region:10000002,… into

@@ -290,6 +290,25 @@ func Specs(name string, open Opener) bool {
 				Expect(ids(fetch("ws", []int64{jita}, 0))).To(Equal([]uint64{3}))
 			})
 
+			It("puts an unread fetch back, except the systems a later fetch moved on", func() {
+				appendAll(InSystem(jita, 0, 2))  // 1, 2
+				appendAll(InSystem(amarr, 2, 1)) // 3
+				Expect(ids(fetch("u", []int64{jita}, 0))).To(Equal([]uint64{1, 2}))
+				lost := fetch("u", []int64{jita, amarr}, 0) // never reached the client
+				Expect(ids(lost)).To(Equal([]uint64{3}))
+				appendAll(InSystem(jita, 3, 1))                                  // 4
+				Expect(ids(fetch("u", []int64{jita}, 0))).To(Equal([]uint64{4})) // jita moves on
+				lost.Unread()
+				lost.Unread() // a second call does nothing
+				Expect(ids(fetch("u", []int64{jita, amarr}, 0))).To(Equal([]uint64{3}))
+				Expect(fetch("u", []int64{jita, amarr}, 0).Events).To(BeEmpty())
+
+				empty := fetch("u", []int64{jita}, 0)
+				Expect(empty.Events).To(BeEmpty())
+				empty.Unread() // nothing to put back
+				Expect(fetch("u", []int64{jita}, 0).Events).To(BeEmpty())
+			})
+
 			It("stores a cursor with the killmails it produced", func() {
 				_, err := log.Append(InSystem(jita, 0, 1), &eventlog.Cursor{Name: "r2z2", Value: 42})
 				Expect(err).NotTo(HaveOccurred())

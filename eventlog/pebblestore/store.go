@@ -557,8 +557,10 @@ func (s *Store) maybeCompact(prefix []byte, through uint64) {
 	}()
 }
 
-// SaveClients writes changed clients and deletes the others. It does not
-// sync.
+// SaveClients writes changed clients and deletes the others, and syncs the
+// write-ahead log: a client change left unsynced sits in Pebble's in-process
+// WAL buffer until a later synced write, so a crash of the process alone
+// would lose it.
 func (s *Store) SaveClients(changed []eventlog.ClientState, deleted []string) error {
 	if err := s.acquire(); err != nil {
 		return err
@@ -578,7 +580,7 @@ func (s *Store) SaveClients(changed []eventlog.ClientState, deleted []string) er
 			return fmt.Errorf("delete client %s: %w", id, err)
 		}
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("save clients: %w", err)
 	}
 	return nil
