@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -30,25 +31,50 @@ const (
 // redisqQueues tracks the queues with a request in progress.
 type redisqQueues struct {
 	mu   sync.Mutex
-	busy map[string]struct{}
+	busy map[string]chan struct{} // closed when the request ends
 }
 
 func newRedisqQueues() *redisqQueues {
-	return &redisqQueues{busy: make(map[string]struct{})}
+	return &redisqQueues{busy: make(map[string]chan struct{})}
 }
 
-func (q *redisqQueues) acquire(id string) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if _, busy := q.busy[id]; busy {
-		return false
+// redisqQueueWait is how long a request waits for the one in progress on
+// its queue before it is refused: a bot's loop may send its next request
+// as soon as it has read the answer, a moment before the server is done
+// with the one that wrote it.
+const redisqQueueWait = 2 * time.Second
+
+// acquire takes the queue id for one request, waiting up to
+// redisqQueueWait for a request in progress to end; false when it did not.
+func (q *redisqQueues) acquire(ctx context.Context, id string) bool {
+	var timer <-chan time.Time
+	for {
+		q.mu.Lock()
+		done, busy := q.busy[id]
+		if !busy {
+			q.busy[id] = make(chan struct{})
+			q.mu.Unlock()
+			return true
+		}
+		q.mu.Unlock()
+		if timer == nil {
+			t := time.NewTimer(redisqQueueWait)
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-done:
+		case <-timer:
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
-	q.busy[id] = struct{}{}
-	return true
 }
 
 func (q *redisqQueues) release(id string) {
 	q.mu.Lock()
+	close(q.busy[id])
 	delete(q.busy, id)
 	q.mu.Unlock()
 }
@@ -82,7 +108,7 @@ func (s *Server) redisqListen(c echo.Context) error {
 			return err
 		}
 	}
-	if !s.redisq.acquire(queueID) {
+	if !s.redisq.acquire(c.Request().Context(), queueID) {
 		return echo.NewHTTPError(http.StatusTooManyRequests, "queueID: another request for this queue is in progress")
 	}
 	defer s.redisq.release(queueID)
