@@ -32,6 +32,9 @@ type FetchForClient struct {
 	ClientID string
 	Systems  []int64
 	Limit    int
+	// Owner, when set, binds ClientID to it or refuses the read with
+	// eventlog.ErrNotOwner (see eventlog.Log.Claim).
+	Owner string
 }
 
 // FetchOneEvent reads the oldest event the client has not seen in Systems
@@ -42,6 +45,8 @@ type FetchOneEvent struct {
 	// NewAtHead starts a client that does not exist yet at the head instead
 	// of the oldest retained event (a new RedisQ queue).
 	NewAtHead bool
+	// Owner is as in FetchForClient.
+	Owner string
 }
 
 // PeekForClient reads like FetchForClient without advancing. Reply: *FetchResult.
@@ -49,6 +54,8 @@ type PeekForClient struct {
 	ClientID string
 	Systems  []int64
 	Limit    int
+	// Owner is as in FetchForClient.
+	Owner string
 }
 
 // FetchSince reads retained events of Systems after event id After.

@@ -48,9 +48,15 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 	case *InsertKillmail:
 		a.insert(ctx, msg)
 	case *FetchForClient:
+		if a.refused(ctx, msg.ClientID, msg.Owner) {
+			return
+		}
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, msg.Limit)
 		a.answer(ctx, b, err)
 	case *FetchOneEvent:
+		if a.refused(ctx, msg.ClientID, msg.Owner) {
+			return
+		}
 		if msg.NewAtHead {
 			if err := a.log.Join(msg.ClientID, msg.Systems); err != nil {
 				ctx.Respond(&FetchResult{Err: err})
@@ -60,6 +66,9 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, 1)
 		a.answer(ctx, b, err)
 	case *PeekForClient:
+		if a.refused(ctx, msg.ClientID, msg.Owner) {
+			return
+		}
 		b, err := a.log.Peek(msg.ClientID, msg.Systems, msg.Limit)
 		a.answer(ctx, b, err)
 	case *FetchSince:
