@@ -102,9 +102,9 @@ type wsHub struct {
 // it to close with 1001.
 type wsConn struct {
 	cancel  context.CancelFunc
-	release func() // gives back its place under the websocket limits
-	conn   *websocket.Conn // nil until accepted
-	sess   *session        // nil until accepted
+	release func()          // gives back its place under the websocket limits
+	conn    *websocket.Conn // nil until accepted
+	sess    *session        // nil until accepted
 }
 
 // websocketRoutes registers the websocket endpoints.
