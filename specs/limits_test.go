@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -399,3 +400,25 @@ var _ = Describe("read keys", func() {
 		Expect(f.get(ctx, pollURL(p.URL, "/api/killfeed", "hup2", []int64{jita}), bearer("two")...).Status).To(Equal(http.StatusOK))
 	}, SpecTimeout(90*time.Second))
 })
+
+var _ = DescribeTable("the binary refuses bad limit settings with a message naming them and exit status 1",
+	func(ctx SpecContext, env []string, args []string, mentions string) {
+		for i, a := range args {
+			if a == "BADKEYS" {
+				args[i] = filepath.Join(GinkgoT().TempDir(), "keys")
+				writeKeys(args[i], "sha256:0123")
+			}
+		}
+		cmd := exec.CommandContext(ctx, killfeedBinary(), append([]string{"--listen", "127.0.0.1:0", "--storage", "memory"}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		Expect(errors.As(err, &exit)).To(BeTrue(), "%v: %s", err, out)
+		Expect(exit.ExitCode()).To(Equal(1), "%s", out)
+		Expect(string(out)).To(ContainSubstring(mentions))
+	},
+	Entry("a trusted proxy that is no prefix", nil, []string{"--trusted-proxies", "10.0.0.0/8,proxy.example"}, "trusted-proxies"),
+	Entry("a malformed variable", []string{"KILLFEED_WS_PER_IP=many"}, nil, "KILLFEED_WS_PER_IP"),
+	Entry("a keys file that is missing", nil, []string{"--read-keys-file", "/nonexistent/keys"}, "read-keys-file"),
+	Entry("a keys file with a bad digest", nil, []string{"--read-keys-file", "BADKEYS"}, "read-keys-file"),
+)
