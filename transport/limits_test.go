@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -118,5 +119,35 @@ func TestParseReadKeys(t *testing.T) {
 		if _, err := parseReadKeys([]byte(bad)); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// BenchmarkReadGuard is the cost the limits add to a read request (the
+// address lookup, the token bucket, the long-poll count) over building the
+// request's echo.Context and reading its query, which the handler does
+// anyway (bare).
+func BenchmarkReadGuard(b *testing.B) {
+	s := &Server{limits: newLimiter(LimitsConfig{RatePerIP: 1e9, RateBurst: 1e9}, prometheus.NewRegistry())}
+	e := echo.New()
+	bare := func(c echo.Context) error { _ = c.QueryParam("wait"); return nil }
+	for _, bc := range []struct {
+		name string
+		h    echo.HandlerFunc
+	}{{"bare", bare}, {"guarded", s.readGuard(bare)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				req := httptest.NewRequest(http.MethodGet, "/api/killfeed?client_id=x&systems=1&wait=5", nil)
+				req.RemoteAddr = "192.0.2.1:4000"
+				rec := httptest.NewRecorder()
+				for pb.Next() {
+					c := e.NewContext(req, rec)
+					c.SetPath("/api/killfeed")
+					if err := bc.h(c); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
 	}
 }
