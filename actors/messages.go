@@ -37,6 +37,9 @@ type FetchForClient struct {
 	// later is put back (Batch.Unread), so that no client's offsets move
 	// for an answer nobody receives. Service.Fetch sets it.
 	Deadline time.Time
+	// Owner, when set, binds ClientID to it or refuses the read with
+	// eventlog.ErrNotOwner (see eventlog.Log.Claim).
+	Owner string
 }
 
 // FetchOneEvent reads the oldest event the client has not seen in Systems
@@ -49,6 +52,8 @@ type FetchOneEvent struct {
 	NewAtHead bool
 	// Deadline is as in FetchForClient.
 	Deadline time.Time
+	// Owner is as in FetchForClient.
+	Owner string
 }
 
 // PeekForClient reads like FetchForClient without advancing. Reply: *FetchResult.
@@ -56,6 +61,8 @@ type PeekForClient struct {
 	ClientID string
 	Systems  []int64
 	Limit    int
+	// Owner is as in FetchForClient.
+	Owner string
 }
 
 // FetchSince reads retained events of Systems after event id After.

@@ -57,11 +57,17 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 			ctx.Respond(&FetchResult{Err: ErrUnavailable})
 			return
 		}
+		if a.refused(ctx, msg.ClientID, msg.Owner) {
+			return
+		}
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, msg.Limit)
 		a.answerFetch(ctx, b, err, msg.Deadline)
 	case *FetchOneEvent:
 		if expired(msg.Deadline) {
 			ctx.Respond(&FetchResult{Err: ErrUnavailable})
+			return
+		}
+		if a.refused(ctx, msg.ClientID, msg.Owner) {
 			return
 		}
 		if msg.NewAtHead {
@@ -73,6 +79,9 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, 1)
 		a.answerFetch(ctx, b, err, msg.Deadline)
 	case *PeekForClient:
+		if a.refused(ctx, msg.ClientID, msg.Owner) {
+			return
+		}
 		b, err := a.log.Peek(msg.ClientID, msg.Systems, msg.Limit)
 		a.answer(ctx, b, err)
 	case *FetchSince:

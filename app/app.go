@@ -27,6 +27,8 @@ type App struct {
 	served chan error
 	// stopIngest stops the upstream sources and waits for them.
 	stopIngest func()
+	// keys are the read keys; nil without Config.ReadKeysFile.
+	keys *transport.ReadKeys
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -41,6 +43,10 @@ func Start(cfg Config) (*App, error) {
 	cfg = cfg.withDefaults()
 	logger := cfg.Logger
 
+	keys, err := cfg.readKeys()
+	if err != nil {
+		return nil, err
+	}
 	log, durable, err := openLog(cfg)
 	if err != nil {
 		return nil, err
@@ -67,6 +73,8 @@ func Start(cfg Config) (*App, error) {
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,
 		Logger:         logger,
+		Limits:         cfg.Limits,
+		ReadKeys:       keys,
 	})
 	stopIngest, err := startIngest(cfg, svc)
 	if err != nil {
@@ -83,6 +91,7 @@ func Start(cfg Config) (*App, error) {
 		ln:         ln,
 		served:     make(chan error, 1),
 		stopIngest: stopIngest,
+		keys:       keys,
 		http: &http.Server{
 			Handler:           api.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -103,6 +112,7 @@ func openLog(cfg Config) (*eventlog.Log, bool, error) {
 		MaxAge:    cfg.MaxAge,
 		ClientTTL: cfg.ClientTTL,
 	}
+	lc.MaxClients = cfg.maxClients()
 	if cfg.Storage == StorageMemory {
 		log, err := eventlog.Open(lc, nil)
 		return log, false, err
@@ -170,11 +180,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	stopReload := a.reloadOn(cfg.Reload)
 	select {
 	case <-ctx.Done():
 	case err := <-a.served: // the listener failed; Shutdown reports it
 		a.served <- err
 	}
+	stopReload()
 	a.cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()

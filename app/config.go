@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/killfeed/killfeed/transport"
@@ -46,6 +47,20 @@ type Config struct {
 	Websocket transport.WebsocketConfig
 	// Ingest configures the upstream sources.
 	Ingest IngestConfig
+	// Limits bounds what one client address may hold (see
+	// transport.LimitsConfig); the zero value means the defaults.
+	Limits transport.LimitsConfig
+	// MaxClients caps the live polling clients: a poll that would create a
+	// new client_id past it is refused (429). 0 means DefaultMaxClients;
+	// negative means no cap.
+	MaxClients int
+	// ReadKeysFile, when set, names the read keys file: the read endpoints
+	// then require one of its keys (see transport.LoadReadKeys), and
+	// App.Reload re-reads it.
+	ReadKeysFile string
+	// Reload, when set, makes Run call App.Reload on every value received
+	// (cmd/killfeed sends SIGHUP).
+	Reload <-chan os.Signal
 	// Logger receives every log line; nil discards them.
 	Logger *slog.Logger
 }
@@ -89,6 +104,7 @@ func (c Config) Validate() error {
 	if c.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("max-bytes: must not be negative, got %d", c.MaxBytes))
 	}
+	errs = append(errs, c.validateLimits())
 	errs = append(errs, c.Ingest.Validate())
 	return errors.Join(errs...)
 }

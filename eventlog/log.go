@@ -38,6 +38,7 @@ type seenKillmail struct {
 type client struct {
 	offsets  map[int64]uint64
 	lastSeen int64
+	owner    string // the read key it is bound to ("" while unbound)
 }
 
 // pending is an appended batch that is written but not yet visible.
@@ -158,7 +159,7 @@ func Open(cfg Config, store Store) (*Log, error) {
 		l.dropped = l.nextID - 1
 	}
 	for _, c := range ld.Clients {
-		l.clients[c.ID] = &client{offsets: c.Offsets, lastSeen: c.LastSeen}
+		l.clients[c.ID] = &client{offsets: c.Offsets, lastSeen: c.LastSeen, owner: c.Owner}
 	}
 	for _, c := range ld.Cursors {
 		l.cursors[c.Name] = c.Value
@@ -387,6 +388,9 @@ func (l *Log) Fetch(clientID string, systems []int64, limit int) (Batch, error) 
 	if l.closed {
 		return Batch{}, ErrClosed
 	}
+	if err := l.admit(clientID); err != nil {
+		return Batch{}, err
+	}
 	c := l.client(clientID)
 	b, err := l.read(systems, func(s int64) (uint64, bool) { o, ok := c.offsets[s]; return o, ok }, limit)
 	if err != nil {
@@ -410,6 +414,9 @@ func (l *Log) Peek(clientID string, systems []int64, limit int) (Batch, error) {
 	defer l.mu.Unlock()
 	if l.closed {
 		return Batch{}, ErrClosed
+	}
+	if err := l.admit(clientID); err != nil {
+		return Batch{}, err
 	}
 	c := l.client(clientID)
 	l.dirty[clientID] = struct{}{}
@@ -437,8 +444,11 @@ func (l *Log) Join(clientID string, systems []int64) error {
 	if l.closed {
 		return ErrClosed
 	}
-	if _, ok := l.clients[clientID]; ok {
+	if c, ok := l.clients[clientID]; ok && !c.claimedOnly() {
 		return nil
+	}
+	if err := l.admit(clientID); err != nil {
+		return err
 	}
 	l.advance(clientID, l.client(clientID), systems, l.head)
 	return nil
@@ -451,6 +461,9 @@ func (l *Log) Advance(clientID string, systems []int64, through uint64) error {
 	defer l.mu.Unlock()
 	if l.closed {
 		return ErrClosed
+	}
+	if err := l.admit(clientID); err != nil {
+		return err
 	}
 	l.advance(clientID, l.client(clientID), systems, through)
 	return nil
@@ -846,7 +859,7 @@ func (l *Log) Flush() error {
 	changed := make([]ClientState, 0, len(l.dirty))
 	for id := range l.dirty {
 		c := l.clients[id]
-		changed = append(changed, ClientState{ID: id, LastSeen: c.lastSeen, Offsets: maps.Clone(c.offsets)})
+		changed = append(changed, ClientState{ID: id, LastSeen: c.lastSeen, Offsets: maps.Clone(c.offsets), Owner: c.owner})
 	}
 	deleted := make([]string, 0, len(l.gone))
 	for id := range l.gone {

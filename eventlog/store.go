@@ -21,6 +21,9 @@ type ClientState struct {
 	LastSeen int64
 	// Offsets maps system id to the last event id the client has seen there.
 	Offsets map[int64]uint64
+	// Owner is the read key the client is bound to (a digest, see
+	// Log.Claim); "" when it is not bound.
+	Owner string
 }
 
 // Loaded is what a Store hands back at Open.

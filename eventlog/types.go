@@ -31,6 +31,10 @@ type Config struct {
 	// that serves bodies keeps in memory, so that readers near the head do
 	// not touch the disk; 0 means DefaultHotBytes.
 	HotBytes int64
+	// MaxClients caps the live clients: a read that would create a client
+	// past it fails with ErrTooManyClients, while existing clients keep
+	// working. 0 means no cap.
+	MaxClients int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -39,7 +39,15 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 func statusOf(err error) (int, string) {
 	var he *echo.HTTPError
 	var maxBytes *http.MaxBytesError
+	var le *limitError
 	switch {
+	case errors.As(err, &le):
+		return le.code, le.Error()
+	case errors.Is(err, eventlog.ErrTooManyClients):
+		return http.StatusTooManyRequests, "client_id: the server holds its most clients; new client ids are refused for now (existing ones keep working)"
+	case errors.Is(err, eventlog.ErrNotOwner):
+		return http.StatusForbidden, "client_id: bound to another read key"
+
 	case errors.As(err, &he):
 		msg, ok := he.Message.(string)
 		if !ok {

@@ -25,7 +25,7 @@ func (s *Server) poll(c echo.Context) error {
 	}
 	ctx, cancel := s.requestContext(c, q.wait)
 	defer cancel()
-	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Systems: q.systems, Limit: q.limit})
+	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Systems: q.systems, Limit: q.limit, Owner: ownerOf(c)})
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func (s *Server) next(c echo.Context) error {
 	}
 	ctx, cancel := s.requestContext(c, q.wait)
 	defer cancel()
-	b, err := s.fetchWaiting(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Systems: q.systems})
+	b, err := s.fetchWaiting(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Systems: q.systems, Owner: ownerOf(c)})
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,7 @@ func (s *Server) redisqListen(c echo.Context) error {
 	pq := pollQuery{clientID: redisqClientPrefix + queueID, systems: systems, wait: time.Duration(ttw) * time.Second}
 	ctx, cancel := s.requestContext(c, pq.wait)
 	defer cancel()
-	b, err := s.fetchWaiting(ctx, pq, &actors.FetchOneEvent{ClientID: pq.clientID, Systems: pq.systems, NewAtHead: true})
+	b, err := s.fetchWaiting(ctx, pq, &actors.FetchOneEvent{ClientID: pq.clientID, Systems: pq.systems, NewAtHead: true, Owner: ownerOf(c)})
 	if err != nil {
 		return err
 	}

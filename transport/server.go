@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/universe"
@@ -33,6 +34,13 @@ type Config struct {
 	Universe *universe.Universe
 	// Logger receives request errors; nil discards them.
 	Logger *slog.Logger
+	// Limits bounds what one client address may hold of the read routes.
+	Limits LimitsConfig
+	// ReadKeys, when set, are required by the read routes (polls,
+	// listen.php, websockets), and bind each client_id to its first key.
+	ReadKeys *ReadKeys
+	// Registry, when set, receives the server's metrics; nil means none.
+	Registry *prometheus.Registry
 }
 
 // Server is the HTTP API over an actors.Service.
@@ -46,6 +54,7 @@ type Server struct {
 	ws        *wsHub
 	universe  *universe.Universe
 	redisq    *redisqQueues
+	limits    *limiter
 }
 
 // New builds the Echo routes over svc.
@@ -67,15 +76,16 @@ func New(svc *actors.Service, cfg Config) *Server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(cfg.Logger)
 	s := &Server{svc: svc, cfg: cfg, echo: e, draining: make(chan struct{}), universe: cfg.Universe, redisq: newRedisqQueues()}
+	s.limits = newLimiter(cfg.Limits, cfg.Registry)
+	e.HTTPErrorHandler = s.limits.limitErrors(errorHandler(cfg.Logger))
 
 	e.GET("/healthz", s.health)
-	e.GET("/api/killfeed", s.poll)
-	e.GET("/api/killfeed/next", s.next)
+	e.GET("/api/killfeed", s.poll, s.readGuard)
+	e.GET("/api/killfeed/next", s.next, s.readGuard)
 	e.POST("/api/killmails", s.ingest, s.requireToken)
-	e.GET("/listen.php", s.redisqListen)
-	e.GET("/api/redisq/listen.php", s.redisqListen)
+	e.GET("/listen.php", s.redisqListen, s.readGuard)
+	e.GET("/api/redisq/listen.php", s.redisqListen, s.readGuard)
 	s.websocketRoutes()
 	return s
 }

@@ -101,20 +101,21 @@ type wsHub struct {
 // wsConn is one tracked connection; cancel (and the session's goAway) ask
 // it to close with 1001.
 type wsConn struct {
-	cancel context.CancelFunc
-	conn   *websocket.Conn // nil until accepted
-	sess   *session        // nil until accepted
+	cancel  context.CancelFunc
+	release func()          // gives back its place under the websocket limits
+	conn    *websocket.Conn // nil until accepted
+	sess    *session        // nil until accepted
 }
 
 // websocketRoutes registers the websocket endpoints.
 func (s *Server) websocketRoutes() {
 	cfg := s.cfg.Websocket.withDefaults()
 	s.ws = &wsHub{cfg: cfg, conns: make(map[*wsConn]struct{}), pool: newDrainPool(), keep: newKeepalive(cfg)}
-	s.echo.GET("/api/ws", func(c echo.Context) error { return s.serveWebsocket(c, nativeProtocol{}) })
-	s.echo.GET("/socket/websocket", s.servePhoenix)
+	s.echo.GET("/api/ws", func(c echo.Context) error { return s.serveWebsocket(c, nativeProtocol{}) }, s.readGuard)
+	s.echo.GET("/socket/websocket", s.servePhoenix, s.readGuard)
 	zkill := func(c echo.Context) error { return s.serveWebsocket(c, zkillProtocol{}) }
-	s.echo.GET("/websocket/", zkill)
-	s.echo.GET("/websocket", zkill)
+	s.echo.GET("/websocket/", zkill, s.readGuard)
+	s.echo.GET("/websocket", zkill, s.readGuard)
 }
 
 func (h *wsHub) add(wc *wsConn) bool {
@@ -145,6 +146,9 @@ func (h *wsHub) remove(wc *wsConn) {
 	delete(h.conns, wc)
 	h.mu.Unlock()
 	wc.cancel()
+	if wc.release != nil {
+		wc.release()
+	}
 	h.wg.Done()
 }
 
@@ -155,10 +159,15 @@ func (h *wsHub) remove(wc *wsConn) {
 // not kept for the life of the connection. The hub tracks the session.
 func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 	h := s.ws
+	release, _, reason := s.limits.admitWebsocket(c)
+	if reason != "" {
+		return s.refuseWebsocket(c, reason)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	wc := &wsConn{cancel: cancel}
+	wc := &wsConn{cancel: cancel, release: release}
 	if !h.add(wc) {
 		cancel()
+		release()
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "shutting down")
 	}
 	hw := &hijackWriter{ResponseWriter: c.Response()}
@@ -169,6 +178,7 @@ func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 	}
 	conn.SetReadLimit(h.cfg.ReadLimit)
 	sess := newSession(ctx, s.svc, s.universe, conn, hw.conn, h.cfg, proto, h.pool, h.keep, s.cfg.Logger)
+	sess.owner = ownerOf(c)
 	h.accepted(wc, conn, sess)
 	sess.start(func() { h.remove(wc) })
 	return nil

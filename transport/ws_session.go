@@ -103,6 +103,7 @@ type session struct {
 	cfg    WebsocketConfig
 	proto  wsProtocol
 	logger *slog.Logger
+	owner  string // the read key's owner token ("" without read keys)
 	pool   *drainPool
 	keep   *keepalive
 
@@ -835,7 +836,7 @@ func (s *session) replayClient(r *replay) error {
 	clientID := r.cmd.clientID
 	all := slices.Contains(r.systems, eventlog.AllSystems)
 	head, err := s.replayPages(r, func(uint64) any {
-		return &actors.PeekForClient{ClientID: clientID, Systems: r.systems, Limit: wsReplayPage}
+		return &actors.PeekForClient{ClientID: clientID, Systems: r.systems, Limit: wsReplayPage, Owner: s.owner}
 	}, func(ev eventlog.Event) error {
 		key := ev.SystemID
 		if all {

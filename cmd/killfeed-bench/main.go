@@ -17,6 +17,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -58,6 +59,16 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "client" {
 		if err := runClient(os.Args[2:], os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "killfeed-bench client:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "soak" {
+		if err := runSoak(os.Args[2:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return
+			}
+			fmt.Fprintln(os.Stderr, "killfeed-bench:", err)
 			os.Exit(1)
 		}
 		return

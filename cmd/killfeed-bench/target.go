@@ -16,6 +16,7 @@ import (
 	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/transport"
 )
 
 var jsonUnmarshal = json.Unmarshal
@@ -49,7 +50,10 @@ func startTarget(url string, logger *slog.Logger) (*target, error) {
 			stop: func() {},
 		}, nil
 	}
-	a, err := app.Start(app.Config{Listen: "127.0.0.1:0", Storage: app.StorageMemory, Logger: logger})
+	// Every subscriber comes from 127.0.0.1: the per-address limits would
+	// refuse all but a few hundred of them.
+	a, err := app.Start(app.Config{Listen: "127.0.0.1:0", Storage: app.StorageMemory, Logger: logger,
+		Limits: transport.NoLimits(), MaxClients: -1})
 	if err != nil {
 		return nil, err
 	}

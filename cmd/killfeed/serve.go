@@ -55,6 +55,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	websocketFlags(fs, &cfg.Websocket)
 	ingestFlags(fs, &cfg.Ingest)
+	limitFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,5 +67,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("log-level: %w", err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	defer reloadOnSIGHUP(&cfg)()
 	return app.Run(ctx, cfg)
 }

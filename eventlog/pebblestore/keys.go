@@ -83,13 +83,19 @@ func decodeIndex(v []byte, r *eventlog.Record) (size uint64, err error) {
 	return size, nil
 }
 
-// appendClient encodes a c/ value: last seen, then (system, offset) pairs.
+// appendClient encodes a c/ value: last seen, then (system, offset) pairs,
+// then, for a client bound to an owner, the owner's length and bytes (older
+// values end after the pairs and load with no owner).
 func appendClient(dst []byte, c eventlog.ClientState) []byte {
 	dst = binary.AppendVarint(dst, c.LastSeen)
 	dst = binary.AppendUvarint(dst, uint64(len(c.Offsets)))
 	for s, o := range c.Offsets {
 		dst = binary.AppendVarint(dst, s)
 		dst = binary.AppendUvarint(dst, o)
+	}
+	if c.Owner != "" {
+		dst = binary.AppendUvarint(dst, uint64(len(c.Owner)))
+		dst = append(dst, c.Owner...)
 	}
 	return dst
 }
@@ -121,7 +127,11 @@ func decodeClient(id string, v []byte) (eventlog.ClientState, error) {
 		c.Offsets[s] = o
 	}
 	if len(v) != 0 {
-		return c, ErrCorrupt
+		size, n := binary.Uvarint(v)
+		if n <= 0 || size == 0 || size != uint64(len(v)-n) {
+			return c, ErrCorrupt
+		}
+		c.Owner = string(v[n:])
 	}
 	return c, nil
 }

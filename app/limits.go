@@ -1,0 +1,76 @@
+package app
+
+import (
+	"errors"
+	"os"
+	"sync"
+
+	"github.com/killfeed/killfeed/transport"
+)
+
+// DefaultMaxClients is the cap on live polling clients of a zero
+// Config.MaxClients.
+const DefaultMaxClients = 200_000
+
+func (c Config) maxClients() int {
+	switch {
+	case c.MaxClients == 0:
+		return DefaultMaxClients
+	case c.MaxClients < 0:
+		return 0 // eventlog: no cap
+	}
+	return c.MaxClients
+}
+
+func (c Config) validateLimits() error {
+	for _, p := range c.Limits.TrustedProxies {
+		if !p.IsValid() {
+			return errors.New("trusted-proxies: invalid prefix")
+		}
+	}
+	return nil
+}
+
+func (c Config) readKeys() (*transport.ReadKeys, error) {
+	if c.ReadKeysFile == "" {
+		return nil, nil
+	}
+	return transport.LoadReadKeys(c.ReadKeysFile)
+}
+
+// Reload re-reads the read keys file, so that keys added to it are
+// accepted and keys removed from it are refused from now on. On an error
+// the keys stay as they were. Without Config.ReadKeysFile it does nothing.
+func (a *App) Reload() error {
+	if a.keys == nil {
+		return nil
+	}
+	if err := a.keys.Reload(); err != nil {
+		a.cfg.Logger.Error("reload failed; the read keys are unchanged", "err", err)
+		return err
+	}
+	a.cfg.Logger.Info("read keys reloaded", "keys", a.keys.Len())
+	return nil
+}
+
+// reloadOn calls Reload on every value of ch until the returned stop runs.
+func (a *App) reloadOn(ch <-chan os.Signal) (stop func()) {
+	if ch == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ch:
+				_ = a.Reload()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
