@@ -77,6 +77,7 @@ func New(svc *actors.Service, cfg Config) *Server {
 	e.GET("/listen.php", s.redisqListen)
 	e.GET("/api/redisq/listen.php", s.redisqListen)
 	s.websocketRoutes()
+	s.dashboardRoutes()
 	return s
 }
 
