@@ -23,6 +23,10 @@ import (
 	"github.com/killfeed/killfeed/app"
 )
 
+// dashWait bounds each wait for the page, well within the spec's timeout, so
+// that a failure shows what the page had rather than a canceled context.
+const dashWait = 30 * time.Second
+
 // chromiumPath finds a Chromium or Chrome binary: $KILLFEED_CHROMIUM, then
 // the usual names on PATH. "" when there is none.
 func chromiumPath() string {
@@ -223,7 +227,7 @@ var _ = Describe("Dashboard (GET /)", func() {
 			kf := startKillfeed(app.Config{})
 			gate := startGate(kf.URL())
 			ctx := startBrowser()
-			ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, 110*time.Second)
 			defer cancel()
 
 			Expect(chromedp.Do(ctx,
@@ -231,14 +235,14 @@ var _ = Describe("Dashboard (GET /)", func() {
 				chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)),
 			)).To(Succeed())
 			followByName(ctx, "Jita", "system", jita)
-			Eventually(connAttr).WithContext(ctx).WithArguments("state").Should(Equal("live"))
+			Eventually(connAttr).WithContext(ctx).WithTimeout(dashWait).WithArguments("state").Should(Equal("live"))
 			Expect(chromedp.Run(ctx, chromedp.Location())).To(HaveSuffix("#systems=30000142"))
 
 			// Live: Jita's killmails appear, newest first; Amarr's do not.
 			first, sent := dashInsert(sctx, kf.URL(), jita, 3)
 			dashInsert(sctx, kf.URL(), amarr, 2)
 			second, _ := dashInsert(sctx, kf.URL(), jita, 2)
-			Eventually(feedIDs).WithContext(ctx).Should(Equal(newestFirst(first, second)))
+			Eventually(feedIDs).WithContext(ctx).WithTimeout(dashWait).Should(Equal(newestFirst(first, second)))
 
 			// A row says what the killmail says, escaped as text.
 			var km struct {
@@ -269,7 +273,7 @@ var _ = Describe("Dashboard (GET /)", func() {
 				g.Expect(st).To(HaveKeyWithValue("head", fmt.Sprint(head)))
 				g.Expect(st).To(HaveKeyWithValue("websockets", "1"))
 				g.Expect(st).To(HaveKeyWithValue("events", "7"))
-			}).WithContext(ctx).Should(Succeed())
+			}).WithContext(ctx).WithTimeout(dashWait).Should(Succeed())
 
 			// Drop the socket, keep the browser from reconnecting while
 			// more killmails are stored, then let it: it gets exactly what
@@ -286,23 +290,23 @@ var _ = Describe("Dashboard (GET /)", func() {
 				By("a socket " + drop.how)
 				gate.block(true)
 				drop.do()
-				Eventually(connAttr).WithContext(ctx).WithArguments("state").Should(Equal("retrying"))
+				Eventually(connAttr).WithContext(ctx).WithTimeout(dashWait).WithArguments("state").Should(Equal("retrying"))
 				missed, _ := dashInsert(sctx, kf.URL(), jita, 4)
 				dashInsert(sctx, kf.URL(), amarr, 1)
 				missed2, _ := dashInsert(sctx, kf.URL(), jita, 1)
 				// The page tried again, and was refused, after those were stored.
-				Eventually(connAttr).WithContext(ctx).WithArguments("failures").Should(Equal("2"))
+				Eventually(connAttr).WithContext(ctx).WithTimeout(dashWait).WithArguments("failures").Should(Equal("2"))
 				Expect(connAttr(ctx, "subscriptions")).To(Equal(fmt.Sprint(i + 1)))
 				Expect(feedIDs(ctx)).To(Equal(newestFirst(all)))
 
 				gate.block(false)
-				Eventually(connAttr).WithContext(ctx).WithArguments("subscriptions").Should(Equal(fmt.Sprint(i + 2)))
+				Eventually(connAttr).WithContext(ctx).WithTimeout(dashWait).WithArguments("subscriptions").Should(Equal(fmt.Sprint(i + 2)))
 				all = slices.Concat(all, missed, missed2)
-				Eventually(feedIDs).WithContext(ctx).Should(Equal(newestFirst(all)))
+				Eventually(feedIDs).WithContext(ctx).WithTimeout(dashWait).Should(Equal(newestFirst(all)))
 			}
 			live, _ := dashInsert(sctx, kf.URL(), jita, 2)
 			want := newestFirst(all, live)
-			Eventually(feedIDs).WithContext(ctx).Should(Equal(want))
+			Eventually(feedIDs).WithContext(ctx).WithTimeout(dashWait).Should(Equal(want))
 			Expect(connAttr(ctx, "duplicates")).To(Equal("0"))
 			Expect(connAttr(ctx, "state")).To(Equal("live"))
 			Expect(connAttr(ctx, "since")).To(Equal(fmt.Sprint(want[0])))
@@ -320,11 +324,11 @@ func screenshot(sctx, ctx context.Context, base, path string) {
 	GinkgoHelper()
 	followByName(ctx, "The Forge", "region", theForge)
 	followByName(ctx, "Amarr", "system", amarr)
-	Eventually(connAttr).WithContext(ctx).WithArguments("state").Should(Equal("live"))
+	Eventually(connAttr).WithContext(ctx).WithTimeout(dashWait).WithArguments("state").Should(Equal("live"))
 	for i, system := range []int64{perimeter, amarr, jita, itamo, amarr, jita} {
 		dashInsert(sctx, base, system, 1+i%2)
 	}
-	Eventually(func() int { return len(feedIDs(ctx)) }).WithContext(ctx).Should(BeNumerically(">=", 23))
+	Eventually(func() int { return len(feedIDs(ctx)) }).WithContext(ctx).WithTimeout(dashWait).Should(BeNumerically(">=", 23))
 	Expect(chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800))).To(Succeed())
 	time.Sleep(1500 * time.Millisecond) // let the arrival highlight fade; the screenshot is not an assertion
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
