@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -318,19 +320,39 @@ var _ = Describe("Dashboard (GET /)", func() {
 })
 
 // screenshot adds a region and another system to the page, stores a mix of
-// killmails and writes a 1280x800 PNG of the page to path. Only runs when
-// KILLFEED_DASHBOARD_SCREENSHOT names the file (docs/dashboard.png is made so).
+// real killmails with zKillboard-like values, types a partial name in the
+// follow box and writes a 1280x800 PNG of the page to path. It runs only
+// when KILLFEED_DASHBOARD_SCREENSHOT names the file (docs/dashboard.png is
+// made so).
 func screenshot(sctx, ctx context.Context, base, path string) {
 	GinkgoHelper()
 	followByName(ctx, "The Forge", "region", theForge)
 	followByName(ctx, "Amarr", "system", amarr)
 	Eventually(connAttr).WithContext(ctx).WithTimeout(dashWait).WithArguments("state").Should(Equal("live"))
-	for i, system := range []int64{perimeter, amarr, jita, itamo, amarr, jita} {
-		dashInsert(sctx, base, system, 1+i%2)
+	Expect(chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#clear")))).To(Succeed())
+	all := wsFixture()
+	values := []float64{8.92e6, 124.5e6, 2.31e9, 45.2e6, 610e3, 17.8e6, 1.04e9, 312.7e6, 3.3e6, 96.1e6, 27.4e6, 5.75e9, 71e6, 1.9e6}
+	systems := []int64{jita, perimeter, amarr, itamo, jita, jita, amarr, 30000145, jita, perimeter, amarr, jita, 30000139, jita}
+	parts := make([]string, len(values))
+	for i, v := range values {
+		obj := maps.Clone(all[(i*41+7)%len(all)])
+		id := wsKillmailIDs.Add(1)
+		obj["solar_system_id"] = json.RawMessage(itoa(systems[i]))
+		obj["killmail_id"] = json.RawMessage(itoa(id))
+		obj["zkb"] = json.RawMessage(fmt.Sprintf(`{"locationID":60003760,"hash":"h%d","totalValue":%.2f,"points":1,"npc":false,"solo":false,"awox":false}`, id, v))
+		b, err := json.Marshal(obj)
+		Expect(err).NotTo(HaveOccurred())
+		parts[i] = string(b)
 	}
-	Eventually(func() int { return len(feedIDs(ctx)) }).WithContext(ctx).WithTimeout(dashWait).Should(BeNumerically(">=", 23))
-	Expect(chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800))).To(Succeed())
-	time.Sleep(1500 * time.Millisecond) // let the arrival highlight fade; the screenshot is not an assertion
+	r := post(sctx, base+"/api/killmails", []byte("["+strings.Join(parts, ",")+"]"))
+	Expect(r.Status).To(Equal(http.StatusCreated), "body: %s", r.Body)
+	Eventually(func() int { return len(feedIDs(ctx)) }).WithContext(ctx).WithTimeout(dashWait).Should(Equal(len(values)))
+	Expect(chromedp.Do(ctx,
+		chromedp.EmulateViewport(1280, 800),
+		chromedp.SendKeys(chromedp.CSS("#pick"), "the "),
+		chromedp.WaitVisible(chromedp.CSS(`#suggestions li[data-kind="region"]`)),
+	)).To(Succeed())
+	time.Sleep(1500 * time.Millisecond) // let the arrival highlight fade; the picture is not an assertion
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	Expect(err).NotTo(HaveOccurred())
 	Expect(os.WriteFile(path, png, 0o644)).To(Succeed())

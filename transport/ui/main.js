@@ -27,8 +27,8 @@ function secClass(sec) {
 /** ISK in EVE's short form: 1.23B ISK. */
 export function formatISK(v) {
   if (typeof v !== "number" || !Number.isFinite(v)) return null;
-  for (const [n, unit] of [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]]) {
-    if (Math.abs(v) >= n) return `${(v / n).toFixed(2)}${unit} ISK`;
+  for (const [n, unit, digits] of [[1e12, "T", 2], [1e9, "B", 2], [1e6, "M", 2], [1e3, "k", 1]]) {
+    if (Math.abs(v) >= n) return `${(v / n).toFixed(digits)}${unit} ISK`;
   }
   return `${v.toFixed(2)} ISK`;
 }

@@ -17,6 +17,8 @@ export class Universe {
       c.systems.push(name);
     }
     for (const c of this.constellations.values()) c.systems.sort();
+    this.regionSize = new Map();
+    for (const s of this.systems.values()) this.regionSize.set(s.region, (this.regionSize.get(s.region) ?? 0) + 1);
   }
 
   /** A selectable thing as the page shows it: {kind, id, label, detail, sec?}; null when unknown. */
@@ -28,7 +30,7 @@ export class Universe {
       }
       case "region": {
         const r = this.regions.get(id);
-        return r && { kind, id, label: r.name, detail: "region" };
+        return r && { kind, id, label: r.name, detail: `${this.regionSize.get(id) ?? 0} systems` };
       }
       case "constellation": {
         // The static data has no constellation names: name it by its systems.
