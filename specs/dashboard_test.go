@@ -23,6 +23,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/killfeed/killfeed/app"
+	"github.com/killfeed/killfeed/internal/fixture"
 )
 
 // dashWait bounds each wait for the page, well within the spec's timeout, so
@@ -224,6 +225,16 @@ func followByName(ctx context.Context, text, kind string, id int64) {
 }
 
 var _ = Describe("Dashboard (GET /)", func() {
+	It("has its resume, reconnect and search logic pass node's tests (specs/js/dashboard.test.mjs)", func(ctx SpecContext) {
+		_, err := exec.LookPath("node")
+		Expect(err).NotTo(HaveOccurred(), "the dashboard's JavaScript tests need Node.js 20+ on PATH")
+		cmd := exec.CommandContext(ctx, "node", "--test", "dashboard.test.mjs")
+		cmd.Dir = fixture.Path("specs", "js")
+		out, err := cmd.CombinedOutput()
+		fmt.Fprintf(GinkgoWriter, "%s", out)
+		Expect(err).NotTo(HaveOccurred(), "node --test dashboard.test.mjs:\n%s", out)
+	}, SpecTimeout(time.Minute))
+
 	It("follows a system picked by name, shows its killmails live, and resumes after a dropped socket without a gap or a duplicate",
 		func(sctx SpecContext) {
 			kf := startKillfeed(app.Config{})
