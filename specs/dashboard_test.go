@@ -237,9 +237,9 @@ var _ = Describe("Dashboard (GET /)", func() {
 
 	It("follows a system picked by name, shows its killmails live, and resumes after a dropped socket without a gap or a duplicate",
 		func(sctx SpecContext) {
+			ctx := startBrowser() // first: it skips when there is no Chromium
 			kf := startKillfeed(app.Config{})
 			gate := startGate(kf.URL())
-			ctx := startBrowser()
 			ctx, cancel := context.WithTimeout(ctx, 110*time.Second)
 			defer cancel()
 
