@@ -73,12 +73,7 @@ func (s *Server) dashboardRoutes() {
 	s.echo.GET("/api/stats", d.stats)
 }
 
-func (d *dashboard) index(c echo.Context) error {
-	h := c.Response().Header()
-	h.Set("Content-Security-Policy", dashboardCSP)
-	h.Set("Referrer-Policy", "no-referrer")
-	return d.assets["index.html"].serve(c)
-}
+func (d *dashboard) index(c echo.Context) error { return d.assets["index.html"].serve(c) }
 
 func (d *dashboard) file(c echo.Context) error {
 	a, ok := d.assets[c.Param("name")]
@@ -116,6 +111,10 @@ func (a *asset) serve(c echo.Context) error {
 	h.Set("ETag", a.etag)
 	h.Set("Cache-Control", a.cache)
 	h.Set("X-Content-Type-Options", "nosniff")
+	if strings.HasPrefix(a.ctype, "text/html") {
+		h.Set("Content-Security-Policy", dashboardCSP)
+		h.Set("Referrer-Policy", "no-referrer")
+	}
 	if a.gz != nil {
 		h.Add("Vary", "Accept-Encoding")
 	}
