@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -362,6 +363,25 @@ var _ = Describe("Dashboard (GET /)", func() {
 			Expect(connAttr(ctx, "state")).To(Equal("live"))
 			Expect(connAttr(ctx, "since")).To(Equal(fmt.Sprint(want[0])))
 
+			By("following another system from the keyboard, then no longer")
+			Expect(chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.CSS("#pick"), "amarr"),
+				chromedp.WaitVisible(chromedp.CSS(`#suggestions li[aria-selected="true"][data-kind="system"][data-id="30002187"]`)),
+				chromedp.SendKeys(chromedp.CSS("#pick"), kb.Enter),
+				chromedp.WaitVisible(chromedp.CSS(`#following li[data-kind="system"][data-id="30002187"]`)),
+			)).To(Succeed())
+			Eventually(connAttr).WithContext(ctx).WithTimeout(dashWait).WithArguments("subscriptions").Should(Equal("4"))
+			both, _ := dashInsert(sctx, kf.URL(), amarr, 1)
+			jitaToo, _ := dashInsert(sctx, kf.URL(), jita, 1)
+			want = newestFirst(all, live, both, jitaToo)
+			Eventually(feedIDs).WithContext(ctx).WithTimeout(dashWait).Should(Equal(want))
+			Expect(chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#following button[data-key="system:30002187"]`)))).To(Succeed())
+			Eventually(connAttr).WithContext(ctx).WithTimeout(dashWait).WithArguments("subscriptions").Should(Equal("5"))
+			dashInsert(sctx, kf.URL(), amarr, 1)
+			last, _ := dashInsert(sctx, kf.URL(), jita, 1)
+			Eventually(feedIDs).WithContext(ctx).WithTimeout(dashWait).Should(Equal(newestFirst(all, live, both, jitaToo, last)))
+			Expect(connAttr(ctx, "duplicates")).To(Equal("0"))
+
 			if path := os.Getenv("KILLFEED_DASHBOARD_SCREENSHOT"); path != "" {
 				screenshot(sctx, ctx, kf.URL(), path)
 			}
@@ -369,8 +389,8 @@ var _ = Describe("Dashboard (GET /)", func() {
 })
 
 // screenshot adds a region and another system to the page, stores a mix of
-// real killmails with zKillboard-like values, types a partial name in the
-// follow box and writes a 1280x800 PNG of the page to path. It runs only
+// real killmails with zKillboard-like values and writes a 1280x800 PNG of
+// the page to path. It runs only
 // when KILLFEED_DASHBOARD_SCREENSHOT names the file (docs/dashboard.png is
 // made so).
 func screenshot(sctx, ctx context.Context, base, path string) {
@@ -396,11 +416,11 @@ func screenshot(sctx, ctx context.Context, base, path string) {
 	r := post(sctx, base+"/api/killmails", []byte("["+strings.Join(parts, ",")+"]"))
 	Expect(r.Status).To(Equal(http.StatusCreated), "body: %s", r.Body)
 	Eventually(func() int { return len(feedIDs(ctx)) }).WithContext(ctx).WithTimeout(dashWait).Should(Equal(len(values)))
-	Expect(chromedp.Do(ctx,
-		chromedp.EmulateViewport(1280, 800),
-		chromedp.SendKeys(chromedp.CSS("#pick"), "the "),
-		chromedp.WaitVisible(chromedp.CSS(`#suggestions li[data-kind="region"]`)),
-	)).To(Succeed())
+	newest := fmt.Sprint(feedIDs(ctx)[0])
+	Eventually(func() (string, error) { // the figures caught up too
+		return chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("stats").dataset.head`))
+	}).WithContext(ctx).WithTimeout(dashWait).Should(Equal(newest))
+	Expect(chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800))).To(Succeed())
 	time.Sleep(1500 * time.Millisecond) // let the arrival highlight fade; the picture is not an assertion
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	Expect(err).NotTo(HaveOccurred())
