@@ -47,15 +47,24 @@ type dashboard struct {
 
 // dashboardRoutes registers the dashboard's routes.
 func (s *Server) dashboardRoutes() {
-	d := &dashboard{srv: s, assets: make(map[string]*asset), now: time.Now}
+	d := &dashboard{srv: s, assets: uiAssets(), now: time.Now}
 	u := s.universe
 	d.universe = sync.OnceValue(func() *asset {
 		return newAsset(universeJSON(u), "application/json", "public, max-age=3600")
 	})
+	s.echo.GET("/", d.index)
+	s.echo.GET("/ui/:name", d.file)
+	s.echo.GET("/api/universe", func(c echo.Context) error { return d.universe().serve(c) })
+	s.echo.GET("/api/stats", d.stats)
+}
+
+// uiAssets are the files of ui/, read and compressed once.
+var uiAssets = sync.OnceValue(func() map[string]*asset {
 	files, err := fs.ReadDir(ui, "ui")
 	if err != nil {
 		panic(err) // the directory is embedded; covered by tests
 	}
+	assets := make(map[string]*asset, len(files))
 	for _, f := range files {
 		body, err := ui.ReadFile("ui/" + f.Name())
 		if err != nil {
@@ -65,13 +74,10 @@ func (s *Server) dashboardRoutes() {
 		if strings.HasSuffix(f.Name(), ".js") {
 			ctype = "text/javascript; charset=utf-8" // not every mime table knows .js
 		}
-		d.assets[f.Name()] = newAsset(body, ctype, "no-cache")
+		assets[f.Name()] = newAsset(body, ctype, "no-cache")
 	}
-	s.echo.GET("/", d.index)
-	s.echo.GET("/ui/:name", d.file)
-	s.echo.GET("/api/universe", func(c echo.Context) error { return d.universe().serve(c) })
-	s.echo.GET("/api/stats", d.stats)
-}
+	return assets
+})
 
 func (d *dashboard) index(c echo.Context) error { return d.assets["index.html"].serve(c) }
 
@@ -96,7 +102,7 @@ func newAsset(body []byte, ctype, cache string) *asset {
 	a := &asset{body: body, etag: `W/"` + hex.EncodeToString(sum[:8]) + `"`, ctype: ctype, cache: cache}
 	if len(body) > 512 {
 		var b bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+		zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
 		_, _ = zw.Write(body)
 		_ = zw.Close()
 		if b.Len() < len(body) {
