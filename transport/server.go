@@ -87,6 +87,7 @@ func New(svc *actors.Service, cfg Config) *Server {
 	e.GET("/listen.php", s.redisqListen, s.readGuard)
 	e.GET("/api/redisq/listen.php", s.redisqListen, s.readGuard)
 	s.websocketRoutes()
+	s.dashboardRoutes()
 	return s
 }
 

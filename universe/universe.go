@@ -2,6 +2,7 @@ package universe
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/csv"
 	"errors"
@@ -146,3 +147,13 @@ func (u *Universe) Regions() int { return len(u.regions) }
 
 // Constellations is the number of constellations.
 func (u *Universe) Constellations() int { return len(u.constellations) }
+
+// Systems lists every system, ascending by id, in a new slice.
+func (u *Universe) Systems() []System {
+	out := make([]System, 0, len(u.systems))
+	for _, s := range u.systems {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b System) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}

@@ -120,3 +120,25 @@ func ExampleUniverse_RegionOf() {
 	fmt.Println(s.Name, region, s.RegionName)
 	// Output: Jita 10000002 The Forge
 }
+
+func TestSystems(t *testing.T) {
+	u := universe.Default()
+	all := u.Systems()
+	if len(all) != u.Len() {
+		t.Fatalf("Systems: %d, Len: %d", len(all), u.Len())
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i-1].ID >= all[i].ID {
+			t.Fatalf("Systems not ascending at %d", i)
+		}
+	}
+	for _, s := range all {
+		if got, _ := u.System(s.ID); got != s {
+			t.Fatalf("Systems has %+v, System says %+v", s, got)
+		}
+	}
+	all[0].Name = "changed"
+	if u.Systems()[0].Name == "changed" {
+		t.Fatal("Systems shares its slice")
+	}
+}
