@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/metrics"
 )
 
 // killmailStore is the GenServer-like front of the event log. Its state is
@@ -17,11 +18,12 @@ type killmailStore struct {
 	pubsub  *actor.PID
 	durable bool // appends wait for a sync: run them off the actor
 	logger  *slog.Logger
+	metrics *metrics.Store
 }
 
-func newKillmailStore(log *eventlog.Log, pubsub *actor.PID, durable bool, logger *slog.Logger) actor.Producer {
+func newKillmailStore(log *eventlog.Log, pubsub *actor.PID, durable bool, logger *slog.Logger, m *metrics.Store) actor.Producer {
 	return func() actor.Actor {
-		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger}
+		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger, metrics: m}
 	}
 }
 
@@ -68,7 +70,9 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 	case *AdvanceClient:
 		ctx.Respond(&AdvanceClientResult{Err: a.log.Advance(msg.ClientID, msg.Systems, msg.Through)})
 	case *CollectGarbage:
+		start := time.Now()
 		st, err := a.log.Collect()
+		a.metrics.Collected(st, time.Since(start), err)
 		if err != nil {
 			a.logger.Error("collect garbage", "err", err)
 		} else if st.Dropped > 0 || st.ExpiredClients > 0 {
@@ -98,12 +102,14 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 func (a *killmailStore) insert(ctx actor.Context, msg *InsertKillmail) {
 	if !a.durable {
 		res, err := a.log.Append(msg.Killmails, msg.Cursor)
+		a.metrics.Inserted(msg.Source, res)
 		ctx.Respond(&InsertKillmailResult{Results: res, Err: err})
 		return
 	}
 	sender, root := ctx.Sender(), ctx.ActorSystem().Root
 	go func() {
 		res, err := a.log.Append(msg.Killmails, msg.Cursor)
+		a.metrics.Inserted(msg.Source, res)
 		if sender != nil {
 			root.Send(sender, &InsertKillmailResult{Results: res, Err: err})
 		}
@@ -115,6 +121,7 @@ func (a *killmailStore) insert(ctx actor.Context, msg *InsertKillmail) {
 // from far back (every reader, after a restart) holds up no insert and no
 // other reader.
 func (a *killmailStore) answer(ctx actor.Context, b eventlog.Batch, err error) {
+	a.metrics.Answered(&b)
 	if err != nil || !b.OnDisk() {
 		ctx.Respond(&FetchResult{Batch: b, Err: err})
 		return

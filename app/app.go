@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/eventlog/pebblestore"
@@ -27,6 +29,8 @@ type App struct {
 	served chan error
 	// stopIngest stops the upstream sources and waits for them.
 	stopIngest func()
+	// registry holds the App's metrics; nil when cfg.NoMetrics.
+	registry *prometheus.Registry
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -41,11 +45,14 @@ func Start(cfg Config) (*App, error) {
 	cfg = cfg.withDefaults()
 	logger := cfg.Logger
 
-	log, durable, err := openLog(cfg)
+	log, store, err := openLog(cfg)
 	if err != nil {
 		return nil, err
 	}
+	durable := store != nil
+	reg := newRegistry(cfg, store)
 	svc, err := actors.Start(log, durable, actors.Config{
+		Registry:       reg,
 		GCInterval:     cfg.GCInterval,
 		FlushInterval:  cfg.OffsetFlush,
 		RequestTimeout: cfg.RequestTimeout,
@@ -67,8 +74,10 @@ func Start(cfg Config) (*App, error) {
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,
 		Logger:         logger,
+		Registry:       reg,
+		Ready:          storeReady(store),
 	})
-	stopIngest, err := startIngest(cfg, svc)
+	stopIngest, err := startIngest(withUpstreamMetrics(cfg, reg), svc)
 	if err != nil {
 		_ = ln.Close()
 		svc.Stop()
@@ -83,6 +92,7 @@ func Start(cfg Config) (*App, error) {
 		ln:         ln,
 		served:     make(chan error, 1),
 		stopIngest: stopIngest,
+		registry:   reg,
 		http: &http.Server{
 			Handler:           api.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -96,7 +106,9 @@ func Start(cfg Config) (*App, error) {
 	return a, nil
 }
 
-func openLog(cfg Config) (*eventlog.Log, bool, error) {
+// openLog opens the log; store is the Pebble store under it, nil for the
+// memory backend.
+func openLog(cfg Config) (*eventlog.Log, *pebblestore.Store, error) {
 	lc := eventlog.Config{
 		MaxEvents: cfg.MaxEvents,
 		MaxBytes:  cfg.MaxBytes,
@@ -105,22 +117,22 @@ func openLog(cfg Config) (*eventlog.Log, bool, error) {
 	}
 	if cfg.Storage == StorageMemory {
 		log, err := eventlog.Open(lc, nil)
-		return log, false, err
+		return log, nil, err
 	}
 	start := time.Now()
 	store, err := pebblestore.Open(cfg.DataDir, pebblestore.Options{Logger: cfg.Logger})
 	if err != nil {
-		return nil, false, fmt.Errorf("open storage: %w", err)
+		return nil, nil, fmt.Errorf("open storage: %w", err)
 	}
 	log, err := eventlog.Open(lc, store)
 	if err != nil {
 		_ = store.Close()
-		return nil, false, fmt.Errorf("open storage %s: %w", cfg.DataDir, err)
+		return nil, nil, fmt.Errorf("open storage %s: %w", cfg.DataDir, err)
 	}
 	st := log.Stats()
 	cfg.Logger.Info("storage loaded", "dir", cfg.DataDir, "events", st.Events, "clients", st.Clients,
 		"bytes", st.Bytes, "head", st.Head, "took", time.Since(start).Round(time.Millisecond))
-	return log, true, nil
+	return log, store, nil
 }
 
 // Addr is the bound HTTP address.

@@ -48,6 +48,9 @@ type Config struct {
 	Ingest IngestConfig
 	// Logger receives every log line; nil discards them.
 	Logger *slog.Logger
+	// NoMetrics turns the Prometheus metrics and GET /metrics off; the zero
+	// value serves them.
+	NoMetrics bool
 }
 
 func (c Config) withDefaults() Config {

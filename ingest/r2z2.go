@@ -15,7 +15,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/metrics"
 )
 
 // Defaults of R2Z2Config.
@@ -51,6 +53,9 @@ type R2Z2Config struct {
 	Client *http.Client
 	// Logger receives the poller's logs; nil discards them.
 	Logger *slog.Logger
+	// Metrics counts requests by outcome and tracks the sequence; nil
+	// counts nowhere.
+	Metrics *metrics.Upstream
 }
 
 func (c R2Z2Config) withDefaults() R2Z2Config {
@@ -153,6 +158,8 @@ func (p *R2Z2) Stats() R2Z2Stats {
 // Run polls until ctx is done and then returns nil. Faults are retried,
 // never returned.
 func (p *R2Z2) Run(ctx context.Context) error {
+	ctx = actors.WithSource(ctx, metrics.SourceR2Z2)
+	requests := p.cfg.Metrics.Requests(metrics.UpstreamR2Z2)
 	faults := newStreak(p.log, "r2z2", p.cfg.BackoffMin, p.cfg.BackoffMax)
 	seq, ok := p.start(ctx, faults)
 	if !ok {
@@ -161,10 +168,17 @@ func (p *R2Z2) Run(ctx context.Context) error {
 	p.log.Info("r2z2 polling", "url", p.cfg.URL, "sequence", seq)
 	for {
 		p.next.Store(seq)
+		p.cfg.Metrics.R2Z2Sequence(seq)
 		if err := p.limiter.Wait(ctx); err != nil {
 			return nil
 		}
 		body, _, err := get(ctx, p.client, p.fileURL(seq), p.cfg.Timeout)
+		if ctx.Err() == nil {
+			requests.Add(outcomeOf(err))
+		}
+		if err == nil || errors.Is(err, ErrBadInput) {
+			p.cfg.Metrics.R2Z2Newest(seq)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -229,6 +243,10 @@ func (p *R2Z2) start(ctx context.Context, faults *streak) (uint64, bool) {
 		if ctx.Err() != nil {
 			return 0, false
 		}
+		requests := p.cfg.Metrics.Requests(metrics.UpstreamR2Z2)
+		if err != nil {
+			requests.Add(outcomeOf(err))
+		}
 		if err == nil {
 			var doc struct {
 				Sequence json.Number `json:"sequence"`
@@ -236,12 +254,15 @@ func (p *R2Z2) start(ctx context.Context, faults *streak) (uint64, bool) {
 			if err = json.Unmarshal(body, &doc); err == nil {
 				var n int64
 				if n, err = doc.Sequence.Int64(); err == nil && n > 0 {
+					requests.Add(metrics.OutcomeOK)
+					p.cfg.Metrics.R2Z2Newest(uint64(n))
 					faults.ok()
 					return uint64(n), true
 				}
 				err = fmt.Errorf("sequence %q is not a positive integer", doc.Sequence)
 			}
 			err = fmt.Errorf("GET %s: %w: %v", url, ErrBadInput, err)
+			requests.Add(metrics.OutcomeMalformed)
 		}
 		p.faults.Add(1)
 		if !sleep(ctx, faults.fail(err, retryAfterOf(err))) {

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/metrics"
 	"github.com/killfeed/killfeed/universe"
 )
 
@@ -33,6 +35,13 @@ type Config struct {
 	Universe *universe.Universe
 	// Logger receives request errors; nil discards them.
 	Logger *slog.Logger
+	// Registry receives the serving metrics and is served at GET /metrics;
+	// nil means no metrics and no /metrics route.
+	Registry *prometheus.Registry
+	// Ready, when set, is asked by GET /readyz after the store answered: a
+	// non-nil error (e.g. the disk guard refusing writes) makes it 503 with
+	// the error's text.
+	Ready func() error
 }
 
 // Server is the HTTP API over an actors.Service.
@@ -46,6 +55,7 @@ type Server struct {
 	ws        *wsHub
 	universe  *universe.Universe
 	redisq    *redisqQueues
+	metrics   *metrics.Serving
 }
 
 // New builds the Echo routes over svc.
@@ -77,6 +87,7 @@ func New(svc *actors.Service, cfg Config) *Server {
 	e.GET("/listen.php", s.redisqListen)
 	e.GET("/api/redisq/listen.php", s.redisqListen)
 	s.websocketRoutes()
+	s.instrument()
 	return s
 }
 
