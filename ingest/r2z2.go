@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/metrics"
 )
@@ -129,6 +129,7 @@ type R2Z2 struct {
 	storeCounts
 	files, skipped, notYet atomic.Int64
 	next                   atomic.Uint64
+	requests               metrics.Outcome
 }
 
 // NewR2Z2 returns a poller that stores into store. Run starts it.
@@ -138,11 +139,12 @@ func NewR2Z2(store Store, cfg R2Z2Config) (*R2Z2, error) {
 	}
 	cfg = cfg.withDefaults()
 	return &R2Z2{
-		cfg:     cfg,
-		store:   store,
-		client:  newClient(cfg.Client),
-		limiter: rate.NewLimiter(rate.Limit(cfg.Rate), 1),
-		log:     cfg.Logger,
+		cfg:      cfg,
+		store:    store,
+		client:   newClient(cfg.Client),
+		limiter:  rate.NewLimiter(rate.Limit(cfg.Rate), 1),
+		log:      cfg.Logger,
+		requests: cfg.Metrics.Requests(metrics.UpstreamR2Z2),
 	}, nil
 }
 
@@ -159,7 +161,6 @@ func (p *R2Z2) Stats() R2Z2Stats {
 // never returned.
 func (p *R2Z2) Run(ctx context.Context) error {
 	ctx = actors.WithSource(ctx, metrics.SourceR2Z2)
-	requests := p.cfg.Metrics.Requests(metrics.UpstreamR2Z2)
 	faults := newStreak(p.log, "r2z2", p.cfg.BackoffMin, p.cfg.BackoffMax)
 	seq, ok := p.start(ctx, faults)
 	if !ok {
@@ -173,8 +174,8 @@ func (p *R2Z2) Run(ctx context.Context) error {
 			return nil
 		}
 		body, _, err := get(ctx, p.client, p.fileURL(seq), p.cfg.Timeout)
-		if ctx.Err() == nil {
-			requests.Add(outcomeOf(err))
+		if ctx.Err() == nil && err != nil {
+			p.requests.Add(outcomeOf(err)) // a 200 is counted by store1, once parsed
 		}
 		if err == nil || errors.Is(err, ErrBadInput) {
 			p.cfg.Metrics.R2Z2Newest(seq)
@@ -215,6 +216,13 @@ func (p *R2Z2) Run(ctx context.Context) error {
 func (p *R2Z2) store1(ctx context.Context, seq uint64, body []byte, faults *streak) bool {
 	var kms []killmail.Killmail
 	km, err := killmail.Parse(body)
+	switch {
+	case body == nil: // Run counted the request
+	case err != nil:
+		p.requests.Add(metrics.OutcomeMalformed)
+	default:
+		p.requests.Add(metrics.OutcomeOK)
+	}
 	if err != nil {
 		p.skipped.Add(1)
 		p.log.Warn("r2z2 file skipped", "sequence", seq, "err", err)
@@ -243,9 +251,8 @@ func (p *R2Z2) start(ctx context.Context, faults *streak) (uint64, bool) {
 		if ctx.Err() != nil {
 			return 0, false
 		}
-		requests := p.cfg.Metrics.Requests(metrics.UpstreamR2Z2)
 		if err != nil {
-			requests.Add(outcomeOf(err))
+			p.requests.Add(outcomeOf(err))
 		}
 		if err == nil {
 			var doc struct {
@@ -254,7 +261,7 @@ func (p *R2Z2) start(ctx context.Context, faults *streak) (uint64, bool) {
 			if err = json.Unmarshal(body, &doc); err == nil {
 				var n int64
 				if n, err = doc.Sequence.Int64(); err == nil && n > 0 {
-					requests.Add(metrics.OutcomeOK)
+					p.requests.Add(metrics.OutcomeOK)
 					p.cfg.Metrics.R2Z2Newest(uint64(n))
 					faults.ok()
 					return uint64(n), true
@@ -262,7 +269,7 @@ func (p *R2Z2) start(ctx context.Context, faults *streak) (uint64, bool) {
 				err = fmt.Errorf("sequence %q is not a positive integer", doc.Sequence)
 			}
 			err = fmt.Errorf("GET %s: %w: %v", url, ErrBadInput, err)
-			requests.Add(metrics.OutcomeMalformed)
+			p.requests.Add(metrics.OutcomeMalformed)
 		}
 		p.faults.Add(1)
 		if !sleep(ctx, faults.fail(err, retryAfterOf(err))) {
