@@ -20,8 +20,8 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/eventlog"
-	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/ingest"
+	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/transport"
 )
 
