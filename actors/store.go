@@ -121,7 +121,7 @@ func (a *killmailStore) insert(ctx actor.Context, msg *InsertKillmail) {
 // from far back (every reader, after a restart) holds up no insert and no
 // other reader.
 func (a *killmailStore) answer(ctx actor.Context, b eventlog.Batch, err error) {
-	a.metrics.Answered(&b)
+	a.metrics.Answered(b.Missed)
 	if err != nil || !b.OnDisk() {
 		ctx.Respond(&FetchResult{Batch: b, Err: err})
 		return

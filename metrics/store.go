@@ -155,9 +155,10 @@ func (m *Store) Collected(st eventlog.CollectStats, d time.Duration, err error) 
 	}
 }
 
-// Answered counts a read's answer (missed ones).
-func (m *Store) Answered(b *eventlog.Batch) {
-	if m != nil && b.Missed {
+// Answered counts a read's answer: missed says it was answered with
+// missed=true.
+func (m *Store) Answered(missed bool) {
+	if m != nil && missed {
 		m.missed.Inc()
 	}
 }
