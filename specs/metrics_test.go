@@ -2,6 +2,7 @@ package specs_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
@@ -255,6 +256,53 @@ var _ = Describe("GET /metrics", func() {
 			g.Expect(s.value("killfeed_r2z2_sequence")).To(Equal(102.0))
 			g.Expect(s.value("killfeed_r2z2_newest_sequence")).To(Equal(101.0))
 			g.Expect(s.value("killfeed_r2z2_lag_sequences")).To(BeZero())
+		}).WithContext(ctx).Should(Succeed())
+	}, SpecTimeout(30*time.Second))
+
+	It("counts RedisQ and ESI requests by outcome", func(ctx SpecContext) {
+		lines := fixture.Lines()
+		var idOnly struct {
+			ID int64 `json:"killmail_id"`
+		}
+		Expect(json.Unmarshal(lines[1], &idOnly)).To(Succeed())
+		hash := "0123456789abcdef0123456789abcdef01234567"
+		esi := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/killmails/"+itoa(idOnly.ID)+"/"+hash+"/" {
+				_, _ = w.Write(lines[1])
+				return
+			}
+			http.NotFound(w, r)
+		}))
+		DeferCleanup(esi.Close)
+		var calls atomic.Int32
+		upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch calls.Add(1) {
+			case 1:
+				_, _ = w.Write([]byte(`{"package":{"killID":1,"killmail":` + string(lines[0]) + `,"zkb":{"totalValue":1}}}`))
+			case 2:
+				http.Error(w, "down", http.StatusServiceUnavailable)
+			case 3:
+				_, _ = w.Write([]byte(`{"package":{"killID":` + itoa(idOnly.ID) + `,"zkb":{"hash":"` + hash + `"}}}`))
+			case 4:
+				_, _ = w.Write([]byte(`not json`))
+			default:
+				_, _ = w.Write([]byte(`{"package":null}`))
+			}
+		}))
+		DeferCleanup(upstream.Close)
+		a := startKillfeed(app.Config{Ingest: app.IngestConfig{RedisQ: ingest.RedisQConfig{
+			URL: upstream.URL, Queue: "metrics", Idle: 20 * time.Millisecond,
+			BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
+			ESI: ingest.ESIConfig{URL: esi.URL},
+		}}})
+		Eventually(func(g Gomega) {
+			s := scrapeMetrics(ctx, a.URL())
+			req := "killfeed_upstream_requests_total"
+			g.Expect(s.value(req, "upstream", "redisq", "outcome", "ok")).To(BeNumerically(">=", 3))
+			g.Expect(s.value(req, "upstream", "redisq", "outcome", "server_error")).To(Equal(1.0))
+			g.Expect(s.value(req, "upstream", "redisq", "outcome", "malformed")).To(Equal(1.0))
+			g.Expect(s.value(req, "upstream", "esi", "outcome", "ok")).To(Equal(1.0))
+			g.Expect(s.value("killfeed_inserts_total", "source", "redisq")).To(Equal(2.0))
 		}).WithContext(ctx).Should(Succeed())
 	}, SpecTimeout(30*time.Second))
 
