@@ -30,6 +30,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/killfeed/killfeed/app"
@@ -306,4 +307,14 @@ func TestMetricNamesExist(t *testing.T) {
 			t.Errorf("%s (used by %s) is not served at /metrics", n, strings.Join(refs[n], ", "))
 		}
 	}
+}
+
+// TestMain checks that the service the tests start leaves no goroutine
+// behind.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
 }
