@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
@@ -305,6 +306,41 @@ var _ = Describe("GET /metrics", func() {
 			g.Expect(s.value("killfeed_inserts_total", "source", "redisq")).To(Equal(2.0))
 		}).WithContext(ctx).Should(Succeed())
 	}, SpecTimeout(30*time.Second))
+
+	It("counts slow-consumer closes and keepalive drops by protocol", func(ctx SpecContext) {
+		By("a reader that stops reading while events pour in is closed as a slow consumer")
+		a := startKillfeed(app.Config{Websocket: transport.WebsocketConfig{
+			Buffer: 256, WriteTimeout: 30 * time.Second, PingInterval: -1,
+		}})
+		slow := wsDial(ctx, a.URL(), 4096)
+		slow.send(ctx, `{"type":"subscribe","systems":[30000142],"since":0}`)
+		Expect(slow.next(ctx).Type).To(Equal("subscribed"))
+		for range 60 {
+			wsInsert(ctx, a.URL(), jita, 50)
+		}
+		var err error
+		for err == nil { // a prefix of the stream, then 1008
+			_, _, err = slow.c.Read(ctx)
+		}
+		Expect(websocket.CloseStatus(err)).To(Equal(websocket.StatusPolicyViolation), "err: %v", err)
+		Eventually(func(g Gomega) {
+			s := scrapeMetrics(ctx, a.URL())
+			g.Expect(s.value("killfeed_ws_slow_consumer_closes_total", "protocol", "native")).To(Equal(1.0))
+			g.Expect(s.value("killfeed_ws_keepalive_drops_total", "protocol", "native")).To(BeZero())
+		}).WithContext(ctx).Should(Succeed())
+
+		By("a peer that does not answer pings is dropped by the keepalive")
+		b := startKillfeed(app.Config{Websocket: transport.WebsocketConfig{
+			PingInterval: 100 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
+		}})
+		wsDial(ctx, b.URL(), 0) // never reads, so never answers a ping
+		Eventually(func(g Gomega) {
+			s := scrapeMetrics(ctx, b.URL())
+			g.Expect(s.value("killfeed_ws_keepalive_drops_total", "protocol", "native")).To(Equal(1.0))
+			g.Expect(s.value("killfeed_ws_connections", "protocol", "native")).To(BeZero())
+			g.Expect(s.value("killfeed_ws_slow_consumer_closes_total", "protocol", "native")).To(BeZero())
+		}).WithContext(ctx).Should(Succeed())
+	}, SpecTimeout(60*time.Second))
 
 	It("answers in OpenMetrics when the scraper asks for it", func(ctx SpecContext) {
 		a := startKillfeed(app.Config{})
