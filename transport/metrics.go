@@ -27,24 +27,38 @@ func (s *Server) instrument() {
 	for _, p := range observedRoutes {
 		routes[p] = s.metrics.Route(p)
 	}
-	s.echo.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			r := routes[c.Path()]
-			if r == nil {
-				return next(c)
-			}
-			start := time.Now()
-			longPoll := isLongPoll(c)
-			if err := next(c); err != nil {
-				c.Error(err) // answers now, so that the status is known
-			}
-			r.Observe(c.Response().Status, longPoll, time.Since(start).Seconds())
-			return nil
+	// Wrap the handlers of the observed routes where they are stored, once:
+	// an Echo middleware would build its closure on every request.
+	for _, rt := range s.echo.Routes() {
+		r := routes[rt.Path]
+		if r == nil {
+			continue
 		}
-	})
+		req, err := http.NewRequest(rt.Method, rt.Path, nil)
+		if err != nil {
+			panic(err) // a registered route's method and path are valid
+		}
+		c := s.echo.NewContext(req, nil)
+		s.echo.Router().Find(rt.Method, rt.Path, c)
+		s.echo.Router().Add(rt.Method, rt.Path, observe(r, c.Handler()))
+	}
 	s.echo.GET("/readyz", s.ready)
 	if s.cfg.Registry != nil {
 		s.echo.GET("/metrics", echo.WrapHandler(metrics.Handler(s.cfg.Registry)))
+	}
+}
+
+// observe wraps a route's handler: it answers an error itself, so that the
+// status is known, and observes the request's duration.
+func observe(r *metrics.Route, next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		longPoll := isLongPoll(c)
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		r.Observe(c.Response().Status, longPoll, time.Since(start).Seconds())
+		return nil
 	}
 }
 
