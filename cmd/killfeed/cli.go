@@ -134,6 +134,11 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 	})
 }
 
+// buildVersion, when set at build time (-ldflags "-X main.buildVersion=v1.2.0"),
+// is printed instead of the module version, which is "(devel)" for a build
+// from a checkout.
+var buildVersion string
+
 // printVersion prints the module version and the VCS revision, time and
 // modified flag the binary was built with.
 func printVersion(w io.Writer) {
@@ -146,7 +151,11 @@ func printVersion(w io.Writer) {
 	for _, s := range bi.Settings {
 		settings[s.Key] = s.Value
 	}
-	fmt.Fprintf(w, "killfeed %s\n", bi.Main.Version)
+	v := bi.Main.Version
+	if buildVersion != "" {
+		v = buildVersion
+	}
+	fmt.Fprintf(w, "killfeed %s\n", v)
 	fmt.Fprintf(w, "module   %s\n", bi.Main.Path)
 	rev := settings["vcs.revision"]
 	if rev == "" {
