@@ -18,6 +18,9 @@ import (
 type InsertKillmail struct {
 	Killmails []killmail.Killmail
 	Cursor    *eventlog.Cursor
+	// Source names the ingest path for the metrics (metrics.SourceHTTP,
+	// …); "" counts as metrics.SourceOther.
+	Source string
 }
 
 // InsertKillmailResult answers InsertKillmail, one result per killmail.

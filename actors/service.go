@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/metrics"
 )
 
 // Config tunes the actors. The zero value means the defaults.
@@ -25,6 +27,9 @@ type Config struct {
 	Topics TopicsFunc
 	// Logger receives the actors' and Proto.Actor's logs; nil discards them.
 	Logger *slog.Logger
+	// Registry receives the store's metrics (inserts by source, GC, the
+	// log's gauges); nil exports none.
+	Registry *prometheus.Registry
 }
 
 // Service runs the actor tree over an event log and is the Go API to it.
@@ -57,12 +62,13 @@ func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	storeMetrics := metrics.NewStore(cfg.Registry, log.Stats)
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &rootActor{cfg: rootConfig{
 			pubsub: newPubSub(cfg.Topics, logger),
 			store: func(pubsub *actor.PID) actor.Producer {
-				return newKillmailStore(log, pubsub, durable, logger)
+				return newKillmailStore(log, pubsub, durable, logger, storeMetrics)
 			},
 			scheduler: func(store *actor.PID) actor.Producer {
 				return newScheduler(store, cfg.GCInterval, cfg.FlushInterval, logger)
@@ -153,7 +159,7 @@ func request[T any](ctx context.Context, s *Service, pid *actor.PID, msg any) (T
 // Insert stores killmails, deduplicated by killmail id, and the optional
 // upstream cursor in the same write.
 func (s *Service) Insert(ctx context.Context, kms []killmail.Killmail, cursor *eventlog.Cursor) ([]eventlog.AppendResult, error) {
-	r, err := request[*InsertKillmailResult](ctx, s, s.store, &InsertKillmail{Killmails: kms, Cursor: cursor})
+	r, err := request[*InsertKillmailResult](ctx, s, s.store, &InsertKillmail{Killmails: kms, Cursor: cursor, Source: SourceOf(ctx)})
 	if err != nil {
 		return nil, err
 	}

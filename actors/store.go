@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/metrics"
 )
 
 // killmailStore is the GenServer-like front of the event log. Its state is
@@ -18,15 +19,16 @@ type killmailStore struct {
 	pubsub  *actor.PID
 	durable bool // appends wait for a sync: run them off the actor
 	logger  *slog.Logger
+	metrics *metrics.Store
 	// flushing is set while a FlushOffsets runs; a tick that finds it set
 	// is skipped, and the running flush takes its changes too.
 	flushing *atomic.Bool
 }
 
-func newKillmailStore(log *eventlog.Log, pubsub *actor.PID, durable bool, logger *slog.Logger) actor.Producer {
+func newKillmailStore(log *eventlog.Log, pubsub *actor.PID, durable bool, logger *slog.Logger, m *metrics.Store) actor.Producer {
 	flushing := new(atomic.Bool) // shared by restarts of the actor
 	return func() actor.Actor {
-		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger, flushing: flushing}
+		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger, metrics: m, flushing: flushing}
 	}
 }
 
@@ -90,7 +92,9 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 	case *AdvanceClient:
 		ctx.Respond(&AdvanceClientResult{Err: a.log.Advance(msg.ClientID, msg.Systems, msg.Through)})
 	case *CollectGarbage:
+		start := time.Now()
 		st, err := a.log.Collect()
+		a.metrics.Collected(st, time.Since(start), err)
 		if err != nil {
 			a.logger.Error("collect garbage", "err", err)
 		} else if st.Dropped > 0 || st.ExpiredClients > 0 {
@@ -118,12 +122,14 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 func (a *killmailStore) insert(ctx actor.Context, msg *InsertKillmail) {
 	if !a.durable {
 		res, err := a.log.Append(msg.Killmails, msg.Cursor)
+		a.metrics.Inserted(msg.Source, res)
 		ctx.Respond(&InsertKillmailResult{Results: res, Err: err})
 		return
 	}
 	sender, root := ctx.Sender(), ctx.ActorSystem().Root
 	go func() {
 		res, err := a.log.Append(msg.Killmails, msg.Cursor)
+		a.metrics.Inserted(msg.Source, res)
 		if sender != nil {
 			root.Send(sender, &InsertKillmailResult{Results: res, Err: err})
 		}
@@ -170,6 +176,7 @@ func (a *killmailStore) answer(ctx actor.Context, b eventlog.Batch, err error) {
 // is ready past deadline its asker has given up, so the offsets go back
 // and the asker (if still there) gets ErrUnavailable.
 func (a *killmailStore) answerFetch(ctx actor.Context, b eventlog.Batch, err error, deadline time.Time) {
+	a.metrics.Answered(b.Missed)
 	respond := func(reply func(any), b eventlog.Batch) {
 		if expired(deadline) {
 			b.Unread()

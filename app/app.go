@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/eventlog/pebblestore"
@@ -29,6 +31,8 @@ type App struct {
 	stopIngest func()
 	// keys are the read keys; nil without Config.ReadKeysFile.
 	keys *transport.ReadKeys
+	// registry holds the App's metrics; nil when cfg.NoMetrics.
+	registry *prometheus.Registry
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -47,11 +51,14 @@ func Start(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	log, durable, err := openLog(cfg)
+	log, store, err := openLog(cfg)
 	if err != nil {
 		return nil, err
 	}
+	durable := store != nil
+	reg := newRegistry(cfg, store)
 	svc, err := actors.Start(log, durable, actors.Config{
+		Registry:       reg,
 		GCInterval:     cfg.GCInterval,
 		FlushInterval:  cfg.OffsetFlush,
 		RequestTimeout: cfg.RequestTimeout,
@@ -75,8 +82,10 @@ func Start(cfg Config) (*App, error) {
 		Logger:         logger,
 		Limits:         cfg.Limits,
 		ReadKeys:       keys,
+		Registry:       reg,
+		Ready:          storeReady(store),
 	})
-	stopIngest, err := startIngest(cfg, svc)
+	stopIngest, err := startIngest(withUpstreamMetrics(cfg, reg), svc)
 	if err != nil {
 		_ = ln.Close()
 		svc.Stop()
@@ -92,6 +101,7 @@ func Start(cfg Config) (*App, error) {
 		served:     make(chan error, 1),
 		stopIngest: stopIngest,
 		keys:       keys,
+		registry:   reg,
 		http: &http.Server{
 			Handler:           api.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -105,7 +115,9 @@ func Start(cfg Config) (*App, error) {
 	return a, nil
 }
 
-func openLog(cfg Config) (*eventlog.Log, bool, error) {
+// openLog opens the log; store is the Pebble store under it, nil for the
+// memory backend.
+func openLog(cfg Config) (*eventlog.Log, *pebblestore.Store, error) {
 	lc := eventlog.Config{
 		MaxEvents: cfg.MaxEvents,
 		MaxBytes:  cfg.MaxBytes,
@@ -115,22 +127,22 @@ func openLog(cfg Config) (*eventlog.Log, bool, error) {
 	lc.MaxClients = cfg.maxClients()
 	if cfg.Storage == StorageMemory {
 		log, err := eventlog.Open(lc, nil)
-		return log, false, err
+		return log, nil, err
 	}
 	start := time.Now()
 	store, err := pebblestore.Open(cfg.DataDir, pebblestore.Options{Logger: cfg.Logger})
 	if err != nil {
-		return nil, false, fmt.Errorf("open storage: %w", err)
+		return nil, nil, fmt.Errorf("open storage: %w", err)
 	}
 	log, err := eventlog.Open(lc, store)
 	if err != nil {
 		_ = store.Close()
-		return nil, false, fmt.Errorf("open storage %s: %w", cfg.DataDir, err)
+		return nil, nil, fmt.Errorf("open storage %s: %w", cfg.DataDir, err)
 	}
 	st := log.Stats()
 	cfg.Logger.Info("storage loaded", "dir", cfg.DataDir, "events", st.Events, "clients", st.Clients,
 		"bytes", st.Bytes, "head", st.Head, "took", time.Since(start).Round(time.Millisecond))
-	return log, true, nil
+	return log, store, nil
 }
 
 // Addr is the bound HTTP address.

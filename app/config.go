@@ -63,6 +63,9 @@ type Config struct {
 	Reload <-chan os.Signal
 	// Logger receives every log line; nil discards them.
 	Logger *slog.Logger
+	// NoMetrics turns the Prometheus metrics and GET /metrics off; the zero
+	// value serves them.
+	NoMetrics bool
 }
 
 func (c Config) withDefaults() Config {

@@ -759,6 +759,7 @@ func (l *Log) Collect() (CollectStats, error) {
 		d := l.dropThrough(l.recs[n-1].id)
 		st.Dropped += d
 		st.DroppedByCaps += d
+		st.DroppedByAge += d
 	}
 	d := l.enforceSizeCaps()
 	st.Dropped += d

@@ -187,6 +187,7 @@ type Stats struct {
 type CollectStats struct {
 	Dropped        int    // events deleted
 	DroppedByCaps  int    // of which dropped by caps (count, bytes, age)
+	DroppedByAge   int    // of DroppedByCaps, dropped for being older than MaxAge
 	Through        uint64 // every event id <= Through is gone
 	ExpiredClients int
 }

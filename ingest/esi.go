@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/metrics"
 )
 
 // Defaults of ESIConfig.
@@ -37,6 +38,8 @@ type ESIConfig struct {
 	Client *http.Client
 	// Logger receives the fetcher's logs; nil discards them.
 	Logger *slog.Logger
+	// Metrics counts ESI requests by outcome; nil counts nowhere.
+	Metrics *metrics.Upstream
 }
 
 func (c ESIConfig) withDefaults() ESIConfig {
@@ -71,9 +74,10 @@ func (c ESIConfig) Validate() error {
 // limit: when X-ESI-Error-Limit-Remain drops below 10, requests pause until
 // X-ESI-Error-Limit-Reset seconds have passed.
 type ESI struct {
-	cfg    ESIConfig
-	client *http.Client
-	faults *streak
+	cfg      ESIConfig
+	client   *http.Client
+	faults   *streak
+	requests metrics.Outcome
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -86,7 +90,8 @@ func NewESI(cfg ESIConfig) (*ESI, error) {
 	}
 	cfg = cfg.withDefaults()
 	return &ESI{cfg: cfg, client: newClient(cfg.Client),
-		faults: newStreak(cfg.Logger, "esi", cfg.BackoffMin, cfg.BackoffMax)}, nil
+		faults:   newStreak(cfg.Logger, "esi", cfg.BackoffMin, cfg.BackoffMax),
+		requests: cfg.Metrics.Requests(metrics.UpstreamESI)}, nil
 }
 
 // Killmail fetches GET {url}/killmails/{id}/{hash}/ and returns the ESI
@@ -104,19 +109,24 @@ func (e *ESI) Killmail(ctx context.Context, id int64, hash string, zkb []byte) (
 		if ctx.Err() != nil {
 			return killmail.Killmail{}, ctx.Err()
 		}
+		outcome := outcomeOf(err)
 		switch code := statusOf(err); {
 		case err == nil:
 			e.faults.ok()
 			km, err := killmail.FromESI(body, zkb)
 			if err != nil {
+				e.requests.Add(metrics.OutcomeMalformed)
 				return killmail.Killmail{}, fmt.Errorf("%w: ESI killmail %d: %v", ErrBadInput, id, err)
 			}
+			e.requests.Add(outcome)
 			return km, nil
 		case code == http.StatusBadRequest, code == http.StatusNotFound, code == http.StatusUnprocessableEntity,
 			errors.Is(err, ErrBadInput):
 			e.faults.ok()
+			e.requests.Add(outcome)
 			return killmail.Killmail{}, fmt.Errorf("%w: %v", ErrBadInput, err)
 		}
+		e.requests.Add(outcome)
 		wait := e.faults.fail(err, retryAfterOf(err))
 		if !sleep(ctx, wait) {
 			return killmail.Killmail{}, ctx.Err()

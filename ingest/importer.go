@@ -16,8 +16,10 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/metrics"
 )
 
 // Defaults of ImportConfig.
@@ -46,7 +48,7 @@ type StoreSink struct{ Store Store }
 
 // Insert implements Sink.
 func (s StoreSink) Insert(ctx context.Context, kms []killmail.Killmail) ([]eventlog.AppendResult, error) {
-	return s.Store.Insert(ctx, kms, nil)
+	return s.Store.Insert(actors.WithSource(ctx, metrics.SourceImport), kms, nil)
 }
 
 // LogSink imports straight into an event log (offline, into a data dir).

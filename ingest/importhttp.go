@@ -13,6 +13,7 @@ import (
 
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/metrics"
 )
 
 // HTTPSink imports into a running killfeed through POST /api/killmails,
@@ -82,6 +83,7 @@ func (s HTTPSink) post(ctx context.Context, body []byte, n int) ([]eventlog.Appe
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
+	req.Header.Set(SourceHeader, metrics.SourceImport) // counted as an import, not as any POST
 	if s.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.Token)
 	}

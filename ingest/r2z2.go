@@ -14,8 +14,10 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/metrics"
 )
 
 // Defaults of R2Z2Config.
@@ -51,6 +53,9 @@ type R2Z2Config struct {
 	Client *http.Client
 	// Logger receives the poller's logs; nil discards them.
 	Logger *slog.Logger
+	// Metrics counts requests by outcome and tracks the sequence; nil
+	// counts nowhere.
+	Metrics *metrics.Upstream
 }
 
 func (c R2Z2Config) withDefaults() R2Z2Config {
@@ -124,6 +129,7 @@ type R2Z2 struct {
 	storeCounts
 	files, skipped, notYet atomic.Int64
 	next                   atomic.Uint64
+	requests               metrics.Outcome
 }
 
 // NewR2Z2 returns a poller that stores into store. Run starts it.
@@ -133,11 +139,12 @@ func NewR2Z2(store Store, cfg R2Z2Config) (*R2Z2, error) {
 	}
 	cfg = cfg.withDefaults()
 	return &R2Z2{
-		cfg:     cfg,
-		store:   store,
-		client:  newClient(cfg.Client),
-		limiter: rate.NewLimiter(rate.Limit(cfg.Rate), 1),
-		log:     cfg.Logger,
+		cfg:      cfg,
+		store:    store,
+		client:   newClient(cfg.Client),
+		limiter:  rate.NewLimiter(rate.Limit(cfg.Rate), 1),
+		log:      cfg.Logger,
+		requests: cfg.Metrics.Requests(metrics.UpstreamR2Z2),
 	}, nil
 }
 
@@ -153,6 +160,7 @@ func (p *R2Z2) Stats() R2Z2Stats {
 // Run polls until ctx is done and then returns nil. Faults are retried,
 // never returned.
 func (p *R2Z2) Run(ctx context.Context) error {
+	ctx = actors.WithSource(ctx, metrics.SourceR2Z2)
 	faults := newStreak(p.log, "r2z2", p.cfg.BackoffMin, p.cfg.BackoffMax)
 	seq, ok := p.start(ctx, faults)
 	if !ok {
@@ -161,10 +169,17 @@ func (p *R2Z2) Run(ctx context.Context) error {
 	p.log.Info("r2z2 polling", "url", p.cfg.URL, "sequence", seq)
 	for {
 		p.next.Store(seq)
+		p.cfg.Metrics.R2Z2Sequence(seq)
 		if err := p.limiter.Wait(ctx); err != nil {
 			return nil
 		}
 		body, _, err := get(ctx, p.client, p.fileURL(seq), p.cfg.Timeout)
+		if ctx.Err() == nil && err != nil {
+			p.requests.Add(outcomeOf(err)) // a 200 is counted by store1, once parsed
+		}
+		if err == nil || errors.Is(err, ErrBadInput) {
+			p.cfg.Metrics.R2Z2Newest(seq)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -201,6 +216,13 @@ func (p *R2Z2) Run(ctx context.Context) error {
 func (p *R2Z2) store1(ctx context.Context, seq uint64, body []byte, faults *streak) bool {
 	var kms []killmail.Killmail
 	km, err := killmail.Parse(body)
+	switch {
+	case body == nil: // Run counted the request
+	case err != nil:
+		p.requests.Add(metrics.OutcomeMalformed)
+	default:
+		p.requests.Add(metrics.OutcomeOK)
+	}
 	if err != nil {
 		p.skipped.Add(1)
 		p.log.Warn("r2z2 file skipped", "sequence", seq, "err", err)
@@ -229,6 +251,9 @@ func (p *R2Z2) start(ctx context.Context, faults *streak) (uint64, bool) {
 		if ctx.Err() != nil {
 			return 0, false
 		}
+		if err != nil {
+			p.requests.Add(outcomeOf(err))
+		}
 		if err == nil {
 			var doc struct {
 				Sequence json.Number `json:"sequence"`
@@ -236,12 +261,15 @@ func (p *R2Z2) start(ctx context.Context, faults *streak) (uint64, bool) {
 			if err = json.Unmarshal(body, &doc); err == nil {
 				var n int64
 				if n, err = doc.Sequence.Int64(); err == nil && n > 0 {
+					p.requests.Add(metrics.OutcomeOK)
+					p.cfg.Metrics.R2Z2Newest(uint64(n))
 					faults.ok()
 					return uint64(n), true
 				}
 				err = fmt.Errorf("sequence %q is not a positive integer", doc.Sequence)
 			}
 			err = fmt.Errorf("GET %s: %w: %v", url, ErrBadInput, err)
+			p.requests.Add(metrics.OutcomeMalformed)
 		}
 		p.faults.Add(1)
 		if !sleep(ctx, faults.fail(err, retryAfterOf(err))) {

@@ -13,7 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/metrics"
 )
 
 // Defaults of RedisQConfig.
@@ -48,6 +50,9 @@ type RedisQConfig struct {
 	Client *http.Client
 	// Logger receives the poller's logs; nil discards them.
 	Logger *slog.Logger
+	// Metrics counts requests (to the upstream and to ESI) by outcome; nil
+	// counts nowhere.
+	Metrics *metrics.Upstream
 }
 
 func (c RedisQConfig) withDefaults() RedisQConfig {
@@ -74,6 +79,9 @@ func (c RedisQConfig) withDefaults() RedisQConfig {
 	}
 	if c.ESI.BackoffMax == 0 {
 		c.ESI.BackoffMax = c.BackoffMax
+	}
+	if c.ESI.Metrics == nil {
+		c.ESI.Metrics = c.Metrics
 	}
 	return c
 }
@@ -153,6 +161,8 @@ func (p *RedisQ) Stats() RedisQStats {
 // Run polls until ctx is done and then returns nil. Faults are retried,
 // never returned.
 func (p *RedisQ) Run(ctx context.Context) error {
+	ctx = actors.WithSource(ctx, metrics.SourceRedisQ)
+	requests := p.cfg.Metrics.Requests(metrics.UpstreamRedisQ)
 	faults := newStreak(p.log, "redisq", p.cfg.BackoffMin, p.cfg.BackoffMax)
 	p.log.Info("redisq polling", "url", p.cfg.URL, "queue", p.cfg.Queue)
 	for {
@@ -160,19 +170,21 @@ func (p *RedisQ) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		var doc struct {
+			Package json.RawMessage `json:"package"`
+		}
 		if err == nil {
-			var doc struct {
-				Package json.RawMessage `json:"package"`
-			}
 			if err = json.Unmarshal(body, &doc); err != nil {
 				err = fmt.Errorf("GET %s: %w: %v", p.cfg.URL, ErrBadInput, err)
-			} else {
-				faults.ok()
-				if !p.handle(ctx, doc.Package, faults) {
-					return nil
-				}
-				continue
 			}
+		}
+		requests.Add(outcomeOf(err))
+		if err == nil {
+			faults.ok()
+			if !p.handle(ctx, doc.Package, faults) {
+				return nil
+			}
+			continue
 		}
 		p.faults.Add(1)
 		if !sleep(ctx, faults.fail(err, retryAfterOf(err))) {

@@ -14,6 +14,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/ingest/remotepb"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/metrics"
 )
 
 // Defaults of RemoteConfig.
@@ -178,7 +179,7 @@ func (a *ingestActor) insert(ctx actor.Context, msg *remotepb.InsertKillmail) {
 		ctx.Respond(&remotepb.InsertKillmailResult{Error: err.Error()})
 		return
 	}
-	f := ctx.RequestFuture(a.store, &actors.InsertKillmail{Killmails: []killmail.Killmail{km}}, a.timeout)
+	f := ctx.RequestFuture(a.store, &actors.InsertKillmail{Killmails: []killmail.Killmail{km}, Source: metrics.SourceRemote}, a.timeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		ctx.Respond(insertResult(res, err))
 	})

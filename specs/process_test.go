@@ -63,7 +63,11 @@ var listeningAddr = regexp.MustCompile(`msg="killfeed listening" addr=(\S+)`)
 // waits until it logs its address.
 func startProcess(env []string, args ...string) *process {
 	GinkgoHelper()
-	cmd := exec.Command(killfeedBinary(), append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+	pre := []string{"--listen", "127.0.0.1:0"}
+	if len(args) > 0 && args[0] == "serve" { // the subcommand comes first
+		pre, args = append([]string{"serve"}, pre...), args[1:]
+	}
+	cmd := exec.Command(killfeedBinary(), append(pre, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	p := &process{cmd: cmd, stderr: gbytes.NewBuffer(), exited: make(chan struct{})}
 	pr, pw := io.Pipe()

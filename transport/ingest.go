@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/killmail"
 )
 
@@ -56,7 +57,7 @@ func (s *Server) ingest(c echo.Context) error {
 	}
 	ctx, cancel := s.requestContext(c, 0)
 	defer cancel()
-	res, err := s.svc.Insert(ctx, kms, nil)
+	res, err := s.svc.Insert(actors.WithSource(ctx, ingestSource(c.Request())), kms, nil)
 	if err != nil {
 		return err
 	}

@@ -120,6 +120,8 @@ func (s *Server) fetchWaiting(ctx context.Context, q pollQuery, msg any) (eventl
 	if err != nil || len(b.Events) > 0 {
 		return b, err
 	}
+	s.metrics.LongPollsWaiting.Inc()
+	defer s.metrics.LongPollsWaiting.Dec()
 	timer := time.NewTimer(q.wait)
 	defer timer.Stop()
 	select {

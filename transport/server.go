@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/metrics"
 	"github.com/killfeed/killfeed/universe"
 )
 
@@ -39,8 +40,13 @@ type Config struct {
 	// ReadKeys, when set, are required by the read routes (polls,
 	// listen.php, websockets), and bind each client_id to its first key.
 	ReadKeys *ReadKeys
-	// Registry, when set, receives the server's metrics; nil means none.
+	// Registry receives the serving metrics and is served at GET /metrics;
+	// nil means no metrics and no /metrics route.
 	Registry *prometheus.Registry
+	// Ready, when set, is asked by GET /readyz after the store answered: a
+	// non-nil error (e.g. the disk guard refusing writes) makes it 503 with
+	// the error's text.
+	Ready func() error
 }
 
 // Server is the HTTP API over an actors.Service.
@@ -55,6 +61,7 @@ type Server struct {
 	universe  *universe.Universe
 	redisq    *redisqQueues
 	limits    *limiter
+	metrics   *metrics.Serving
 }
 
 // New builds the Echo routes over svc.
@@ -88,6 +95,7 @@ func New(svc *actors.Service, cfg Config) *Server {
 	e.GET("/api/redisq/listen.php", s.redisqListen, s.readGuard)
 	s.websocketRoutes()
 	s.dashboardRoutes()
+	s.instrument()
 	return s
 }
 

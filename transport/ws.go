@@ -179,8 +179,12 @@ func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 	conn.SetReadLimit(h.cfg.ReadLimit)
 	sess := newSession(ctx, s.svc, s.universe, conn, hw.conn, h.cfg, proto, h.pool, h.keep, s.cfg.Logger)
 	sess.owner = ownerOf(c)
+	wsm := s.wsMetrics(proto)
+	sess.metrics = wsm
+	wsm.Opened.Inc()
+	wsm.Open.Inc()
 	h.accepted(wc, conn, sess)
-	sess.start(func() { h.remove(wc) })
+	sess.start(func() { wsm.Open.Dec(); h.remove(wc) })
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/metrics"
 	"github.com/killfeed/killfeed/universe"
 )
 
@@ -106,6 +107,8 @@ type session struct {
 	owner  string // the read key's owner token ("" without read keys)
 	pool   *drainPool
 	keep   *keepalive
+	// metrics counts the session's pushes and closes by its protocol.
+	metrics *metrics.WS
 
 	universe *universe.Universe
 	sub      *actors.Queue
@@ -148,6 +151,7 @@ func newSession(ctx context.Context, svc *actors.Service, u *universe.Universe, 
 	return &session{
 		ctx: ctx, svc: svc, universe: u, conn: conn, cc: cc, cfg: cfg, proto: proto, pool: pool, keep: keep, logger: logger,
 		liveOnly: true,
+		metrics:  noWS,
 		joins:    make(map[string]*wsJoin),
 		follows:  make(map[int64]*wsFollow),
 		frames:   make(chan wsFrame, 4),
@@ -439,6 +443,7 @@ func (s *session) takeLive() error {
 func (s *session) subscriptionEnded() error {
 	switch err := s.sub.Err(); {
 	case errors.Is(err, actors.ErrSlowConsumer):
+		s.metrics.SlowConsumerCloses.Inc()
 		return &closeError{websocket.StatusPolicyViolation, "slow consumer"}
 	case errors.Is(err, actors.ErrRestarted):
 		return &closeError{websocket.StatusServiceRestart, "restarting: resume by since"}
@@ -490,6 +495,7 @@ func (s *session) keepalive(now time.Time) (due bool) {
 	case s.pingAwaited && reads != s.pingReads:
 		s.pingAwaited = false // heard from
 	case s.pingAwaited && now.After(s.pingDeadline):
+		s.metrics.KeepaliveDrops.Inc()
 		go s.stop(errClosed) // closing may flush for a moment: not on the shared loop
 		return false
 	}
@@ -586,6 +592,7 @@ func (s *session) send(frame []byte) error {
 // sendEvent writes a live event: framed once for every connection when
 // the protocol allows it, else framed here for the join.
 func (s *session) sendEvent(ev *actors.KillmailInserted, j *wsJoin) error {
+	s.metrics.Pushed.Inc()
 	if key, frame := s.proto.eventFrame(); frame != nil {
 		return s.wrote(s.cc.writeFramed(ev.Encoded(key, frame)))
 	}
@@ -874,6 +881,7 @@ func (s *session) replayPages(r *replay, page func(after uint64) any, wrote func
 		}
 		for _, ev := range b.Events {
 			if !s.covered(ev) {
+				s.metrics.Pushed.Inc()
 				if err := s.send(s.proto.event(s.buf[:0], r.join, ev)); err != nil {
 					return 0, err
 				}

@@ -21,14 +21,11 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "killfeed:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
 // run parses args and the KILLFEED_* environment and runs the command.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "import" {
-		return runImport(ctx, args[1:], getenv, stdout, stderr)
-	}
-	return serve(ctx, args, getenv, stderr)
+	return dispatch(ctx, args, getenv, stdout, stderr)
 }

@@ -56,8 +56,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	websocketFlags(fs, &cfg.Websocket)
 	ingestFlags(fs, &cfg.Ingest)
 	limitFlags(fs, &cfg)
+	fs.Var(invertedBool{&cfg.NoMetrics}, "metrics", "serve Prometheus metrics at GET /metrics")
+	fs.Usage = serveUsage(fs)
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprint(stderr, usage)
+		return usagef("serve: unexpected argument %q (flags only)", fs.Arg(0))
 	}
 	if err := applyEnv(fs, getenv); err != nil {
 		return err

@@ -447,6 +447,7 @@ func Specs(name string, open Opener) bool {
 				clock.Advance(45 * time.Minute)
 				st := collect()
 				Expect(st.DroppedByCaps).To(Equal(2))
+				Expect(st.DroppedByAge).To(Equal(2))
 				Expect(ids(fetch("a", []int64{jita}, 0))).To(Equal([]uint64{3}))
 			})
 		})
