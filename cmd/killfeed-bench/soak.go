@@ -517,12 +517,12 @@ func (r *soakRun) sample(at time.Duration) soakSample {
 }
 
 type soakSample struct {
-	at                     time.Duration
-	heap                   float64 // MiB: live heap in-process, RSS of -pid
-	goroutines, fds        int
+	at                      time.Duration
+	heap                    float64 // MiB: live heap in-process, RSS of -pid
+	goroutines, fds         int
 	pollP99, pushP99, lpP99 time.Duration
-	polls, pushes, inserts int64
-	errs                   int64
+	polls, pushes, inserts  int64
+	errs                    int64
 }
 
 func (s soakSample) String() string {
