@@ -69,6 +69,9 @@ func Start(cfg Config) (*App, error) {
 		Logger:         logger,
 	})
 	stopIngest, err := startIngest(cfg, svc)
+	if err == nil {
+		stopIngest, err = withEdgeEndpoint(cfg, svc, stopIngest)
+	}
 	if err != nil {
 		_ = ln.Close()
 		svc.Stop()

@@ -30,5 +30,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "import" {
 		return runImport(ctx, args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "edge" {
+		return runEdge(ctx, args[1:], getenv, stderr)
+	}
 	return serve(ctx, args, getenv, stderr)
 }
