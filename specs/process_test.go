@@ -63,7 +63,13 @@ var listeningAddr = regexp.MustCompile(`msg="killfeed listening" addr=(\S+)`)
 // waits until it logs its address.
 func startProcess(env []string, args ...string) *process {
 	GinkgoHelper()
-	cmd := exec.Command(killfeedBinary(), append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+	return startSubcommand(env, nil, args...)
+}
+
+// startSubcommand is startProcess for a subcommand (e.g. "edge").
+func startSubcommand(env []string, sub []string, args ...string) *process {
+	GinkgoHelper()
+	cmd := exec.Command(killfeedBinary(), append(append(sub, "--listen", "127.0.0.1:0"), args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	p := &process{cmd: cmd, stderr: gbytes.NewBuffer(), exited: make(chan struct{})}
 	pr, pw := io.Pipe()
