@@ -58,6 +58,8 @@ type follower struct {
 	got    []uint64
 	// closes are the close codes of the connections that ended.
 	closes []websocket.StatusCode
+	// acks are the subscribed acknowledgements, one per connection.
+	acks []wsFrame
 }
 
 func newFollower(ctx context.Context, system int64, nodes ...string) *follower {
@@ -92,6 +94,7 @@ func (f *follower) connect(ctx context.Context, resume bool) error {
 		return errors.New("no subscribed ack: " + string(b))
 	}
 	f.c = c
+	f.acks = append(f.acks, ack)
 	return nil
 }
 
@@ -252,6 +255,37 @@ var _ = Describe("edge nodes (killfeed edge --core)", func() {
 		Expect(f2.closes).To(BeEmpty(), "the same connection carried on")
 		Expect(e1.stderr).To(gbytes.Say(`core link up.*\n(.*\n)*.*core link down(.*\n)*.*core link up`))
 	}, SpecTimeout(120*time.Second))
+
+	It("ends its clients' subscriptions when the core dropped events it had not received; they resume with missed", func(ctx SpecContext) {
+		e := startEdgeProcess(ctx, remote, "--core-grace", "60s")
+		f := newFollower(ctx, jita, e.URL)
+		all := wsInsert(ctx, core.URL, jita, 3)
+		Expect(f.collect(ctx, 3)).To(Equal(all))
+
+		// The edge sleeps through a core restart with tight retention,
+		// during which events it never saw are inserted and dropped.
+		Expect(e.cmd.Process.Signal(syscall.SIGSTOP)).To(Succeed())
+		DeferCleanup(func() { _ = e.cmd.Process.Signal(syscall.SIGCONT) })
+		Expect(core.cmd.Process.Signal(syscall.SIGKILL)).To(Succeed())
+		Eventually(core.exited).WithContext(ctx).Should(BeClosed())
+		core = startCoreProcess(dataDir, remote, "--max-events", "3", "--gc-interval", "100ms")
+		later := wsInsert(ctx, core.URL, jita, 10)
+		Eventually(func(g Gomega) {
+			var h struct {
+				Oldest uint64 `json:"oldest_event_id"`
+			}
+			get(ctx, core.URL+"/healthz").JSON(&h)
+			g.Expect(h.Oldest).To(BeNumerically(">", all[2]+1))
+		}).WithContext(ctx).Should(Succeed())
+		Expect(e.cmd.Process.Signal(syscall.SIGCONT)).To(Succeed())
+
+		_, _, err := f.c.Read(ctx)
+		Expect(websocket.CloseStatus(err)).To(Equal(websocket.StatusServiceRestart))
+		Eventually(func() int { return readyz(ctx, e.URL) }).WithContext(ctx).Should(Equal(http.StatusOK))
+		Expect(f.connect(ctx, true)).To(Succeed())
+		Expect(f.acks[1].Missed).To(BeTrue(), "ack: %+v", f.acks[1])
+		Expect(f.collect(ctx, 6)[3:]).To(Equal(later[7:]))
+	}, SpecTimeout(90*time.Second))
 
 	It("goes unready, answers long-polls with 503 and closes websockets with 1012 while cut off from the core", func(ctx SpecContext) {
 		e := startEdgeProcess(ctx, remote, "--core-grace", "1s")
