@@ -204,6 +204,13 @@ var _ = Describe("edge nodes (killfeed edge --core)", func() {
 		}).WithContext(ctx).Should(Equal(http.StatusOK))
 		r := <-answered
 		Expect(string(r.Body)).To(ContainSubstring(`"package":{`))
+
+		// SIGTERM: the edge closes its websockets with 1001 and exits 0.
+		Expect(e.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+		_, _, err := viaEdge.Read(ctx)
+		Expect(websocket.CloseStatus(err)).To(Equal(websocket.StatusGoingAway))
+		Eventually(e.exited).WithTimeout(15 * time.Second).Should(BeClosed())
+		Expect(e.err).NotTo(HaveOccurred())
 	}, SpecTimeout(90*time.Second))
 
 	It("loses nothing when an edge is killed: its websocket clients move to the other edge with since", func(ctx SpecContext) {
