@@ -29,6 +29,11 @@ type CoreConfig struct {
 	// this long; 0 means 30s. An edge whose connection drops is noticed at
 	// once (remote watch); this catches one that hangs.
 	EdgeIdle time.Duration
+	// MaxUnacked bounds the events a forwarder pushed that its edge has
+	// not acknowledged (by the last_event_id of its pings); past it the
+	// forwarder stops, so that a slow or stuck edge costs the core bounded
+	// memory, and the edge catches up by reading. 0 means 100,000.
+	MaxUnacked int
 	// Logger receives the endpoint's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -51,6 +56,9 @@ func StartCore(svc *actors.Service, cfg CoreConfig) (*Core, error) {
 	}
 	if cfg.EdgeIdle <= 0 {
 		cfg.EdgeIdle = 30 * time.Second
+	}
+	if cfg.MaxUnacked <= 0 {
+		cfg.MaxUnacked = 100_000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -266,6 +274,9 @@ type forwarder struct {
 	lastPing time.Time
 	timers   *scheduler.TimerScheduler
 	cancel   scheduler.CancelFunc
+	// unacked are the ids of pushed events the edge has not acknowledged,
+	// ascending.
+	unacked []uint64
 }
 
 // idleCheck is the forwarder's timer: has its edge pinged lately?
@@ -296,9 +307,23 @@ func (f *forwarder) Receive(ctx actor.Context) {
 		}
 		f.cancel = f.timers.SendOnce(f.cfg.EdgeIdle/2, ctx.Self(), &idleCheck{})
 	case *actors.KillmailInserted:
+		if len(f.unacked) >= f.cfg.MaxUnacked {
+			f.cfg.Logger.Warn("edge too far behind; stopping its forwarder", "relay", f.relay.String(), "unacked", len(f.unacked))
+			ctx.Stop(ctx.Self())
+			return
+		}
+		f.unacked = append(f.unacked, msg.EventID)
 		ctx.Send(f.relay, &edgepb.Events{Events: []*edgepb.Event{{EventId: msg.EventID, SystemId: msg.SystemID, Killmail: msg.Killmail}}})
 	case *edgepb.Ping:
 		f.lastPing = time.Now()
+		n := 0
+		for n < len(f.unacked) && f.unacked[n] <= msg.GetLastEventId() {
+			n++
+		}
+		f.unacked = f.unacked[n:]
+		if len(f.unacked) == 0 {
+			f.unacked = nil // let go of the backing array
+		}
 		st := f.svc.Stats()
 		ctx.Respond(&edgepb.Pong{Head: st.Head, Oldest: st.Oldest, Events: int64(st.Events), Bytes: st.Bytes, Clients: int64(st.Clients)})
 	case *edgepb.Follow:

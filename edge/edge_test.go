@@ -110,7 +110,7 @@ type coreHarness struct {
 	pushed chan *edgepb.Event
 }
 
-func startCoreHarness(t *testing.T) *coreHarness {
+func startCoreHarness(t *testing.T, cfg CoreConfig) *coreHarness {
 	t.Helper()
 	log, err := eventlog.Open(eventlog.Config{}, nil)
 	if err != nil {
@@ -120,7 +120,7 @@ func startCoreHarness(t *testing.T) *coreHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, err := StartCore(svc, CoreConfig{})
+	core, err := StartCore(svc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func (h *coreHarness) insert(t *testing.T, system int64, kms ...killmail.Killmai
 }
 
 func TestCoreRefusesAnotherProtocolVersion(t *testing.T) {
-	h := startCoreHarness(t)
+	h := startCoreHarness(t, CoreConfig{})
 	res := h.ask(t, h.endpoint(), &edgepb.Hello{Version: edgepb.Version + 1, RelayAddress: h.relay.Address, RelayId: h.relay.Id}).(*edgepb.HelloResult)
 	if res.GetFailure().GetCode() != edgepb.Code_CODE_VERSION || res.GetForwarderId() != "" {
 		t.Fatalf("hello of version %d: %v", edgepb.Version+1, res)
@@ -179,7 +179,7 @@ func TestCoreRefusesAnotherProtocolVersion(t *testing.T) {
 }
 
 func TestCoreForwarderPushesOnlyFollowedTopicsAfterTheHead(t *testing.T) {
-	h := startCoreHarness(t)
+	h := startCoreHarness(t, CoreConfig{})
 	kms := fixture.Killmails()
 	const jita, amarr = 30000142, 30002187
 	before := h.insert(t, jita, kms[0])
@@ -228,7 +228,7 @@ func TestCoreForwarderPushesOnlyFollowedTopicsAfterTheHead(t *testing.T) {
 }
 
 func TestCoreAnswersStoreRequestsLikeTheStore(t *testing.T) {
-	h := startCoreHarness(t)
+	h := startCoreHarness(t, CoreConfig{})
 	kms := fixture.Killmails()[:3]
 	const jita = 30000142
 	ins := h.ask(t, h.endpoint(), &edgepb.Insert{Killmails: []*edgepb.Killmail{
@@ -258,5 +258,42 @@ func TestCoreAnswersStoreRequestsLikeTheStore(t *testing.T) {
 	since := h.ask(t, h.endpoint(), &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_SINCE, Systems: []int64{jita}, After: 1}).(*edgepb.FetchResult)
 	if len(since.GetEvents()) != 1 || since.GetEvents()[0].GetEventId() != 2 {
 		t.Fatalf("since: %v", since)
+	}
+}
+
+func TestCoreForwarderDropsAnEdgeTooFarBehind(t *testing.T) {
+	h := startCoreHarness(t, CoreConfig{MaxUnacked: 2})
+	kms := fixture.Killmails()
+	const jita = 30000142
+	hello := h.ask(t, h.endpoint(), &edgepb.Hello{Version: edgepb.Version, RelayAddress: h.relay.Address, RelayId: h.relay.Id}).(*edgepb.HelloResult)
+	fwd := h.svc.System().NewLocalPID(hello.GetForwarderId())
+	h.ask(t, fwd, &edgepb.Follow{Topics: []string{actors.SystemTopic(jita)}})
+	ids := h.insert(t, jita, kms[0], kms[1])
+	for range ids {
+		<-h.pushed
+	}
+	// Acknowledged: two more fit.
+	h.ask(t, fwd, &edgepb.Ping{LastEventId: ids[1]})
+	ids = h.insert(t, jita, kms[2], kms[3])
+	for range ids {
+		<-h.pushed
+	}
+	// Not acknowledged: the next one is one too many.
+	h.insert(t, jita, kms[4])
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res, err := h.root.RequestFuture(fwd, &edgepb.Ping{}, time.Second).Result()
+		if _, dead := res.(*actor.DeadLetterResponse); dead || err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the forwarder still runs past MaxUnacked")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case e := <-h.pushed:
+		t.Fatalf("pushed %d past MaxUnacked", e.GetEventId())
+	default:
 	}
 }

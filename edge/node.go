@@ -291,7 +291,7 @@ func (r *relay) tick(ctx actor.Context) {
 func (r *relay) ping(ctx actor.Context) {
 	r.pingOut = true
 	gen := r.gen
-	f := ctx.RequestFuture(r.forwarder, &edgepb.Ping{}, r.cfg.CoreTimeout)
+	f := ctx.RequestFuture(r.forwarder, &edgepb.Ping{LastEventId: r.last}, r.cfg.CoreTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		r.pingOut = false
 		if gen != r.gen {

@@ -531,7 +531,11 @@ func (x *Unfollow) GetTopics() []string {
 
 // Ping keeps the forwarder alive and asks the core's state. Reply: Pong.
 type Ping struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// last_event_id is the last event the edge received: the forwarder
+	// counts what it pushed after it as unacknowledged, and drops an edge
+	// that falls too far behind (the edge catches up by a read).
+	LastEventId   uint64 `protobuf:"varint,1,opt,name=last_event_id,json=lastEventId,proto3" json:"last_event_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -564,6 +568,13 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
 	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Ping) GetLastEventId() uint64 {
+	if x != nil {
+		return x.LastEventId
+	}
+	return 0
 }
 
 // Pong describes the core's log.
@@ -1280,8 +1291,9 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\x04head\x18\x01 \x01(\x04R\x04head\x123\n" +
 	"\afailure\x18\x02 \x01(\v2\x19.killfeed.edge.v1.FailureR\afailure\"\"\n" +
 	"\bUnfollow\x12\x16\n" +
-	"\x06topics\x18\x01 \x03(\tR\x06topics\"\x06\n" +
-	"\x04Ping\"z\n" +
+	"\x06topics\x18\x01 \x03(\tR\x06topics\"*\n" +
+	"\x04Ping\x12\"\n" +
+	"\rlast_event_id\x18\x01 \x01(\x04R\vlastEventId\"z\n" +
 	"\x04Pong\x12\x12\n" +
 	"\x04head\x18\x01 \x01(\x04R\x04head\x12\x16\n" +
 	"\x06oldest\x18\x02 \x01(\x04R\x06oldest\x12\x16\n" +
