@@ -63,7 +63,7 @@ func printWatched(a, b []procSample, published, deliveries int) {
 		if deliveries > 0 {
 			perDelivery = cpu * 1e6 / float64(deliveries)
 		}
-		fmt.Printf("process %s: CPU %.2f s (%.2f ms per killmail, %.1f µs per delivery), %d write calls (%.2f per killmail)\n",
+		fmt.Printf("process %s: CPU %.2f s (%.2f ms per killmail, %.1f µs per delivery of the whole run), %d write calls (%.2f per killmail)\n",
 			a[i].name, cpu, cpu*1e3/float64(published), perDelivery, writes, float64(writes)/float64(published))
 	}
 }
