@@ -213,6 +213,32 @@ var _ = Describe("edge nodes (killfeed edge --core)", func() {
 		Expect(e.err).NotTo(HaveOccurred())
 	}, SpecTimeout(90*time.Second))
 
+	It("resumes a client_id on another node exactly where it left off", func(ctx SpecContext) {
+		e := startEdgeProcess(ctx, remote)
+		subscribe := func(base string) *wsClient {
+			ws := wsDial(ctx, base, 0)
+			ws.send(ctx, `{"type":"subscribe","systems":[30000142],"client_id":"mover"}`)
+			Expect(ws.next(ctx).Type).To(Equal("subscribed"))
+			return ws
+		}
+		ws := subscribe(e.URL)
+		first := wsInsert(ctx, core.URL, jita, 3)
+		Expect(ws.killmails(ctx, 3)).To(Equal(first))
+		ws.pingPong(ctx) // the offsets were advanced as the events were written
+		Expect(ws.c.Close(websocket.StatusNormalClosure, "")).To(Succeed())
+
+		missed := wsInsert(ctx, core.URL, jita, 2)
+		ws = subscribe(core.URL) // from the edge to the core
+		Expect(ws.killmails(ctx, 2)).To(Equal(missed))
+		ws.pingPong(ctx)
+		Expect(ws.c.Close(websocket.StatusNormalClosure, "")).To(Succeed())
+
+		more := wsInsert(ctx, core.URL, jita, 2)
+		ws = subscribe(e.URL) // and back
+		Expect(ws.killmails(ctx, 2)).To(Equal(more))
+		ws.pingPong(ctx)
+	}, SpecTimeout(60*time.Second))
+
 	It("loses nothing when an edge is killed: its websocket clients move to the other edge with since", func(ctx SpecContext) {
 		e1 := startEdgeProcess(ctx, remote)
 		e2 := startEdgeProcess(ctx, remote)
