@@ -154,6 +154,12 @@ var _ = Describe("edge nodes (killfeed edge --core)", func() {
 		direct, viaEdge := dialWS(ctx, core.URL, "/api/ws"), dialWS(ctx, e.URL, "/api/ws")
 		// zKillboard-style protocol.
 		zDirect, zEdge := dialWS(ctx, core.URL, "/websocket/"), dialWS(ctx, e.URL, "/websocket/")
+		// Phoenix Channels v2.
+		pDirect, pEdge := dialWS(ctx, core.URL, "/socket/websocket?vsn=2.0.0"), dialWS(ctx, e.URL, "/socket/websocket?vsn=2.0.0")
+		for _, c := range []*websocket.Conn{pDirect, pEdge} {
+			Expect(c.Write(ctx, websocket.MessageText, []byte(`["1","1","system:30000142","phx_join",{}]`))).To(Succeed())
+		}
+		Expect(readRaw(ctx, pEdge, 1)).To(Equal(readRaw(ctx, pDirect, 1)))
 		for _, c := range []*websocket.Conn{direct, viaEdge} {
 			Expect(c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","systems":[30000142]}`))).To(Succeed())
 		}
@@ -171,6 +177,7 @@ var _ = Describe("edge nodes (killfeed edge --core)", func() {
 		want := readRaw(ctx, direct, len(ids))
 		Expect(readRaw(ctx, viaEdge, len(ids))).To(Equal(want))
 		Expect(readRaw(ctx, zEdge, len(ids))).To(Equal(readRaw(ctx, zDirect, len(ids))))
+		Expect(readRaw(ctx, pEdge, len(ids))).To(Equal(readRaw(ctx, pDirect, len(ids))))
 		for i, id := range ids {
 			Expect(want[i]).To(ContainSubstring(`"event_id":` + itoa(int64(id)) + `,`))
 		}
