@@ -508,9 +508,13 @@ func (r *relay) follow(ctx actor.Context, msg *actors.FollowTopics) {
 }
 
 // fromCache answers a since read from the tail when every system asked for
-// is followed, and the tail holds all of its events after msg.After.
+// is followed, and the tail holds all of its events after msg.After. It
+// answers while the core is briefly away too: the replay ends at the last
+// event received, and what the core stored after it reaches the
+// subscriber once the link is back, or the subscriber is ended past the
+// grace.
 func (r *relay) fromCache(msg *actors.FetchSince) (eventlog.Batch, bool) {
-	if r.state != stateUp || len(msg.Systems) == 0 || msg.After < r.cache.floor {
+	if r.state == stateIdle || r.dropped || len(msg.Systems) == 0 || msg.After < r.cache.floor {
 		return eventlog.Batch{}, false
 	}
 	all := slices.Contains(msg.Systems, eventlog.AllSystems)

@@ -327,6 +327,29 @@ var _ = Describe("edge nodes (killfeed edge --core)", func() {
 		Expect(f.collect(ctx, 6)[3:]).To(Equal(later[7:]))
 	}, SpecTimeout(90*time.Second))
 
+	It("answers since replays of followed systems from its tail while the core is briefly away", func(ctx SpecContext) {
+		e := startEdgeProcess(ctx, remote, "--core-grace", "60s")
+		a := newFollower(ctx, jita, e.URL)
+		all := wsInsert(ctx, core.URL, jita, 4)
+		Expect(a.collect(ctx, 4)).To(Equal(all))
+
+		Expect(core.cmd.Process.Signal(syscall.SIGSTOP)).To(Succeed())
+		DeferCleanup(func() { _ = core.cmd.Process.Signal(syscall.SIGCONT) })
+		Eventually(func() int { return readyz(ctx, e.URL) }).WithContext(ctx).Should(Equal(http.StatusServiceUnavailable))
+		// A client joining jita with since is served from the edge alone.
+		b := &follower{nodes: []string{e.URL}, system: jita, last: all[1]}
+		Expect(b.connect(ctx, true)).To(Succeed())
+		Expect(b.acks[0].Head).To(Equal(all[3]))
+		Expect(b.collect(ctx, 2)).To(Equal(all[2:]))
+
+		Expect(core.cmd.Process.Signal(syscall.SIGCONT)).To(Succeed())
+		later := wsInsert(ctx, core.URL, jita, 2)
+		Expect(a.collect(ctx, 6)).To(Equal(append(all, later...)))
+		Expect(b.collect(ctx, 4)).To(Equal(append(all[2:], later...)))
+		Expect(a.closes).To(BeEmpty())
+		Expect(b.closes).To(BeEmpty())
+	}, SpecTimeout(90*time.Second))
+
 	It("goes unready, answers long-polls with 503 and closes websockets with 1012 while cut off from the core", func(ctx SpecContext) {
 		e := startEdgeProcess(ctx, remote, "--core-grace", "1s")
 		before := wsInsert(ctx, core.URL, jita, 2)
