@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"syscall"
 	"time"
@@ -134,6 +135,21 @@ func readRaw(ctx context.Context, c *websocket.Conn, n int) []string {
 	}
 	return out
 }
+
+var _ = DescribeTable("killfeed edge refuses bad settings with a message naming them and exit status 1",
+	func(ctx SpecContext, args []string, mentions string) {
+		cmd := exec.CommandContext(ctx, killfeedBinary(), append([]string{"edge", "--listen", "127.0.0.1:0"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		Expect(errors.As(err, &exit)).To(BeTrue(), "%s", out)
+		Expect(exit.ExitCode()).To(Equal(1), "%s", out)
+		Expect(string(out)).To(ContainSubstring(mentions))
+	},
+	Entry("no core", nil, "core:"),
+	Entry("a core without a port", []string{"--core", "10.0.0.1"}, "core:"),
+	Entry("a negative grace", []string{"--core", "127.0.0.1:7000", "--core-grace", "-1s"}, "core-grace:"),
+	Entry("a bad remote address", []string{"--core", "127.0.0.1:7000", "--remote-listen", "nowhere"}, "remote-listen:"),
+)
 
 var _ = Describe("edge nodes (killfeed edge --core)", func() {
 	var (
