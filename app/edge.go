@@ -69,6 +69,10 @@ func (c EdgeConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// remoteStopWait bounds how long an edge's shutdown waits for Proto.Actor
+// remote to stop (see Shutdown).
+const remoteStopWait = 2 * time.Second
+
 // Edge is a running edge node.
 type Edge struct {
 	cfg    EdgeConfig
@@ -188,7 +192,20 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 		}
 		// The relay says Bye on stopping: stop the tree while remote runs.
 		e.actors.Stop()
-		e.remote.Stop()
+		// With the core gone, Proto.Actor's endpoint writer may sit in its
+		// connect retries (seconds each) and hold up the remote's stop:
+		// wait for it only as long as the shutdown may take.
+		stopped := make(chan struct{})
+		go func() { e.remote.Stop(); close(stopped) }()
+		wait := time.NewTimer(remoteStopWait)
+		defer wait.Stop()
+		select {
+		case <-stopped:
+		case <-wait.C:
+			e.cfg.Logger.Warn("remote did not stop in time; exiting without it", "waited", remoteStopWait)
+		case <-ctx.Done():
+			e.cfg.Logger.Warn("remote did not stop in time; exiting without it", "err", ctx.Err())
+		}
 		if err := <-e.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, fmt.Errorf("serve: %w", err))
 		}

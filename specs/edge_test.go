@@ -262,6 +262,18 @@ var _ = Describe("edge nodes (killfeed edge --core)", func() {
 		ws.pingPong(ctx)
 	}, SpecTimeout(60*time.Second))
 
+	It("exits 0 on SIGTERM while its core is gone", func(ctx SpecContext) {
+		e := startEdgeProcess(ctx, remote)
+		f := newFollower(ctx, jita, e.URL)
+		Expect(f.collect(ctx, 0)).To(BeEmpty())
+		// Both at once, as a deployment's stop does: the edge's goodbye
+		// finds no core, and its remote is still trying to connect.
+		Expect(core.cmd.Process.Signal(syscall.SIGKILL)).To(Succeed())
+		Expect(e.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+		Eventually(e.exited).WithTimeout(15 * time.Second).Should(BeClosed())
+		Expect(e.err).NotTo(HaveOccurred())
+	}, SpecTimeout(60*time.Second))
+
 	It("loses nothing when an edge is killed: its websocket clients move to the other edge with since", func(ctx SpecContext) {
 		e1 := startEdgeProcess(ctx, remote)
 		e2 := startEdgeProcess(ctx, remote)
