@@ -42,6 +42,9 @@ type pubSub struct {
 	// Scratch of publish, empty between calls.
 	sent   map[Subscriber]struct{}
 	shares map[Subscriber][]*KillmailInserted
+	// emptied, when set, is told of every topic that lost its last
+	// subscriber (an edge unfollows it upstream).
+	emptied func(topic string)
 }
 
 func newPubSub(topicsOf TopicsFunc, logger *slog.Logger) actor.Producer {
@@ -144,6 +147,9 @@ func (p *pubSub) dropFromTopic(s Subscriber, t string) {
 		delete(set, s)
 		if len(set) == 0 {
 			delete(p.topics, t)
+			if p.emptied != nil {
+				p.emptied(t)
+			}
 		}
 	}
 }

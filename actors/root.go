@@ -31,6 +31,9 @@ type rootConfig struct {
 	store     func(pubsub *actor.PID) actor.Producer
 	pubsub    actor.Producer
 	scheduler func(store *actor.PID) actor.Producer
+	// wired, when set, runs once the children are spawned (an edge's
+	// PubSub learns its store).
+	wired func(ctx actor.Context, ch *children)
 }
 
 // whereAreChildren asks the root for its children. Reply: *children.
@@ -52,6 +55,9 @@ func (r *rootActor) Receive(ctx actor.Context) {
 			}
 		}
 		r.children = &children{pubsub: pubsub, store: store, scheduler: sched}
+		if r.cfg.wired != nil {
+			r.cfg.wired(ctx, r.children)
+		}
 	case *whereAreChildren:
 		ctx.Respond(r.children)
 	}

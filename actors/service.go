@@ -40,6 +40,8 @@ type Service struct {
 	pubsub  *actor.PID
 	timeout time.Duration
 	log     *eventlog.Log
+	// stats replaces log.Stats for a Service without a local log (an edge).
+	stats func() eventlog.Stats
 }
 
 // Start spawns the actor tree over log. durable says whether appends wait
@@ -268,7 +270,17 @@ func (s *Service) SubscribeTopics(ctx context.Context, buffer int, topics ...str
 }
 
 // Cursor returns a stored upstream cursor (e.g. the R2Z2 sequence).
-func (s *Service) Cursor(name string) (uint64, bool) { return s.log.Cursor(name) }
+func (s *Service) Cursor(name string) (uint64, bool) {
+	if s.log == nil {
+		return 0, false
+	}
+	return s.log.Cursor(name)
+}
 
 // Stats describes what the log holds.
-func (s *Service) Stats() eventlog.Stats { return s.log.Stats() }
+func (s *Service) Stats() eventlog.Stats {
+	if s.log == nil {
+		return s.stats()
+	}
+	return s.log.Stats()
+}

@@ -86,6 +86,9 @@ func Start(cfg Config) (*App, error) {
 		Ready:          storeReady(store),
 	})
 	stopIngest, err := startIngest(withUpstreamMetrics(cfg, reg), svc)
+	if err == nil {
+		stopIngest, err = withEdgeEndpoint(cfg, svc, stopIngest)
+	}
 	if err != nil {
 		_ = ln.Close()
 		svc.Stop()

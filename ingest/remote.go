@@ -10,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/ingest/remotepb"
@@ -22,6 +23,9 @@ const (
 	DefaultRemoteName    = "ingest"
 	DefaultRemoteTimeout = 5 * time.Second
 )
+
+// maxRemoteMessage bounds one gRPC message of the remote endpoint.
+const maxRemoteMessage = 256 << 20
 
 // RemoteConfig configures the Proto.Actor remote ingest endpoint. Listen
 // is required; for the rest the zero value means the default.
@@ -113,7 +117,9 @@ func StartRemote(svc *actors.Service, cfg RemoteConfig) (_ *Remote, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("spawn %s: %w", cfg.Name, err)
 	}
-	var opts []remote.ConfigOption
+	// A batch of killmails (an edge's catch-up, a forwarder's burst) can
+	// pass gRPC's 4 MiB default.
+	opts := []remote.ConfigOption{remote.WithServerOptions(grpc.MaxRecvMsgSize(maxRemoteMessage))}
 	if cfg.Advertise != "" {
 		opts = append(opts, remote.WithAdvertisedHost(cfg.Advertise))
 	}

@@ -63,11 +63,17 @@ var listeningAddr = regexp.MustCompile(`msg="killfeed listening" addr=(\S+)`)
 // waits until it logs its address.
 func startProcess(env []string, args ...string) *process {
 	GinkgoHelper()
-	pre := []string{"--listen", "127.0.0.1:0"}
+	var sub []string
 	if len(args) > 0 && args[0] == "serve" { // the subcommand comes first
-		pre, args = append([]string{"serve"}, pre...), args[1:]
+		sub, args = []string{"serve"}, args[1:]
 	}
-	cmd := exec.Command(killfeedBinary(), append(pre, args...)...)
+	return startSubcommand(env, sub, args...)
+}
+
+// startSubcommand is startProcess for a subcommand (e.g. "edge").
+func startSubcommand(env []string, sub []string, args ...string) *process {
+	GinkgoHelper()
+	cmd := exec.Command(killfeedBinary(), append(append(sub, "--listen", "127.0.0.1:0"), args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	p := &process{cmd: cmd, stderr: gbytes.NewBuffer(), exited: make(chan struct{})}
 	pr, pw := io.Pipe()

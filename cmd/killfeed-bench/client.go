@@ -29,7 +29,7 @@ type delivery struct {
 // prints a JSON result.
 func runClient(args []string, in io.Reader, out io.Writer) error {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
-	target := fs.String("target", "", "websocket URL")
+	target := fs.String("target", "", "websocket URL; several, comma-separated, are dialled in turn (edge nodes)")
 	conns := fs.Int("conns", 0, "connections")
 	cpuprofile := fs.String("cpuprofile", "", "write the client's CPU profile of the measured window to this file")
 	if err := fs.Parse(args); err != nil {
@@ -48,8 +48,10 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 		return err
 	}
 	sem := make(chan struct{}, 64) // dial concurrency
+	targets := strings.Split(*target, ",")
 	for i := 0; i < *conns && sc.Scan(); i++ {
 		line := sc.Text()
+		url := targets[i%len(targets)]
 		ready.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -57,7 +59,7 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 			var c *rawWS
 			var err error
 			for try := 0; try < 5; try++ {
-				c, err = dialRaw(ctx, *target)
+				c, err = dialRaw(ctx, url)
 				if err == nil {
 					break
 				}

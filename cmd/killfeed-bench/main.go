@@ -93,6 +93,8 @@ func main() {
 	flag.StringVar(&o.memprofile, "memprofile", "", "write the server's heap profile with the idle connections open to this file")
 	flag.StringVar(&o.url, "url", "", "killfeed base URL to load instead of an in-process one (memory figures are then not measured)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the system draw")
+	flag.StringVar(&ingestURL, "ingest-url", "", "with -url: where killmails are posted (empty: the first -url); -url may list several nodes, comma-separated, e.g. edges of the core at -ingest-url")
+	flag.StringVar(&watchPIDs, "watch-pids", "", "name=pid,… of external killfeed processes whose CPU and write calls over the replay are reported (Linux)")
 	flag.Parse()
 	for _, s := range strings.Split(steps, ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n > 0 {
@@ -505,10 +507,12 @@ func replayPhase(kind string, o options, d *day, systems [][]int64, logger *slog
 			return result{}, err
 		}
 	}
+	watched0 := watchedNow()
 	cpu0, wall0 := cpuTime(), time.Now()
 	_, writes0, _ := ioCalls()
 	sent, window, err := replay(tgt, d, o.speed, o.duration)
 	serverCPU, wall := cpuTime()-cpu0, time.Since(wall0)
+	watched1 := watchedNow()
 	_, writes1, haveIO := ioCalls()
 	if cpuprofile {
 		pprof.StopCPUProfile()
@@ -532,6 +536,7 @@ func replayPhase(kind string, o options, d *day, systems [][]int64, logger *slog
 		res.Matched, float64(res.Matched)/window.Seconds(), res.P50ms, res.P99ms, res.MaxMs, res.Closed)
 	fmt.Printf("CPU over the replay and its drain (%s): server %.1f s (%.2f cores), client %.1f s\n",
 		wall.Round(time.Millisecond), serverCPU.Seconds(), serverCPU.Seconds()/wall.Seconds(), res.CPU)
+	printWatched(watched0, watched1, len(sent), res.Matched)
 	if haveIO && tgt.local && res.Matched > 0 {
 		fmt.Printf("system calls over the replay: server %d writes (%.2f per delivery), client %d reads (%.2f per delivery)\n",
 			writes1-writes0, float64(writes1-writes0)/float64(res.Matched), res.Reads, float64(res.Reads)/float64(res.Matched))

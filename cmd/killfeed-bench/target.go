@@ -31,11 +31,24 @@ type target struct {
 	stop   func()
 }
 
+// ingestURL, when set, is where an external target's killmails are posted
+// (the core, when -url lists edge nodes).
+var ingestURL string
+
 func startTarget(url string, logger *slog.Logger) (*target, error) {
 	if url != "" {
-		base := strings.TrimRight(url, "/")
+		// Several comma-separated URLs (edge nodes): subscribers are spread
+		// over them; killmails go to ingestURL, or the first.
+		var ws []string
+		for _, u := range strings.Split(url, ",") {
+			ws = append(ws, "ws"+strings.TrimPrefix(strings.TrimRight(u, "/"), "http")+"/api/ws")
+		}
+		base := strings.TrimRight(strings.Split(url, ",")[0], "/")
+		if ingestURL != "" {
+			base = strings.TrimRight(ingestURL, "/")
+		}
 		return &target{
-			wsURL: "ws" + strings.TrimPrefix(base, "http") + "/api/ws",
+			wsURL: strings.Join(ws, ","),
 			insert: func(km killmail.Killmail) (uint64, error) {
 				res, err := http.Post(base+"/api/killmails", "application/json", bytes.NewReader(km.JSON))
 				if err != nil {

@@ -13,12 +13,14 @@ import (
 // usage is the top of `killfeed help`; the flags of serve follow it.
 const usage = `usage: killfeed [serve] [flags]
        killfeed import (--to URL | --data-dir DIR) [flags] FILE…
+       killfeed edge --core HOST:PORT [flags]
        killfeed version
        killfeed help [command]
 
 Commands:
   serve    run the killmail relay (the default when no command is given)
   import   import JSON Lines files of killmails (killfeed help import)
+  edge     serve the API from a core over Proto.Actor remote (killfeed help edge)
   version  print the version and the build's VCS revision
   help     print this help, or a command's
 
@@ -63,6 +65,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return serve(ctx, rest, getenv, stderr)
 	case "import":
 		return runImport(ctx, rest, getenv, stdout, stderr)
+	case "edge":
+		return runEdge(ctx, rest, getenv, stderr)
 	case "version":
 		if len(rest) > 0 {
 			fmt.Fprint(stderr, usage)
@@ -74,7 +78,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return help(ctx, rest, getenv, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
-	return usagef("unknown command %q (want serve, import, version or help)", cmd)
+	return usagef("unknown command %q (want serve, import, edge, version or help)", cmd)
 }
 
 // help prints the usage and serve's flags, or a command's help, to stdout.
@@ -93,6 +97,8 @@ func help(ctx context.Context, args []string, getenv func(string) string, stdout
 		err = serve(ctx, []string{"--help"}, getenv, stdout)
 	case "import":
 		err = runImport(ctx, []string{"--help"}, getenv, stdout, stdout)
+	case "edge":
+		err = runEdge(ctx, []string{"--help"}, getenv, stdout)
 	case "version", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

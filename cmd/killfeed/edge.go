@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/killfeed/killfeed/app"
+	"github.com/killfeed/killfeed/edge"
+)
+
+// runEdge runs `killfeed edge`: an edge node serving the HTTP, RedisQ and
+// websocket API from the core at --core.
+func runEdge(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	var cfg app.EdgeConfig
+	var logLevel string
+	fs := flag.NewFlagSet("killfeed edge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Node.Core, "core", "", "host:port of the core's Proto.Actor remote endpoint (the core's --remote-listen); required")
+	fs.StringVar(&cfg.Listen, "listen", ":8080", "HTTP listen address")
+	fs.StringVar(&cfg.RemoteListen, "remote-listen", app.DefaultEdgeRemoteListen, "host:port of this edge's Proto.Actor remote; the core pushes events to it")
+	fs.StringVar(&cfg.RemoteAdvertise, "remote-advertise", "", "host:port the core reaches this edge at (empty: the bound address)")
+	fs.DurationVar(&cfg.Node.PingInterval, "core-ping", edge.DefaultPingInterval, "how often the edge pings its core")
+	fs.DurationVar(&cfg.Node.CoreTimeout, "core-timeout", edge.DefaultCoreTimeout, "how long a ping may go unanswered before the core counts as unreachable")
+	fs.DurationVar(&cfg.Node.CoreGrace, "core-grace", edge.DefaultCoreGrace, "how long subscriptions stay open while the core is unreachable; past it websockets close with 1012")
+	fs.IntVar(&cfg.Node.CacheEvents, "edge-cache", edge.DefaultCacheEvents, "recent events kept to answer since replays without asking the core")
+	fs.StringVar(&cfg.IngestToken, "ingest-token", "", "bearer token required by POST /api/killmails (empty: none)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5e9, "how long a request waits for the core")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	websocketFlags(fs, &cfg.Websocket)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprint(w, "usage: killfeed edge --core HOST:PORT [flags]\n\n"+
+			"Serves the HTTP API, listen.php and the websockets from a core killfeed over\n"+
+			"Proto.Actor remote (see README, Running more than one node).\n\n"+
+			"Flags of edge (each also read from its environment variable when not given):\n")
+		printFlags(w, fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return usagef("edge: unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return app.RunEdge(ctx, cfg)
+}

@@ -1,0 +1,11 @@
+// Package edgepb holds the protobuf messages between a killfeed core and
+// its edge nodes over Proto.Actor remote (see edge.proto). edge.pb.go is
+// generated; regenerate it with `go generate ./edge/edgepb` (needs protoc
+// and protoc-gen-go on PATH).
+package edgepb
+
+// Version is the protocol version an edge sends in Hello. The core refuses
+// an edge whose version it does not speak.
+const Version = 1
+
+//go:generate protoc --proto_path=../.. --go_out=../.. --go_opt=module=github.com/killfeed/killfeed edge/edgepb/edge.proto
