@@ -111,6 +111,9 @@ func (e *ESI) Killmail(ctx context.Context, id int64, hash string, zkb []byte) (
 			if err != nil {
 				return killmail.Killmail{}, fmt.Errorf("%w: ESI killmail %d: %v", ErrBadInput, id, err)
 			}
+			if km.ID != id {
+				return killmail.Killmail{}, fmt.Errorf("%w: ESI killmail %d: killmail_id: the answer is killmail %d", ErrBadInput, id, km.ID)
+			}
 			return km, nil
 		case code == http.StatusBadRequest, code == http.StatusNotFound, code == http.StatusUnprocessableEntity,
 			errors.Is(err, ErrBadInput):
