@@ -266,41 +266,42 @@ func FuzzRedisQListen(f *testing.F) {
 	})
 }
 
-// FuzzESIKillmail: an ESI answer and the zkb block it is stored with. The
-// stored killmail is the one asked for.
+// FuzzESIKillmail: an ESI answer to GET /killmails/{id}/{hash}/ and the
+// zkb block it is stored with. What is stored is the killmail asked for.
 func FuzzESIKillmail(f *testing.F) {
 	for _, line := range fixture.Lines()[:3] {
-		f.Add(line, []byte(`{"hash":"abc","totalValue":1}`))
-		f.Add(line, []byte(nil))
+		km, err := killmail.Parse(line)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(line, []byte(`{"hash":"abc","totalValue":1}`), km.ID)
+		f.Add(line, []byte(nil), km.ID)
+		f.Add(line, []byte(nil), km.ID+1) // an answer for another killmail
 	}
-	f.Add([]byte(`{"killmail_id":7,"solar_system_id":1}`), []byte(`{`))
-	f.Add([]byte(`{"killmail_id":8,"solar_system_id":1}`), []byte(`null`))
-	f.Add([]byte(`{"error":"Invalid killmail_id and/or killmail_hash"}`), []byte(`{}`))
+	f.Add([]byte(`{"killmail_id":7,"solar_system_id":1}`), []byte(`{`), int64(7))
+	f.Add([]byte(`{"killmail_id":8,"solar_system_id":1}`), []byte(`null`), int64(8))
+	f.Add([]byte(`{"error":"Invalid killmail_id and/or killmail_hash"}`), []byte(`{}`), int64(9))
 	srv := newESIServer(f)
 	e, err := NewESI(ESIConfig{URL: srv.URL, Timeout: 5 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, body, zkb []byte) {
-		if len(body)+len(zkb) > maxFuzzInput {
-			t.Skip()
+	f.Fuzz(func(t *testing.T, body, zkb []byte, id int64) {
+		if len(body)+len(zkb) > maxFuzzInput || id <= 0 {
+			t.Skip() // the pollers ask only for positive ids
 		}
 		want, werr := killmail.FromESI(body, zkb)
-		id := want.ID
-		if werr != nil {
-			id = 7
-		}
 		srv.answer(body)
 		km, err := e.Killmail(context.Background(), id, "abc", zkb)
 		if err != nil {
 			checkBadInput(t, err)
-			if werr == nil {
+			if werr == nil && want.ID == id {
 				t.Fatalf("ESI killmail %d refused: %v", id, err)
 			}
 			return
 		}
-		if km.ID != id || string(km.JSON) != string(want.JSON) {
-			t.Fatalf("ESI answer for %d stored as %d", id, km.ID)
+		if werr != nil || km.ID != id || string(km.JSON) != string(want.JSON) {
+			t.Fatalf("ESI answer %s for killmail %d stored as %d", body, id, km.ID)
 		}
 	})
 }
