@@ -6,6 +6,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"go.uber.org/goleak"
+
+	"github.com/killfeed/killfeed/internal/leaktest"
 )
 
 func TestIngest(t *testing.T) {
@@ -16,7 +18,7 @@ func TestIngest(t *testing.T) {
 // TestMain checks for leaked goroutines after every test of the package,
 // the specs and the fuzz targets' seeds alike.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	leaktest.Main(m,
 		// Proto.Actor and gRPC start these once per process and never stop them.
 		goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.(*eventStream).Subscribe.func1"),
 		goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),

@@ -3,11 +3,11 @@ package main
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/killfeed/killfeed/internal/leaktest"
 )
 
 // TestMain fails the package's tests when a goroutine they started is still
-// running after the last one.
+// running after the last one (see leaktest for the grace it is given).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leaktest.Main(m)
 }
