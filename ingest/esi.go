@@ -118,6 +118,10 @@ func (e *ESI) Killmail(ctx context.Context, id int64, hash string, zkb []byte) (
 				e.requests.Add(metrics.OutcomeMalformed)
 				return killmail.Killmail{}, fmt.Errorf("%w: ESI killmail %d: %v", ErrBadInput, id, err)
 			}
+			if km.ID != id {
+				e.requests.Add(metrics.OutcomeMalformed)
+				return killmail.Killmail{}, fmt.Errorf("%w: ESI killmail %d: killmail_id: the answer is killmail %d", ErrBadInput, id, km.ID)
+			}
 			e.requests.Add(outcome)
 			return km, nil
 		case code == http.StatusBadRequest, code == http.StatusNotFound, code == http.StatusUnprocessableEntity,

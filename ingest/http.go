@@ -57,7 +57,8 @@ func get(ctx context.Context, client *http.Client, url string, timeout time.Dura
 	return body, resp.Header, nil
 }
 
-// retryAfter parses a Retry-After header: delay-seconds or an HTTP date.
+// retryAfter parses a Retry-After header: delay-seconds (at most
+// maxRetryAfter) or an HTTP date.
 func retryAfter(h string, now time.Time) time.Duration {
 	if h == "" {
 		return 0
@@ -66,7 +67,8 @@ func retryAfter(h string, now time.Time) time.Duration {
 		if s <= 0 {
 			return 0
 		}
-		return time.Duration(s) * time.Second
+		// Capped before the multiplication, which a huge value overflows.
+		return time.Duration(min(s, int(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil && t.After(now) {
 		return t.Sub(now)

@@ -255,20 +255,14 @@ func (p *R2Z2) start(ctx context.Context, faults *streak) (uint64, bool) {
 			p.requests.Add(outcomeOf(err))
 		}
 		if err == nil {
-			var doc struct {
-				Sequence json.Number `json:"sequence"`
+			var seq uint64
+			if seq, err = parseSequence(body); err == nil {
+				p.requests.Add(metrics.OutcomeOK)
+				p.cfg.Metrics.R2Z2Newest(seq)
+				faults.ok()
+				return seq, true
 			}
-			if err = json.Unmarshal(body, &doc); err == nil {
-				var n int64
-				if n, err = doc.Sequence.Int64(); err == nil && n > 0 {
-					p.requests.Add(metrics.OutcomeOK)
-					p.cfg.Metrics.R2Z2Newest(uint64(n))
-					faults.ok()
-					return uint64(n), true
-				}
-				err = fmt.Errorf("sequence %q is not a positive integer", doc.Sequence)
-			}
-			err = fmt.Errorf("GET %s: %w: %v", url, ErrBadInput, err)
+			err = fmt.Errorf("GET %s: %w", url, err)
 			p.requests.Add(metrics.OutcomeMalformed)
 		}
 		p.faults.Add(1)
@@ -276,6 +270,22 @@ func (p *R2Z2) start(ctx context.Context, faults *streak) (uint64, bool) {
 			return 0, false
 		}
 	}
+}
+
+// parseSequence reads sequence.json: {"sequence": N} with N a positive
+// integer. Anything else is ErrBadInput naming the field.
+func parseSequence(body []byte) (uint64, error) {
+	var doc struct {
+		Sequence json.Number `json:"sequence"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return 0, fmt.Errorf("%w: sequence.json: %v", ErrBadInput, err)
+	}
+	n, err := doc.Sequence.Int64()
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%w: sequence: %q is not a positive integer", ErrBadInput, doc.Sequence)
+	}
+	return uint64(n), nil
 }
 
 func (p *R2Z2) fileURL(seq uint64) string {

@@ -170,18 +170,16 @@ func (p *RedisQ) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		var doc struct {
-			Package json.RawMessage `json:"package"`
-		}
+		var pkg json.RawMessage
 		if err == nil {
-			if err = json.Unmarshal(body, &doc); err != nil {
-				err = fmt.Errorf("GET %s: %w: %v", p.cfg.URL, ErrBadInput, err)
+			if pkg, err = parseListen(body); err != nil {
+				err = fmt.Errorf("GET %s: %w", p.cfg.URL, err)
 			}
 		}
 		requests.Add(outcomeOf(err))
 		if err == nil {
 			faults.ok()
-			if !p.handle(ctx, doc.Package, faults) {
+			if !p.handle(ctx, pkg, faults) {
 				return nil
 			}
 			continue
@@ -191,6 +189,19 @@ func (p *RedisQ) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// parseListen reads a listen answer, {"package": …}, and returns the
+// package (null or absent when there is none). A body that is not such an
+// object is ErrBadInput.
+func parseListen(body []byte) (json.RawMessage, error) {
+	var doc struct {
+		Package json.RawMessage `json:"package"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("%w: listen answer: %v", ErrBadInput, err)
+	}
+	return doc.Package, nil
 }
 
 // handle stores one package; it reports false only when ctx is done.

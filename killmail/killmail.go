@@ -35,7 +35,10 @@ type Killmail struct {
 }
 
 // Parse turns one JSON object — an ESI killmail, an R2Z2 file object or a
-// RedisQ package that carries the killmail — into its stored form.
+// RedisQ package that carries the killmail — into its stored form. An
+// object with a top-level solar_system_id is an ESI killmail; one without
+// is unwrapped when its "esi" (R2Z2) or else "killmail" (RedisQ) is an
+// object. The stored form of a killmail parses back to itself.
 //
 // The input is read by encoding/json once (json.Compact, which also
 // validates it); fields are then located in the compact bytes with gjson,
@@ -67,6 +70,10 @@ func parseCompact(c []byte) (Killmail, error) {
 	}
 	f := scan(c)
 	switch {
+	case f.systemID.Exists():
+		// An ESI killmail, even when it carries an "esi" or "killmail"
+		// object of its own: it is stored as it is, so that the stored
+		// form parses back to the same killmail.
 	case f.esi.IsObject(): // R2Z2 file: the killmail is "esi"
 		return fromObject(raw(c, f.esi), raw(c, f.zkb))
 	case f.killmail.IsObject(): // RedisQ package

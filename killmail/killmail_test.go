@@ -146,22 +146,6 @@ func TestParseKeepsEveryField(t *testing.T) {
 	}
 }
 
-func FuzzParse(f *testing.F) {
-	for _, l := range fixture.Lines()[:20] {
-		f.Add(l)
-	}
-	f.Add([]byte(`{"killID":1,"killmail":{"killmail_id":1,"solar_system_id":2},"zkb":{}}`))
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		km, err := killmail.Parse(raw)
-		if err != nil {
-			return
-		}
-		if km.ID <= 0 || km.SystemID <= 0 || !json.Valid(km.JSON) || len(km.JSON) > killmail.MaxSize {
-			t.Fatalf("accepted an invalid killmail: %+v %s", km, km.JSON)
-		}
-	})
-}
-
 func BenchmarkParse(b *testing.B) {
 	lines := fixture.Lines()
 	var n int64

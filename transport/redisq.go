@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/universe"
 )
 
 // RedisQ compatibility (GET /listen.php and GET /api/redisq/listen.php).
@@ -85,29 +87,12 @@ func (q *redisqQueues) release(id string) {
 // client following everything (or its filter), so it gets every killmail
 // once, in event_id order, and is remembered for the client TTL.
 func (s *Server) redisqListen(c echo.Context) error {
-	q := c.QueryParams()
 	c.Response().Header().Set("Access-Control-Allow-Origin", "*")
-	queueID := strings.TrimSpace(q.Get("queueID"))
-	if queueID == "" {
-		return badParam("queueID", "required (listen.php?queueID=yourbot)")
+	rq, err := parseRedisqQuery(s.universe, c.QueryParams(), s.cfg.MaxSystems)
+	if err != nil {
+		return err
 	}
-	if len(queueID) > redisqMaxQueueID {
-		return badParam("queueID", "longer than "+strconv.Itoa(redisqMaxQueueID)+" bytes")
-	}
-	ttw := redisqDefaultTTW
-	if n, err := strconv.Atoi(strings.TrimSpace(q.Get("ttw"))); err == nil {
-		ttw = min(redisqDefaultTTW, max(1, n))
-	}
-	systems := []int64{eventlog.AllSystems}
-	if f := strings.TrimSpace(q.Get("filter")); f != "" {
-		topics, err := parseRedisqFilter(f)
-		if err != nil {
-			return err
-		}
-		if systems, err = expandTopics(s.universe, topics, s.cfg.MaxSystems); err != nil {
-			return err
-		}
-	}
+	queueID, ttw, systems := rq.queueID, rq.ttw, rq.systems
 	if !s.redisq.acquire(c.Request().Context(), queueID) {
 		return echo.NewHTTPError(http.StatusTooManyRequests, "queueID: another request for this queue is in progress")
 	}
@@ -128,6 +113,40 @@ func (s *Server) redisqListen(c echo.Context) error {
 		return err
 	}
 	return deliver(c, &b, buf) // a package that was not written stays first in the queue
+}
+
+// redisqQuery is a validated listen.php request.
+type redisqQuery struct {
+	queueID string
+	ttw     int     // seconds, 1-10
+	systems []int64 // [eventlog.AllSystems] without a filter
+}
+
+// parseRedisqQuery reads queueID (required), ttw (clamped to 1-10 seconds;
+// anything that is not an integer means the default) and filter.
+func parseRedisqQuery(u *universe.Universe, q url.Values, maxSystems int) (redisqQuery, error) {
+	queueID := strings.TrimSpace(q.Get("queueID"))
+	if queueID == "" {
+		return redisqQuery{}, badParam("queueID", "required (listen.php?queueID=yourbot)")
+	}
+	if len(queueID) > redisqMaxQueueID {
+		return redisqQuery{}, badParam("queueID", "longer than "+strconv.Itoa(redisqMaxQueueID)+" bytes")
+	}
+	ttw := redisqDefaultTTW
+	if n, err := strconv.Atoi(strings.TrimSpace(q.Get("ttw"))); err == nil {
+		ttw = min(redisqDefaultTTW, max(1, n))
+	}
+	systems := []int64{eventlog.AllSystems}
+	if f := strings.TrimSpace(q.Get("filter")); f != "" {
+		topics, err := parseRedisqFilter(f)
+		if err != nil {
+			return redisqQuery{}, err
+		}
+		if systems, err = expandTopics(u, topics, maxSystems); err != nil {
+			return redisqQuery{}, err
+		}
+	}
+	return redisqQuery{queueID: queueID, ttw: ttw, systems: systems}, nil
 }
 
 // parseRedisqFilter reads filter=system:30000142,region:10000002,… into
@@ -168,14 +187,16 @@ func appendRedisqPackage(dst, km []byte) ([]byte, error) {
 	return append(dst, "}}"...), nil
 }
 
-// splitZKB cuts the top-level "zkb" member out of a compact JSON object and
+// splitZKB cuts the top-level "zkb" members out of a JSON object and
 // returns the killmail_id, the object without zkb, and zkb (nil if absent).
+// A repeated member counts as its last occurrence, as JSON decoders read
+// it; every "zkb" is cut, so the killmail carries none of its own.
 func splitZKB(km []byte) (killID, esi, zkb []byte, err error) {
 	dec := json.NewDecoder(bytes.NewReader(km))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, nil, nil, errors.New("stored killmail is not a JSON object")
 	}
-	cutFrom, cutTo := -1, -1
+	var kept [][]byte // the members but zkb, each as key:value
 	for dec.More() {
 		start := int(dec.InputOffset()) // at the comma before the key, or after '{'
 		t, err := dec.Token()
@@ -191,20 +212,24 @@ func splitZKB(km []byte) (killID, esi, zkb []byte, err error) {
 			killID = raw
 		case "zkb":
 			zkb = raw
-			cutFrom, cutTo = start, int(dec.InputOffset())
+			continue
 		}
+		kept = append(kept, bytes.TrimLeft(km[start:dec.InputOffset()], ", \t\r\n"))
 	}
 	if killID == nil {
 		return nil, nil, nil, errNoKillmailID
 	}
-	if cutFrom < 0 {
+	if zkb == nil {
 		return killID, km, nil, nil
 	}
-	if km[cutFrom] != ',' && cutTo < len(km) && km[cutTo] == ',' {
-		cutTo++ // zkb came first: drop the comma after it instead
+	esi = make([]byte, 0, len(km))
+	esi = append(esi, '{')
+	for i, m := range kept {
+		if i > 0 {
+			esi = append(esi, ',')
+		}
+		esi = append(esi, m...)
 	}
-	esi = make([]byte, 0, len(km)-(cutTo-cutFrom))
-	esi = append(esi, km[:cutFrom]...)
-	esi = append(esi, km[cutTo:]...)
+	esi = append(esi, '}')
 	return killID, esi, zkb, nil
 }

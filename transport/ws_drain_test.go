@@ -34,7 +34,7 @@ type drainTest struct {
 
 // startService starts the actors on an in-memory log, stopped when the
 // test ends.
-func startService(t *testing.T) *actors.Service {
+func startService(t testing.TB) *actors.Service {
 	t.Helper()
 	log, err := eventlog.Open(eventlog.Config{}, nil)
 	if err != nil {
