@@ -48,22 +48,8 @@ type Service struct {
 // for a disk sync. The caller keeps ownership of log and closes it after
 // Stop.
 func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
-	if cfg.GCInterval <= 0 {
-		cfg.GCInterval = time.Minute
-	}
-	if cfg.FlushInterval <= 0 {
-		cfg.FlushInterval = time.Second
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 5 * time.Second
-	}
-	if cfg.Topics == nil {
-		cfg.Topics = SystemTopics
-	}
+	cfg = cfg.withDefaults()
 	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	storeMetrics := metrics.NewStore(cfg.Registry, log.Stats)
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	props := actor.PropsFromProducer(func() actor.Actor {

@@ -29,6 +29,28 @@ func serve(b *testing.B, h http.Handler) string {
 	return "http://" + ln.Addr().String()
 }
 
+// benchSystems are the 10 systems a benchmark poll follows.
+const benchSystems = "&systems=30004779,30002874,30000021,32000133,30002813,30000142,30002187,30002659,30045328,30003504"
+
+// pollServer is the API over the memory backend holding the fixture's
+// killmails, stopped when the benchmark ends.
+func pollServer(b *testing.B) http.Handler {
+	b.Helper()
+	log, err := eventlog.Open(eventlog.Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := actors.Start(log, false, actors.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { svc.Stop(); _ = log.Close() })
+	if _, err := svc.Insert(context.Background(), fixture.Killmails(), nil); err != nil {
+		b.Fatal(err)
+	}
+	return transport.New(svc, transport.Config{}).Handler()
+}
+
 // hammer GETs a URL from parallel clients over keep-alive connections and
 // reports requests per second.
 func hammer(b *testing.B, url func(i int) string) {
@@ -62,22 +84,9 @@ func BenchmarkHTTP(b *testing.B) {
 		hammer(b, func(int) string { return base + "/" })
 	})
 	b.Run("poll", func(b *testing.B) {
-		log, err := eventlog.Open(eventlog.Config{}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		svc, err := actors.Start(log, false, actors.Config{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { svc.Stop(); _ = log.Close() })
-		if _, err := svc.Insert(context.Background(), fixture.Killmails(), nil); err != nil {
-			b.Fatal(err)
-		}
-		base := serve(b, transport.New(svc, transport.Config{}).Handler())
-		q := "&systems=30004779,30002874,30000021,32000133,30002813,30000142,30002187,30002659,30045328,30003504"
+		base := serve(b, pollServer(b))
 		hammer(b, func(i int) string {
-			return base + "/api/killfeed?client_id=bench" + strconv.Itoa(i%64) + q
+			return base + "/api/killfeed?client_id=bench" + strconv.Itoa(i%64) + benchSystems
 		})
 	})
 }

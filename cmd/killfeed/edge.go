@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/edge"
@@ -52,10 +51,9 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return fmt.Errorf("log-level: %w", err)
+	var err error
+	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
+		return err
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	return app.RunEdge(ctx, cfg)
 }
