@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
-
 )
 
 // BenchmarkPollHandler is BenchmarkHTTP's poll without the network: the
