@@ -1,24 +1,20 @@
-// Command vulncheck runs govulncheck over the module when its vulnerability
-// database can be reached, and otherwise says that it skipped it and why,
-// without failing: CI machines without internet access still pass.
+// Command vulncheck runs govulncheck over the module against the
+// vulnerability database named by KILLFEED_VULNDB (a directory, or a
+// file:// or https:// URL). Without it, it says that it skipped the check
+// and why, without failing and without touching the network: the test
+// suite runs on machines with no internet access.
 //
-// KILLFEED_VULNDB names a local copy of the database (a directory, or a
-// file:// or https:// URL), which is used without probing the network.
-//
-//	go run ./internal/tools/vulncheck
+//	KILLFEED_VULNDB=https://vuln.go.dev go run ./internal/tools/vulncheck
 //	KILLFEED_VULNDB=/srv/vulndb go run ./internal/tools/vulncheck
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // defaultDB is govulncheck's default database.
@@ -41,9 +37,9 @@ func run() int {
 		}
 		args = append(args, "-db", db)
 		fmt.Println("govulncheck: using the vulnerability database at", db)
-	} else if err := probe(defaultDB + "/index/db.json.gz"); err != nil {
-		fmt.Printf("govulncheck SKIPPED: its vulnerability database %s cannot be reached (%v).\n"+
-			"  Set KILLFEED_VULNDB to a local copy of the database to run it offline.\n", defaultDB, err)
+	} else {
+		fmt.Printf("govulncheck SKIPPED: no vulnerability database given, and the suite does not reach the internet.\n"+
+			"  Set KILLFEED_VULNDB=%s (online) or to a local copy of the database to run it.\n", defaultDB)
 		return 0
 	}
 	cmd := exec.Command("go", append(args, "./...")...)
@@ -57,23 +53,4 @@ func run() int {
 		return 2
 	}
 	return 0
-}
-
-// probe asks for the database's index within a few seconds.
-func probe(url string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HEAD %s: %s", url, resp.Status)
-	}
-	return nil
 }
