@@ -48,7 +48,7 @@ func pollServer(b *testing.B) http.Handler {
 	if _, err := svc.Insert(context.Background(), fixture.Killmails(), nil); err != nil {
 		b.Fatal(err)
 	}
-	return transport.New(svc, transport.Config{}).Handler()
+	return transport.New(svc, transport.Config{Limits: transport.NoLimits()}).Handler() // one address polls as fast as it can
 }
 
 // hammer GETs a URL from parallel clients over keep-alive connections and

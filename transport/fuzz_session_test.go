@@ -44,7 +44,7 @@ func FuzzWebsocketSession(f *testing.F) {
 	if _, err := svc.Insert(context.Background(), kms, nil); err != nil {
 		f.Fatal(err)
 	}
-	srv := New(svc, Config{Websocket: WebsocketConfig{MaxSystems: fuzzMaxSystems, PingInterval: -1}})
+	srv := New(svc, Config{Websocket: WebsocketConfig{MaxSystems: fuzzMaxSystems, PingInterval: -1}, Limits: NoLimits()}) // one address dials for every input
 	ts := httptest.NewServer(srv.Handler())
 	f.Cleanup(ts.Close)
 	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http")
