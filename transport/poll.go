@@ -78,7 +78,11 @@ func deliver(c echo.Context, b *eventlog.Batch, body []byte) error {
 		return err
 	}
 	w := c.Response()
-	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	h := w.Header()
+	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	// With its length known the answer goes out in one write at the flush,
+	// not chunked with a terminating chunk written after the handler.
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	_, err := w.Write(body)
 	if err == nil {
