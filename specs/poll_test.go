@@ -320,6 +320,37 @@ var _ = Describe("HTTP polling API", func() {
 			Expect(ok).To(BeTrue())
 			Expect(id).To(Equal(uint64(2)))
 		}, SpecTimeout(30*time.Second))
+
+		It("keeps waiting when the event that woke it was taken by another poll of the client", func(ctx SpecContext) {
+			poll(ctx, "lpt", []int64{jita})
+			answered := make(chan pollAnswer, 1)
+			go func() {
+				defer GinkgoRecover()
+				answered <- poll(ctx, "lpt", []int64{jita}, "wait", "30")
+			}()
+			Consistently(answered).WithTimeout(300 * time.Millisecond).ShouldNot(Receive())
+			// While the store is stalled, queue an insert and then a plain
+			// poll of the same client: the poll takes event 1 before the
+			// long-poll, woken by it, asks.
+			kf.Actors().System().Root.Send(kf.Actors().Store(), &actors.Stall{D: time.Second})
+			inserted := make(chan []uint64, 1)
+			go func() {
+				defer GinkgoRecover()
+				inserted <- insert(ctx, jita, 0, 1)
+			}()
+			time.Sleep(200 * time.Millisecond) // the insert waits in the store's mailbox
+			first := poll(ctx, "lpt", []int64{jita})
+			Expect(<-inserted).To(Equal([]uint64{1}))
+			if len(first.Events) == 0 {
+				Skip("the plain poll reached the store before the insert; nothing to show on this machine")
+			}
+			Expect(first.IDs()).To(Equal([]uint64{1}))
+			Consistently(answered).WithTimeout(300*time.Millisecond).ShouldNot(Receive(), "the long-poll answered empty before its wait")
+			insert(ctx, jita, 1, 1)
+			var p pollAnswer
+			Eventually(answered).WithTimeout(10 * time.Second).Should(Receive(&p))
+			Expect(p.IDs()).To(Equal([]uint64{2}))
+		}, SpecTimeout(30*time.Second))
 	})
 
 	It("never gives one client the same event twice under concurrent polls", func(ctx SpecContext) {

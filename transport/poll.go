@@ -128,14 +128,22 @@ func (s *Server) fetchWaiting(ctx context.Context, q pollQuery, msg any) (eventl
 	defer s.metrics.LongPollsWaiting.Dec()
 	timer := time.NewTimer(q.wait)
 	defer timer.Stop()
-	select {
-	case <-sub.C:
-	case <-timer.C:
-		return b, nil
-	case <-s.draining:
-		return b, nil
-	case <-ctx.Done():
-		return b, ctx.Err()
+	for {
+		var open bool
+		select {
+		case _, open = <-sub.C:
+		case <-timer.C:
+			return b, nil
+		case <-s.draining:
+			return b, nil
+		case <-ctx.Done():
+			return b, ctx.Err()
+		}
+		// The event that woke us may hold nothing for this client (another
+		// poll of it took it, or it came before a new queue's start): wait
+		// on, unless the subscription ended (an overflow closes C).
+		if b, err = s.svc.Fetch(ctx, msg); err != nil || len(b.Events) > 0 || !open {
+			return b, err
+		}
 	}
-	return s.svc.Fetch(ctx, msg)
 }
