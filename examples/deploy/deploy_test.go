@@ -47,6 +47,18 @@ func read(t *testing.T, name string) []byte {
 	return b
 }
 
+// checker is the path of the tool that checks a file. The test task
+// installs every one (go tool task deploytools), so a missing one fails the
+// test rather than skipping the check.
+func checker(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed (go tool task deploytools installs it): %v", name, err)
+	}
+	return path
+}
+
 // TestSystemdUnit runs systemd-analyze verify on the unit, with ExecStart
 // pointed at a binary that exists here. systemd-analyze exits 0 on unknown
 // keys and bad values, so any output fails the test.
@@ -57,10 +69,7 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("unit lacks %s", want)
 		}
 	}
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("systemd-analyze is not installed: the unit was not verified")
-	}
+	analyze := checker(t, "systemd-analyze")
 	bin, err := os.Executable() // any executable file will do
 	if err != nil {
 		t.Fatal(err)
@@ -92,10 +101,7 @@ func TestNginx(t *testing.T) {
 	} else if s, _ := strconv.Atoi(m[1]); s <= int((transport.MaxWait + 5*time.Second).Seconds()) {
 		t.Errorf("proxy_read_timeout %ss does not outlast a long-poll of wait=%s plus the request timeout", m[1], transport.MaxWait)
 	}
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		t.Skip("nginx is not installed: nginx.conf was not checked with nginx -t")
-	}
+	nginx := checker(t, "nginx")
 	dir := t.TempDir()
 	cert, key := selfSigned(t, dir)
 	conf = strings.ReplaceAll(conf, "/etc/ssl/certs/killfeed.example.org.pem", cert)
@@ -184,10 +190,7 @@ func TestPrometheusConfig(t *testing.T) {
 			t.Errorf("%s has no rule groups", f)
 		}
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool is not installed: only parsed the YAML")
-	}
+	promtool := checker(t, "promtool")
 	out, err := exec.Command(promtool, "check", "config", "prometheus.yml").CombinedOutput()
 	if err != nil {
 		t.Errorf("promtool check config: %v\n%s", err, out)
