@@ -4,8 +4,8 @@
 // and why, without failing and without touching the network: the test
 // suite runs on machines with no internet access.
 //
-//	KILLFEED_VULNDB=https://vuln.go.dev go run ./internal/tools/vulncheck
-//	KILLFEED_VULNDB=/srv/vulndb go run ./internal/tools/vulncheck
+//	KILLFEED_VULNDB=https://vuln.go.dev go run ./cmd/vulncheck
+//	KILLFEED_VULNDB=/srv/vulndb go run ./cmd/vulncheck
 package main
 
 import (
