@@ -1,10 +1,19 @@
 package actors
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"time"
 
-// refused claims clientID for owner (see eventlog.Log.Claim) and, when the
-// claim fails, answers the fetch with the error.
-func (a *killmailStore) refused(ctx actor.Context, clientID, owner string) bool {
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// refused answers a read that must not be made: its asker gave up at
+// deadline (zero: none), or clientID is bound to another owner than owner
+// (see eventlog.Log.Claim).
+func (a *killmailStore) refused(ctx actor.Context, clientID, owner string, deadline time.Time) bool {
+	if expired(deadline) {
+		ctx.Respond(&FetchResult{Err: ErrUnavailable})
+		return true
+	}
 	if owner == "" {
 		return false
 	}

@@ -55,21 +55,13 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 	case *InsertKillmail:
 		a.insert(ctx, msg)
 	case *FetchForClient:
-		if expired(msg.Deadline) {
-			ctx.Respond(&FetchResult{Err: ErrUnavailable})
-			return
-		}
-		if a.refused(ctx, msg.ClientID, msg.Owner) {
+		if a.refused(ctx, msg.ClientID, msg.Owner, msg.Deadline) {
 			return
 		}
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, msg.Limit)
 		a.answerFetch(ctx, b, err, msg.Deadline)
 	case *FetchOneEvent:
-		if expired(msg.Deadline) {
-			ctx.Respond(&FetchResult{Err: ErrUnavailable})
-			return
-		}
-		if a.refused(ctx, msg.ClientID, msg.Owner) {
+		if a.refused(ctx, msg.ClientID, msg.Owner, msg.Deadline) {
 			return
 		}
 		if msg.NewAtHead {
@@ -81,7 +73,7 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		b, err := a.log.Fetch(msg.ClientID, msg.Systems, 1)
 		a.answerFetch(ctx, b, err, msg.Deadline)
 	case *PeekForClient:
-		if a.refused(ctx, msg.ClientID, msg.Owner) {
+		if a.refused(ctx, msg.ClientID, msg.Owner, time.Time{}) {
 			return
 		}
 		b, err := a.log.Peek(msg.ClientID, msg.Systems, msg.Limit)
