@@ -116,10 +116,7 @@ func (s *Service) FlushOffsets(ctx context.Context) error {
 // reply is returned as is.
 func request[T any](ctx context.Context, s *Service, pid *actor.PID, msg any) (T, error) {
 	var zero T
-	timeout := s.timeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
+	timeout := time.Until(s.deadline(ctx))
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
