@@ -87,18 +87,7 @@ func startBrowser() context.Context {
 func dashInsert(ctx context.Context, base string, system int64, n int) ([]uint64, []map[string]json.RawMessage) {
 	GinkgoHelper()
 	body := zkbKillmails(system, n, true)
-	r := post(ctx, base+"/api/killmails", body)
-	Expect(r.Status).To(Equal(http.StatusCreated), "body: %s", r.Body)
-	var res []struct {
-		EventID   uint64 `json:"event_id"`
-		Duplicate bool   `json:"duplicate"`
-	}
-	r.JSON(&res)
-	ids := make([]uint64, len(res))
-	for i, x := range res {
-		Expect(x.Duplicate).To(BeFalse())
-		ids[i] = x.EventID
-	}
+	ids := postKillmails(ctx, base, body)
 	var sent []map[string]json.RawMessage
 	Expect(json.Unmarshal(body, &sent)).To(Succeed())
 	return ids, sent

@@ -48,19 +48,7 @@ var _ = Describe("HTTP polling API", func() {
 	insert := func(ctx SpecContext, system int64, from, n int) []uint64 {
 		GinkgoHelper()
 		body, _ := inSystem(system, from, n)
-		r := post(ctx, base+"/api/killmails", body)
-		Expect(r.Status).To(Equal(http.StatusCreated), "body: %s", r.Body)
-		var res []struct {
-			EventID   uint64 `json:"event_id"`
-			Duplicate bool   `json:"duplicate"`
-		}
-		r.JSON(&res)
-		ids := make([]uint64, len(res))
-		for i, x := range res {
-			Expect(x.Duplicate).To(BeFalse())
-			ids[i] = x.EventID
-		}
-		return ids
+		return postKillmails(ctx, base, body)
 	}
 	poll := func(ctx SpecContext, client string, systems []int64, extra ...string) pollAnswer {
 		GinkgoHelper()
