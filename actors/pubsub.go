@@ -211,7 +211,13 @@ func (p *pubSub) publish(ctx actor.Context, evs []eventlog.Event) {
 }
 
 // PIDSubscriber delivers events to an actor as *KillmailInserted messages.
-type PIDSubscriber struct{ PID *actor.PID }
+// Closed, when set, is called (on the PubSub actor, so it must not block)
+// with the reason when PubSub drops the subscription: ErrSlowConsumer, or
+// ErrRestarted after PubSub lost its subscribers; nil after Unsubscribe.
+type PIDSubscriber struct {
+	PID    *actor.PID
+	Closed func(error)
+}
 
 func (s *PIDSubscriber) deliver(ctx actor.Context, evs []*KillmailInserted) bool {
 	for _, ev := range evs {
@@ -220,4 +226,8 @@ func (s *PIDSubscriber) deliver(ctx actor.Context, evs []*KillmailInserted) bool
 	return true
 }
 
-func (s *PIDSubscriber) closed(error) {}
+func (s *PIDSubscriber) closed(err error) {
+	if s.Closed != nil {
+		s.Closed(err)
+	}
+}

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/edge"
 	"github.com/killfeed/killfeed/ingest"
@@ -145,25 +143,23 @@ func StartEdge(cfg EdgeConfig) (*Edge, error) {
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,
 		Logger:         logger,
+		// GET /readyz: 200 only while the edge is in step with its core, so
+		// that a load balancer sends new clients elsewhere.
+		Ready: func() error {
+			if !node.Ready() {
+				return errors.New("core unreachable: " + nc.Core)
+			}
+			return nil
+		},
 	})
 	e := &Edge{
 		cfg: cfg, node: node, actors: svc, remote: rem, api: api, ln: ln,
 		served: make(chan error, 1),
 		http:   &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second},
 	}
-	api.Echo().GET("/readyz", e.readyz)
 	go func() { e.served <- e.http.Serve(ln) }()
 	logger.Info("killfeed listening", "addr", ln.Addr().String(), "role", "edge", "core", nc.Core, "remote", rem.Address())
 	return e, nil
-}
-
-// readyz answers 200 while the edge is in step with its core, else 503:
-// a load balancer sends new clients elsewhere.
-func (e *Edge) readyz(c echo.Context) error {
-	if !e.node.Ready() {
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"error": "core unreachable: " + e.cfg.Node.Core})
-	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "core": e.cfg.Node.Core})
 }
 
 // Addr is the bound HTTP address.

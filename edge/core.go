@@ -282,20 +282,33 @@ type forwarder struct {
 // idleCheck is the forwarder's timer: has its edge pinged lately?
 type idleCheck struct{}
 
+// subscriptionLost is the core's PubSub dropping a forwarder's subscription.
+type subscriptionLost struct{ err error }
+
 func (f *forwarder) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		f.sub = &actors.PIDSubscriber{PID: ctx.Self()}
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		f.sub = &actors.PIDSubscriber{PID: self, Closed: func(err error) {
+			if err != nil { // dropped by PubSub, not unsubscribed by us
+				root.Send(self, &subscriptionLost{err: err})
+			}
+		}}
 		f.lastPing = time.Now()
 		f.timers = scheduler.NewTimerScheduler(ctx.ActorSystem().Root)
 		f.cancel = f.timers.SendOnce(f.cfg.EdgeIdle/2, ctx.Self(), &idleCheck{})
 		ctx.Watch(f.relay)
-	case *actor.Stopping:
+	case *actor.Stopping, *actor.Restarting:
 		if f.cancel != nil {
 			f.cancel()
 		}
 		ctx.Send(f.svc.PubSub(), &actors.Unsubscribe{Subscriber: f.sub})
-	case *actor.Stopped, *actor.Restarting:
+	case *actor.Stopped:
+	case *subscriptionLost:
+		// The edge would wait for pushes that never come: stopping the
+		// forwarder makes it reconnect and catch up from its last event.
+		f.cfg.Logger.Warn("core subscription lost; stopping the edge's forwarder", "relay", f.relay.String(), "err", msg.err)
+		ctx.Stop(ctx.Self())
 	case *actor.Terminated:
 		f.cfg.Logger.Info("edge gone", "relay", f.relay.String(), "why", msg.Why.String())
 		ctx.Stop(ctx.Self())

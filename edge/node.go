@@ -253,6 +253,10 @@ func (r *relay) Receive(ctx actor.Context) {
 			ctx.Respond(&actors.CollectGarbageResult{})
 		}
 	case *actors.FlushOffsets:
+		// Offsets are the core's.
+		if ctx.Sender() != nil {
+			ctx.Respond(&actors.FlushOffsetsResult{})
+		}
 	default:
 		r.cfg.Logger.Warn("edge relay: unknown message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -273,7 +277,7 @@ func (r *relay) stopTimer() {
 // the grace, ends the subscribers.
 func (r *relay) tick(ctx actor.Context) {
 	switch r.state {
-	case stateUp:
+	case stateUp, stateSyncing: // acks and liveness go on during a catch-up
 		if !r.pingOut {
 			r.ping(ctx)
 		}

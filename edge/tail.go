@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/killfeed/killfeed/eventlog"
@@ -37,7 +38,7 @@ func (t *tail) since(after uint64, systems []int64, all bool, limit int) []event
 	i := sort.Search(len(t.events), func(i int) bool { return t.events[i].ID > after })
 	var out []eventlog.Event
 	for _, ev := range t.events[i:] {
-		if !all && !containsSystem(systems, ev.SystemID) {
+		if !all && !slices.Contains(systems, ev.SystemID) {
 			continue
 		}
 		out = append(out, ev)
@@ -46,13 +47,4 @@ func (t *tail) since(after uint64, systems []int64, all bool, limit int) []event
 		}
 	}
 	return out
-}
-
-func containsSystem(systems []int64, id int64) bool {
-	for _, s := range systems {
-		if s == id {
-			return true
-		}
-	}
-	return false
 }
