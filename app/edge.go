@@ -46,6 +46,9 @@ type EdgeConfig struct {
 	ShutdownTimeout time.Duration
 	// Websocket tunes the websocket endpoints.
 	Websocket transport.WebsocketConfig
+	// Limits bounds what one client address may hold of the edge's read
+	// routes; the zero value means the defaults.
+	Limits transport.LimitsConfig
 	// Logger receives every log line; nil discards them.
 	Logger *slog.Logger
 }
@@ -142,6 +145,7 @@ func StartEdge(cfg EdgeConfig) (*Edge, error) {
 		RequestTimeout: cfg.RequestTimeout,
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,
+		Limits:         cfg.Limits,
 		Logger:         logger,
 		// GET /readyz: 200 only while the edge is in step with its core, so
 		// that a load balancer sends new clients elsewhere.

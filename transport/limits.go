@@ -410,6 +410,10 @@ func (s *Server) refuseWebsocket(c echo.Context, reason string) error {
 	if err != nil {
 		return nil // Accept wrote the response
 	}
+	// Close waits for the peer's close frame; a refused peer gets a second
+	// to send it, so that refusals hold no connection for long.
+	t := time.AfterFunc(time.Second, func() { _ = conn.CloseNow() })
 	_ = conn.Close(websocket.StatusPolicyViolation, reason)
+	t.Stop()
 	return nil
 }

@@ -30,6 +30,7 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5e9, "how long a request waits for the core")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	websocketFlags(fs, &cfg.Websocket)
+	addressLimitFlags(fs, &cfg.Limits)
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprint(w, "usage: killfeed edge --core HOST:PORT [flags]\n\n"+

@@ -13,13 +13,19 @@ import (
 
 // limitFlags registers the abuse-resistance flags.
 func limitFlags(fs *flag.FlagSet, cfg *app.Config) {
-	l := &cfg.Limits
+	addressLimitFlags(fs, &cfg.Limits)
+	fs.IntVar(&cfg.MaxClients, "max-clients", app.DefaultMaxClients, "live polling clients (client_id, listen.php queues); new ones past it are refused (negative: off)")
+	fs.StringVar(&cfg.ReadKeysFile, "read-keys-file", "", "file of read keys the read endpoints require, one a line, plain or sha256:<hex> (empty: open); SIGHUP re-reads it")
+}
+
+// addressLimitFlags registers the per-address and connection limits, which
+// a core and an edge both apply to their own clients.
+func addressLimitFlags(fs *flag.FlagSet, l *transport.LimitsConfig) {
 	fs.Float64Var(&l.RatePerIP, "rate-per-ip", transport.DefaultRatePerIP, "sustained read requests per second of one client address (negative: off)")
 	fs.IntVar(&l.RateBurst, "rate-burst", transport.DefaultRateBurst, "burst of read requests of one client address above --rate-per-ip")
 	fs.IntVar(&l.LongPollsPerIP, "longpolls-per-ip", transport.DefaultLongPollsPerIP, "concurrent long-polls (wait > 0, listen.php) of one client address (negative: off)")
 	fs.IntVar(&l.WSPerIP, "ws-per-ip", transport.DefaultWSPerIP, "open websockets of one client address (negative: off)")
 	fs.IntVar(&l.WSTotal, "ws-total", transport.DefaultWSTotal, "open websockets in total (negative: off)")
-	fs.IntVar(&cfg.MaxClients, "max-clients", app.DefaultMaxClients, "live polling clients (client_id, listen.php queues); new ones past it are refused (negative: off)")
 	fs.Func("trusted-proxies", "comma-separated CIDR prefixes of proxies whose X-Forwarded-For is believed (empty: the header is ignored)", func(v string) error {
 		p, err := transport.ParsePrefixes(v)
 		if err != nil {
@@ -28,7 +34,6 @@ func limitFlags(fs *flag.FlagSet, cfg *app.Config) {
 		l.TrustedProxies = p
 		return nil
 	})
-	fs.StringVar(&cfg.ReadKeysFile, "read-keys-file", "", "file of read keys the read endpoints require, one a line, plain or sha256:<hex> (empty: open); SIGHUP re-reads it")
 }
 
 // reloadOnSIGHUP makes SIGHUP reload the read keys; the returned function
