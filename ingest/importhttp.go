@@ -83,7 +83,7 @@ func (s HTTPSink) post(ctx context.Context, body []byte, n int) ([]eventlog.Appe
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
-	req.Header.Set(SourceHeader, metrics.SourceImport) // counted as an import, not as any POST
+	req.Header.Set(metrics.SourceHeader, metrics.SourceImport) // counted as an import, not as any POST
 	if s.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.Token)
 	}

@@ -30,7 +30,3 @@ func outcomeOf(err error) string {
 	return metrics.OutcomeError
 }
 
-// SourceHeader is the request header with which `killfeed import --to`
-// tells the server that its POSTs are an import (metrics.SourceImport), so
-// that killfeed_inserts_total counts them apart from other POSTs.
-const SourceHeader = "X-Killfeed-Source"

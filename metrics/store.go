@@ -190,3 +190,9 @@ func (c logCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, float64(st.Oldest))
 	ch <- prometheus.MustNewConstMetric(descLive, prometheus.GaugeValue, float64(st.Clients))
 }
+
+// SourceHeader is the request header with which `killfeed import --to`
+// tells the server that its POSTs are an import (SourceImport), so that
+// killfeed_inserts_total counts them apart from other POSTs; any other
+// value counts as SourceHTTP.
+const SourceHeader = "X-Killfeed-Source"

@@ -74,14 +74,10 @@ func (s *Server) wsMetrics(proto wsProtocol) *metrics.WS {
 	return s.metrics.WS(name)
 }
 
-// SourceHeader is the ingest request header that names the source of a
-// POST for the metrics; only "import" (killfeed import --to) is heeded,
-// anything else counts as "http".
-const SourceHeader = "X-Killfeed-Source"
 
 // ingestSource is the metrics source of a POST /api/killmails.
 func ingestSource(r *http.Request) string {
-	if r.Header.Get(SourceHeader) == metrics.SourceImport {
+	if r.Header.Get(metrics.SourceHeader) == metrics.SourceImport {
 		return metrics.SourceImport
 	}
 	return metrics.SourceHTTP
