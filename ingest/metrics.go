@@ -29,4 +29,3 @@ func outcomeOf(err error) string {
 	}
 	return metrics.OutcomeError
 }
-

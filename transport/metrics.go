@@ -74,7 +74,6 @@ func (s *Server) wsMetrics(proto wsProtocol) *metrics.WS {
 	return s.metrics.WS(name)
 }
 
-
 // ingestSource is the metrics source of a POST /api/killmails.
 func ingestSource(r *http.Request) string {
 	if r.Header.Get(metrics.SourceHeader) == metrics.SourceImport {
