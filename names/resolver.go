@@ -288,6 +288,9 @@ func (r *Resolver) characters(ids []int64) <-chan struct{} {
 			}
 			continue
 		}
+		if e, ok := r.Lookup(id); ok && r.fresh(e, r.cfg.Now()) {
+			continue // answered since the caller looked
+		}
 		r.inflight[id] = mine
 		fresh = append(fresh, id)
 	}
@@ -371,6 +374,9 @@ func (r *Resolver) entity(kind Kind, id int64) <-chan struct{} {
 		defer r.wg.Done()
 		defer close(done)
 		_, _, _ = r.sf.Do(kind.String()+":"+strconv.FormatInt(id, 10), func() (any, error) {
+			if e, ok := r.Lookup(id); ok && r.fresh(e, r.cfg.Now()) {
+				return nil, nil // answered since the caller looked
+			}
 			get := r.client.Corporation
 			if kind == Alliance {
 				get = r.client.Alliance
