@@ -128,8 +128,12 @@ type KillmailInserted struct {
 	SystemID int64
 	Killmail []byte
 
-	encoded atomic.Pointer[encoding] // see Encoded
+	encoded [encodedKeys]atomic.Pointer[encoding] // see Encoded
 }
+
+// encodedKeys is how many encodings of one event are shared: a protocol
+// with and without names, for a few protocols.
+const encodedKeys = 4
 
 // EncodingKey names one way of encoding events for Encoded; its holder
 // decides what the bytes are.
@@ -140,23 +144,30 @@ type encoding struct {
 	b   []byte
 }
 
-// Encoded returns the event as build encodes it. The first key asked for
-// is built once and shared by every later caller with that key: a
-// transport that sends a busy system's event to thousands of connections
-// frames it once. Every caller with one key must pass a build that gives
-// the same bytes. Any other key (or nil) gets a build of its own each
-// time, so no caller ever sees another's encoding. Two callers racing may
-// both build; one result is kept.
+// Encoded returns the event as build encodes it. The first few keys
+// asked for (encodedKeys) are each built once and shared by every later
+// caller with that key: a transport that sends a busy system's event to
+// thousands of connections frames it once. Every caller with one key must
+// pass a build that gives the same bytes. Any other key (or nil) gets a
+// build of its own each time, so no caller ever sees another's encoding.
+// Two callers racing may both build; one result is kept.
 func (k *KillmailInserted) Encoded(key *EncodingKey, build func(eventlog.Event) []byte) []byte {
-	e := k.encoded.Load()
-	if e == nil && key != nil {
-		e = &encoding{key: key, b: build(k.Event())}
-		if !k.encoded.CompareAndSwap(nil, e) {
-			e = k.encoded.Load()
-		}
+	if key == nil {
+		return build(k.Event())
 	}
-	if e != nil && e.key == key {
-		return e.b
+	for i := range k.encoded {
+		slot := &k.encoded[i]
+		e := slot.Load()
+		if e == nil {
+			e = &encoding{key: key, b: build(k.Event())}
+			if slot.CompareAndSwap(nil, e) {
+				return e.b
+			}
+			e = slot.Load()
+		}
+		if e.key == key {
+			return e.b
+		}
 	}
 	return build(k.Event())
 }

@@ -46,6 +46,7 @@ var jsonNull = json.RawMessage("null")
 type phoenixJoinPayload struct {
 	Since    *uint64 `json:"since"`
 	ClientID *string `json:"client_id"`
+	Names    *bool   `json:"names"`
 }
 
 func (p phoenixProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
@@ -85,6 +86,7 @@ func (p phoenixProtocol) parse(typ websocket.MessageType, data []byte) wsCommand
 			return reply("error", reasonJSON("since, client_id: give one or the other, not both"))
 		}
 		cmd.op = opSubscribe
+		cmd.names = pl.Names
 		if pl.Since != nil {
 			cmd.since, cmd.hasSince = *pl.Since, true
 		}

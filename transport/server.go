@@ -43,6 +43,10 @@ type Config struct {
 	// Registry receives the serving metrics and is served at GET /metrics;
 	// nil means no metrics and no /metrics route.
 	Registry *prometheus.Registry
+	// Names, when set, adds names beside the ids of delivered killmails:
+	// by default on the native API, on request (names=true) on the
+	// compatibility endpoints. nil delivers killmails as stored.
+	Names Renderer
 	// Ready, when set, is asked by GET /readyz after the store answered: a
 	// non-nil error (e.g. the disk guard refusing writes) makes it 503 with
 	// the error's text.

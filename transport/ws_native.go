@@ -44,6 +44,7 @@ type nativeFrame struct {
 	All            *bool   `json:"all"`
 	Since          *uint64 `json:"since"`
 	ClientID       *string `json:"client_id"`
+	Names          *bool   `json:"names"`
 }
 
 var pongFrame = []byte(`{"type":"pong"}`)
@@ -102,7 +103,7 @@ func (nativeProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
 		}
 		return wsCommand{op: opUnsubscribe, sel: sel, topics: sel.topics()}
 	}
-	cmd := wsCommand{op: opSubscribe, sel: sel, topics: sel.topics()}
+	cmd := wsCommand{op: opSubscribe, sel: sel, topics: sel.topics(), names: f.Names}
 	if f.Since != nil && f.ClientID != nil {
 		return nativeError("since, client_id: give one or the other, not both")
 	}

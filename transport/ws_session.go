@@ -62,6 +62,9 @@ type wsCommand struct {
 	since    uint64
 	hasSince bool
 	clientID string
+	// names, when set, turns the names beside ids on or off for the
+	// connection's events from now on.
+	names *bool
 	// Phoenix addressing, echoed verbatim (raw JSON).
 	joinRef, ref json.RawMessage
 	// afterReply is written after the acknowledgement (Phoenix phx_close).
@@ -109,6 +112,12 @@ type session struct {
 	keep   *keepalive
 	// metrics counts the session's pushes and closes by its protocol.
 	metrics *metrics.WS
+	// render adds names to the events sent while names is set (nil: none).
+	render Renderer
+	names  bool
+	// namedKey and namedBuild are the protocol's shared frame with names.
+	namedKey   *actors.EncodingKey
+	namedBuild func(eventlog.Event) []byte
 
 	universe *universe.Universe
 	sub      *actors.Queue
@@ -594,9 +603,23 @@ func (s *session) send(frame []byte) error {
 func (s *session) sendEvent(ev *actors.KillmailInserted, j *wsJoin) error {
 	s.metrics.Pushed.Inc()
 	if key, frame := s.proto.eventFrame(); frame != nil {
+		if s.names && s.render != nil {
+			if s.namedKey == nil {
+				s.namedKey, s.namedBuild = namedFrame(key, frame, s.render)
+			}
+			key, frame = s.namedKey, s.namedBuild
+		}
 		return s.wrote(s.cc.writeFramed(ev.Encoded(key, frame)))
 	}
-	return s.send(s.proto.event(s.buf[:0], j, ev.Event()))
+	return s.send(s.proto.event(s.buf[:0], j, s.named(ev.Event())))
+}
+
+// named returns ev with names added when the connection asked for them.
+func (s *session) named(ev eventlog.Event) eventlog.Event {
+	if s.names && s.render != nil {
+		ev.Killmail = s.render.Render(ev)
+	}
+	return ev
 }
 
 func (s *session) handle(cmd wsCommand) error {
@@ -673,6 +696,9 @@ func (s *session) failed(cmd *wsCommand, err error) error {
 // followed through another topic keeps its follow: the replay skips what
 // that follow sent or will send, so no event goes out twice.
 func (s *session) subscribe(cmd *wsCommand) error {
+	if cmd.names != nil {
+		s.names = *cmd.names
+	}
 	var systems []int64
 	seen := make(map[int64]struct{})
 	expanded := make([][]int64, len(cmd.topics))
@@ -882,7 +908,7 @@ func (s *session) replayPages(r *replay, page func(after uint64) any, wrote func
 		for _, ev := range b.Events {
 			if !s.covered(ev) {
 				s.metrics.Pushed.Inc()
-				if err := s.send(s.proto.event(s.buf[:0], r.join, ev)); err != nil {
+				if err := s.send(s.proto.event(s.buf[:0], r.join, s.named(ev))); err != nil {
 					return 0, err
 				}
 			}
