@@ -148,7 +148,9 @@ type warmedKey struct{}
 
 // WithWarmed marks ctx as carrying killmails whose lookups the caller
 // already waited for: Warm then returns at once.
-func WithWarmed(ctx context.Context) context.Context { return context.WithValue(ctx, warmedKey{}, true) }
+func WithWarmed(ctx context.Context) context.Context {
+	return context.WithValue(ctx, warmedKey{}, true)
+}
 
 // Warm looks up the ids of kms that the cache does not know and waits
 // until they are answered, at most Config.Wait (or until ctx is done).
