@@ -127,6 +127,9 @@ type KillmailInserted struct {
 	EventID  uint64
 	SystemID int64
 	Killmail []byte
+	// Named and NamedPartial are as in eventlog.Event (set on an edge).
+	Named        []byte
+	NamedPartial bool
 
 	encoded [encodedKeys]atomic.Pointer[encoding] // see Encoded
 }
@@ -174,7 +177,7 @@ func (k *KillmailInserted) Encoded(key *EncodingKey, build func(eventlog.Event) 
 
 // Event returns the inserted killmail as an eventlog.Event.
 func (k *KillmailInserted) Event() eventlog.Event {
-	return eventlog.Event{ID: k.EventID, SystemID: k.SystemID, Killmail: k.Killmail}
+	return eventlog.Event{ID: k.EventID, SystemID: k.SystemID, Killmail: k.Killmail, Named: k.Named, NamedPartial: k.NamedPartial}
 }
 
 // Subscribe adds topics to a subscriber (created when new). Reply: *Subscribed.

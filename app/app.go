@@ -98,7 +98,7 @@ func Start(cfg Config) (*App, error) {
 	}
 	stopIngest, err := startIngest(withUpstreamMetrics(cfg, reg), svc)
 	if err == nil {
-		stopIngest, err = withEdgeEndpoint(cfg, svc, stopIngest)
+		stopIngest, err = withEdgeEndpoint(cfg, svc, render, stopIngest)
 	}
 	if err != nil {
 		_ = ln.Close()

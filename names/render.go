@@ -55,6 +55,18 @@ func NewRenderer(res *Resolver, u *universe.Universe, maxBytes int64) *Renderer 
 // shared: do not modify them. A render that lacked names is made again
 // once the resolver learnt something; the names it lacked are asked for.
 func (rd *Renderer) Render(ev eventlog.Event) []byte {
+	b, _ := rd.RenderPartial(ev)
+	return b
+}
+
+// RenderPartial is Render, and says whether the render lacked names that
+// are not known yet (an edge then asks again instead of keeping it). An
+// event that carries its owner's rendering (ev.Named, on an edge) is
+// served as it came.
+func (rd *Renderer) RenderPartial(ev eventlog.Event) ([]byte, bool) {
+	if ev.Named != nil {
+		return ev.Named, ev.NamedPartial
+	}
 	var added, changed uint64
 	if rd.res != nil {
 		added, changed = rd.res.Versions()
@@ -62,7 +74,7 @@ func (rd *Renderer) Render(ev eventlog.Event) []byte {
 	rd.mu.Lock()
 	if c := rd.byID[ev.ID]; c != nil && c.changed == changed && (c.complete || c.added == added) {
 		rd.mu.Unlock()
-		return c.b
+		return c.b, !c.complete
 	}
 	rd.mu.Unlock()
 	b, missing := rd.render(ev.Killmail)
@@ -90,7 +102,7 @@ func (rd *Renderer) Render(ev eventlog.Event) []byte {
 	if cap(rd.fifo) > 4*len(rd.fifo)+1024 {
 		rd.fifo = slices.Clone(rd.fifo)
 	}
-	return b
+	return b, !c.complete
 }
 
 // Renders is how many renders were made (not served from the cache).

@@ -345,3 +345,58 @@ func partiesOf(km []byte) []int64 {
 	}
 	return out
 }
+
+var _ = Describe("Names through an edge", func() {
+	It("are the core's: an edge serves its core's rendering, and a name the core learnt later reaches every read through the edge", func(ctx SpecContext) {
+		esi := fakeesi.New(true)
+		DeferCleanup(esi.Close)
+		esi.Hold()
+		remote := freeAddr()
+		core := startCoreProcess(GinkgoT().TempDir(), remote, "--names=true", "--esi-url", esi.URL, "--names-wait", "200ms")
+		edge := startEdgeProcess(ctx, remote)
+
+		// A live subscriber on the edge, following everything.
+		live := dialWS(ctx, edge.URL, "/api/ws")
+		Expect(live.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","all":true}`))).To(Succeed())
+		wsRead(ctx, live)
+		body, kms := namesKillmails(40, 2)
+		postKillmails(ctx, core.URL, body) // ESI holds every lookup: stored with the static names
+		for _, k := range kms {
+			var f struct {
+				Killmail json.RawMessage `json:"killmail"`
+			}
+			Expect(json.Unmarshal(wsRead(ctx, live), &f)).To(Succeed())
+			expectNamed(k.JSON, f.Killmail, false)
+		}
+
+		esi.Release()
+		// The edge's tail holds the first rendering; a since replay on the
+		// edge and a poll through it get what the core serves now.
+		Eventually(func(g Gomega) {
+			c := dialWS(ctx, edge.URL, "/api/ws")
+			g.Expect(c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","all":true,"since":0}`))).To(Succeed())
+			wsRead(ctx, c)
+			for _, k := range kms {
+				var f struct {
+					Killmail json.RawMessage `json:"killmail"`
+				}
+				g.Expect(json.Unmarshal(wsRead(ctx, c), &f)).To(Succeed())
+				expectNamedG(g, k.JSON, f.Killmail, true)
+			}
+			_ = c.CloseNow()
+		}).WithContext(ctx).Should(Succeed())
+		var viaEdge, fromCore pollAnswer
+		get(ctx, pollURL(edge.URL, "/api/killfeed", "e", nil, "all", "true")).JSON(&viaEdge)
+		get(ctx, pollURL(core.URL, "/api/killfeed", "c", nil, "all", "true")).JSON(&fromCore)
+		Expect(viaEdge.Events).To(HaveLen(len(kms)))
+		for i := range kms {
+			Expect(viaEdge.Events[i].Killmail).To(MatchJSON(fromCore.Events[i].Killmail))
+			expectNamed(kms[i].JSON, viaEdge.Events[i].Killmail, true)
+		}
+		var raw pollAnswer
+		get(ctx, pollURL(edge.URL, "/api/killfeed", "er", nil, "all", "true", "names", "false")).JSON(&raw)
+		for i, k := range kms {
+			Expect(raw.Events[i].Killmail).To(MatchJSON(k.JSON))
+		}
+	}, SpecTimeout(90*time.Second))
+})

@@ -30,8 +30,8 @@ func parseNamesParam(q url.Values, def bool) (bool, error) {
 // named returns ev with the names added when on is set and the server
 // renders names; else ev as stored.
 func (s *Server) named(ev eventlog.Event, on bool) eventlog.Event {
-	if on && s.cfg.Names != nil {
-		ev.Killmail = s.cfg.Names.Render(ev)
+	if on {
+		ev.Killmail = render(s.cfg.Names, ev)
 	}
 	return ev
 }
@@ -44,9 +44,21 @@ var namedKeys sync.Map // *actors.EncodingKey -> *actors.EncodingKey
 func namedFrame(key *actors.EncodingKey, frame func(eventlog.Event) []byte, r Renderer) (*actors.EncodingKey, func(eventlog.Event) []byte) {
 	k, _ := namedKeys.LoadOrStore(key, new(actors.EncodingKey))
 	return k.(*actors.EncodingKey), func(ev eventlog.Event) []byte {
-		ev.Killmail = r.Render(ev)
+		ev.Killmail = render(r, ev)
 		return frame(ev)
 	}
+}
+
+// render is ev's killmail with names: the rendering it carries (an
+// edge's events carry their core's), else r's, else as stored.
+func render(r Renderer, ev eventlog.Event) []byte {
+	switch {
+	case ev.Named != nil:
+		return ev.Named
+	case r != nil:
+		return r.Render(ev)
+	}
+	return ev.Killmail
 }
 
 // namesDefault is whether a protocol carries names unless asked otherwise:

@@ -603,7 +603,7 @@ func (s *session) send(frame []byte) error {
 func (s *session) sendEvent(ev *actors.KillmailInserted, j *wsJoin) error {
 	s.metrics.Pushed.Inc()
 	if key, frame := s.proto.eventFrame(); frame != nil {
-		if s.names && s.render != nil {
+		if s.names {
 			if s.namedKey == nil {
 				s.namedKey, s.namedBuild = namedFrame(key, frame, s.render)
 			}
@@ -616,8 +616,8 @@ func (s *session) sendEvent(ev *actors.KillmailInserted, j *wsJoin) error {
 
 // named returns ev with names added when the connection asked for them.
 func (s *session) named(ev eventlog.Event) eventlog.Event {
-	if s.names && s.render != nil {
-		ev.Killmail = s.render.Render(ev)
+	if s.names {
+		ev.Killmail = render(s.render, ev)
 	}
 	return ev
 }
