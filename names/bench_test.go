@@ -60,3 +60,38 @@ func BenchmarkReplayDay(b *testing.B) {
 		esi.Close()
 	}
 }
+
+// BenchmarkRender renders the fixture's killmails with every name cached:
+// "cold" makes each render (what one delivery of a new event costs), "cached"
+// serves the rendered bytes kept per event (every later delivery).
+func BenchmarkRender(b *testing.B) {
+	esi := fakeesi.New(true)
+	defer esi.Close()
+	res := names.NewResolver(names.Config{Client: names.NewClient(names.ClientConfig{URL: esi.URL})})
+	defer res.Close()
+	kms := fixture.Killmails()
+	<-res.Start(kms)
+	var size int64
+	for _, km := range kms {
+		size += int64(len(km.JSON))
+	}
+	b.Run("cold", func(b *testing.B) {
+		rd := names.NewRenderer(res, nil, 0)
+		b.SetBytes(size / int64(len(kms)))
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			rd.RenderKillmail(kms[i%len(kms)].JSON)
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		rd := names.NewRenderer(res, nil, 0)
+		for j, km := range kms {
+			rd.Render(eventlog.Event{ID: uint64(j + 1), Killmail: km.JSON})
+		}
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			j := i % len(kms)
+			rd.Render(eventlog.Event{ID: uint64(j + 1), Killmail: kms[j].JSON})
+		}
+	})
+}
