@@ -158,19 +158,25 @@ func (k *KillmailInserted) Encoded(key *EncodingKey, build func(eventlog.Event) 
 	if key == nil {
 		return build(k.Event())
 	}
+	var mine *encoding // built here, not yet kept
 	for i := range k.encoded {
 		slot := &k.encoded[i]
 		e := slot.Load()
 		if e == nil {
-			e = &encoding{key: key, b: build(k.Event())}
-			if slot.CompareAndSwap(nil, e) {
-				return e.b
+			if mine == nil {
+				mine = &encoding{key: key, b: build(k.Event())}
+			}
+			if slot.CompareAndSwap(nil, mine) {
+				return mine.b
 			}
 			e = slot.Load()
 		}
 		if e.key == key {
 			return e.b
 		}
+	}
+	if mine != nil {
+		return mine.b
 	}
 	return build(k.Event())
 }
