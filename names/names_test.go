@@ -301,3 +301,24 @@ func TestStaleEntriesAreServedAndRefreshed(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { leaktest.Main(m) }
+
+func TestWithoutESIARenderIsComplete(t *testing.T) {
+	r := resolver(t, nil, names.Config{}) // asks nobody
+	k := km(t, jitaKill)
+	b, partial := names.NewRenderer(r, nil, 0).RenderPartial(eventlog.Event{ID: 1, Killmail: k.JSON})
+	if partial {
+		t.Error("a render without ESI waits for names that will never come")
+	}
+	_, v, _ := decode(t, b)
+	expect(t, "victim", v, party{"ship_type_name": "Rifter", "character_name": nil})
+
+	f := newFake()
+	defer f.Close()
+	f.Hold()
+	r = resolver(t, f, names.Config{Wait: time.Millisecond})
+	r.Warm(context.Background(), []killmail.Killmail{k})
+	if _, partial = names.NewRenderer(r, nil, 0).RenderPartial(eventlog.Event{ID: 1, Killmail: k.JSON}); !partial {
+		t.Error("a render lacking names ESI is asked for is complete")
+	}
+	f.Release()
+}

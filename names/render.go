@@ -154,8 +154,9 @@ func (rd *Renderer) render(km []byte) ([]byte, Wanted) {
 				e, ok = rd.res.Lookup(id)
 			}
 			switch {
-			case !ok:
+			case !ok && rd.res.Asks():
 				miss.add(kind, id)
+			case !ok:
 			case !e.Unknown:
 				add(nameKey, str(e.Name))
 				if tickerKey != "" && e.Ticker != "" {

@@ -131,6 +131,11 @@ func (r *Resolver) Len() int { return r.cache.len() }
 // may lack names that are known now.
 func (r *Resolver) Versions() (added, changed uint64) { return r.added.Load(), r.changed.Load() }
 
+// Asks says whether the resolver asks ESI (Config.Client is set): without,
+// an id the cache does not know stays unknown, and a render that lacks it
+// is not waiting for anything.
+func (r *Resolver) Asks() bool { return r != nil && r.client != nil }
+
 // Wait is the bound of Warm.
 func (r *Resolver) Wait() time.Duration { return r.cfg.Wait }
 
