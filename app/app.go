@@ -94,7 +94,7 @@ func Start(cfg Config) (*App, error) {
 		Names:          render,
 	})
 	if cfg.Names.ESI {
-		cfg.Ingest.R2Z2.Names = res
+		cfg.Ingest.R2Z2.Names, cfg.Ingest.RedisQ.Names = res, res
 	}
 	stopIngest, err := startIngest(withUpstreamMetrics(cfg, reg), svc)
 	if err == nil {
