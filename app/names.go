@@ -56,7 +56,7 @@ func (c NamesConfig) Validate() error {
 // and the renderer.
 func startNames(cfg Config, store *pebblestore.Store, reg *prometheus.Registry) (*names.Resolver, *names.Renderer) {
 	nc := cfg.Names
-	rc := names.Config{Wait: nc.Wait, TTL: nc.TTL, MaxEntries: nc.MaxEntries, Logger: cfg.Logger.With("part", "names")}
+	rc := names.Config{Wait: nc.Wait, TTL: nc.TTL, MaxEntries: nc.MaxEntries, Logger: cfg.Logger.With("component", "names")}
 	if store != nil {
 		rc.Backing = store.Keyspace("names")
 	}

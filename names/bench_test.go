@@ -1,7 +1,6 @@
 package names_test
 
 import (
-	"context"
 	"os"
 	"testing"
 
@@ -35,7 +34,6 @@ func BenchmarkReplayDay(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		esi := fakeesi.New(true)
 		res := names.NewResolver(names.Config{Client: names.NewClient(names.ClientConfig{URL: esi.URL})})
-		ctx := context.Background()
 		replay := func(kms []killmail.Killmail) float64 {
 			before := esi.Calls("")
 			for _, km := range kms {
@@ -55,7 +53,6 @@ func BenchmarkReplayDay(b *testing.B) {
 		b.ReportMetric(float64(stored)/float64(len(day1)), "B/stored")
 		b.ReportMetric(float64(delivered)/float64(len(day1)), "B/delivered")
 		b.ReportMetric(float64(res.Len()), "names")
-		res.Warm(ctx, nil)
 		res.Close()
 		esi.Close()
 	}
