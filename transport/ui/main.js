@@ -277,8 +277,8 @@ class Dashboard {
     const corp = str(victim.corporation_ticker);
     if (corp) who.append(el("span", "kill-ticker", `[${corp}]`));
     const alliance = str(victim.alliance_ticker);
-    if (alliance) who.append(el("span", "kill-ticker", `<${alliance}>`));
-    const full = [str(victim.character_name), str(victim.corporation_name), str(victim.alliance_name)].filter(Boolean);
+    const full = [str(victim.character_name), str(victim.corporation_name), str(victim.alliance_name) &&
+      `${victim.alliance_name}${alliance ? ` <${alliance}>` : ""}`].filter(Boolean);
     if (full.length) who.title = full.join(" · ");
 
     const sys = el("span", "kill-system");
@@ -300,7 +300,9 @@ class Dashboard {
     const attackers = Array.isArray(km.attackers) ? km.attackers.length : null;
     const meta = el("span", "kill-meta", `#${f.event_id}${attackers === null ? "" : ` · ${attackers} attacker${attackers === 1 ? "" : "s"}`}`);
 
-    li.append(when, ship, who, sys, value, meta);
+    const what = el("span", "kill-what");
+    what.append(ship, who);
+    li.append(when, what, sys, value, meta);
     if (Number.isSafeInteger(km.killmail_id) && km.killmail_id > 0) {
       const a = el("a", "kill-link", "zKillboard");
       a.href = `https://zkillboard.com/kill/${km.killmail_id}/`;
