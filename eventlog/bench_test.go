@@ -10,6 +10,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // realDay loads one real day from ../shared/data, or skips the benchmark.
@@ -72,12 +73,12 @@ func BenchmarkFetch(b *testing.B) {
 		}
 		var nextID int64
 		fill(b, log, day, retained, &nextID)
-		if _, err := log.Fetch("bench", systems, 0); err != nil {
+		if _, err := log.Fetch("bench", selection.Of(systems), 0); err != nil {
 			b.Fatal(err)
 		}
 		b.Run(fmt.Sprintf("retained=%d/idle", retained), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := log.Fetch("bench", systems, 1000); err != nil {
+				if _, err := log.Fetch("bench", selection.Of(systems), 1000); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -93,7 +94,7 @@ func BenchmarkFetch(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				res, err := log.Fetch("bench", systems, 1000)
+				res, err := log.Fetch("bench", selection.Of(systems), 1000)
 				if err != nil || len(res.Events) != 1 {
 					b.Fatalf("fetch: %d events, %v", len(res.Events), err)
 				}
