@@ -12,6 +12,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // BenchmarkInsert is one killmail inserted through the KillmailStore actor
@@ -86,7 +87,7 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 					return
 				default:
 				}
-				bt, err := svc.Fetch(ctx, &actors.FetchSince{Systems: systems, After: after, Limit: page})
+				bt, err := svc.Fetch(ctx, &actors.FetchSince{Selection: selection.Of(systems), After: after, Limit: page})
 				if err != nil {
 					b.Error(err)
 					return

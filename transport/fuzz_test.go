@@ -18,6 +18,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/universe"
 )
 
@@ -490,7 +491,7 @@ func FuzzIngestHTTP(f *testing.F) {
 // readEvent reads event id back from the log.
 func readEvent(t *testing.T, srv *Server, id uint64) (eventlog.Event, bool) {
 	t.Helper()
-	b, err := srv.svc.Fetch(t.Context(), &actors.FetchSince{Systems: []int64{eventlog.AllSystems}, After: id - 1, Limit: 1})
+	b, err := srv.svc.Fetch(t.Context(), &actors.FetchSince{Selection: selection.Of([]int64{eventlog.AllSystems}), After: id - 1, Limit: 1})
 	if err != nil {
 		t.Fatalf("read event %d: %v", id, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/selection"
 )
 
 func (s *Server) requestContext(c echo.Context, wait time.Duration) (context.Context, context.CancelFunc) {
@@ -25,7 +26,7 @@ func (s *Server) poll(c echo.Context) error {
 	}
 	ctx, cancel := s.requestContext(c, q.wait)
 	defer cancel()
-	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Systems: q.systems, Limit: q.limit, Owner: ownerOf(c)})
+	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Selection: selection.Of(q.systems), Limit: q.limit, Owner: ownerOf(c)})
 	if err != nil {
 		return err
 	}
@@ -54,7 +55,7 @@ func (s *Server) next(c echo.Context) error {
 	}
 	ctx, cancel := s.requestContext(c, q.wait)
 	defer cancel()
-	b, err := s.fetchWaiting(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Systems: q.systems, Owner: ownerOf(c)})
+	b, err := s.fetchWaiting(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Selection: selection.Of(q.systems), Owner: ownerOf(c)})
 	if err != nil {
 		return err
 	}

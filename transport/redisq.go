@@ -16,6 +16,7 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/universe"
 )
 
@@ -101,7 +102,7 @@ func (s *Server) redisqListen(c echo.Context) error {
 	pq := pollQuery{clientID: redisqClientPrefix + queueID, systems: systems, wait: time.Duration(ttw) * time.Second}
 	ctx, cancel := s.requestContext(c, pq.wait)
 	defer cancel()
-	b, err := s.fetchWaiting(ctx, pq, &actors.FetchOneEvent{ClientID: pq.clientID, Systems: pq.systems, NewAtHead: true, Owner: ownerOf(c)})
+	b, err := s.fetchWaiting(ctx, pq, &actors.FetchOneEvent{ClientID: pq.clientID, Selection: selection.Of(pq.systems), NewAtHead: true, Owner: ownerOf(c)})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/metrics"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/universe"
 )
 
@@ -831,7 +832,7 @@ func (s *session) covered(ev eventlog.Event) bool {
 
 func (s *session) replaySince(r *replay) error {
 	head, err := s.replayPages(r, func(after uint64) any {
-		return &actors.FetchSince{Systems: r.systems, After: after, Limit: wsReplayPage}
+		return &actors.FetchSince{Selection: selection.Of(r.systems), After: after, Limit: wsReplayPage}
 	}, nil)
 	r.head = head
 	return err
@@ -843,7 +844,7 @@ func (s *session) replayClient(r *replay) error {
 	clientID := r.cmd.clientID
 	all := slices.Contains(r.systems, eventlog.AllSystems)
 	head, err := s.replayPages(r, func(uint64) any {
-		return &actors.PeekForClient{ClientID: clientID, Systems: r.systems, Limit: wsReplayPage, Owner: s.owner}
+		return &actors.PeekForClient{ClientID: clientID, Selection: selection.Of(r.systems), Limit: wsReplayPage, Owner: s.owner}
 	}, func(ev eventlog.Event) error {
 		key := ev.SystemID
 		if all {
