@@ -123,6 +123,7 @@ func Start(cfg Config) (*App, error) {
 func openLog(cfg Config) (*eventlog.Log, *pebblestore.Store, error) {
 	lc := eventlog.Config{
 		MaxEvents: cfg.MaxEvents,
+		MaxScan:   cfg.MaxScan,
 		MaxBytes:  cfg.MaxBytes,
 		MaxAge:    cfg.MaxAge,
 		ClientTTL: cfg.ClientTTL,
