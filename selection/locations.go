@@ -124,14 +124,14 @@ func ExpandTopics(u *universe.Universe, topics []string, maxSystems int) ([]int6
 	return out, nil
 }
 
-// CheckIDs validates ids of the field name (positive) and removes repeats,
-// keeping first-seen order.
-func CheckIDs(name string, ids []int64) ([]int64, error) {
+// CheckIDs validates ids of the field name, each a what id (positive),
+// and removes repeats, keeping first-seen order.
+func CheckIDs(name, what string, ids []int64) ([]int64, error) {
 	out := make([]int64, 0, len(ids))
 	seen := make(map[int64]struct{}, len(ids))
 	for _, id := range ids {
 		if id <= 0 {
-			return nil, bad(name, strconv.FormatInt(id, 10)+" is not a positive id")
+			return nil, bad(name, strconv.FormatInt(id, 10)+" is not a positive "+what+" id")
 		}
 		if _, dup := seen[id]; !dup {
 			seen[id] = struct{}{}

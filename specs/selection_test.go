@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coder/websocket"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -578,3 +579,57 @@ func sorted(ids []uint64) []uint64 {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids
 }
+
+var _ = Describe("selections through an edge", func() {
+	It("give the same bytes as from the core: filtered polls, replays and live pushes", func(ctx SpecContext) {
+		remote := freeAddr()
+		core := startCoreProcess(GinkgoT().TempDir(), remote)
+		e := startEdgeProcess(ctx, remote)
+		kms, groups := selCorpus(), shipGroups()
+		w := selWants(kms, groups)[2] // an alliance's attackers flying a ship
+		body := func(part []selKillmail) []byte {
+			b := []byte{'['}
+			for i, k := range part {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, k.raw...)
+			}
+			return append(b, ']')
+		}
+		ids := postKillmails(ctx, core.URL, body(kms[:150]))
+		want := w.expected(kms[:150], groups, ids)
+		Expect(want).NotTo(BeEmpty())
+
+		q := w.query()
+		poll := func(node, client string) []byte {
+			q.Set("client_id", client)
+			r := get(ctx, node+"/api/killfeed?"+q.Encode())
+			Expect(r.Status).To(Equal(http.StatusOK), "%s", r.Body)
+			return r.Body
+		}
+		Expect(poll(e.URL, "via-edge")).To(Equal(poll(core.URL, "direct")))
+		var p pollAnswer
+		Expect(json.Unmarshal(poll(e.URL, "fresh"), &p)).To(Succeed())
+		Expect(p.IDs()).To(Equal(want))
+
+		t := w.terms()
+		t["type"], t["since"] = "subscribe", 0
+		frame, _ := json.Marshal(t)
+		direct, viaEdge := dialWS(ctx, core.URL, "/api/ws"), dialWS(ctx, e.URL, "/api/ws")
+		for _, c := range []*websocket.Conn{direct, viaEdge} {
+			Expect(c.Write(ctx, websocket.MessageText, frame)).To(Succeed())
+		}
+		replay := readRaw(ctx, direct, 1+len(want))
+		Expect(readRaw(ctx, viaEdge, 1+len(want))).To(Equal(replay))
+
+		ids = postKillmails(ctx, core.URL, body(kms[150:]))
+		live := w.expected(kms[150:], groups, ids)
+		Expect(live).NotTo(BeEmpty())
+		pushed := readRaw(ctx, direct, len(live))
+		Expect(readRaw(ctx, viaEdge, len(live))).To(Equal(pushed))
+		for i, id := range live {
+			Expect(pushed[i]).To(ContainSubstring(`"event_id":` + itoa(int64(id)) + `,`))
+		}
+	}, SpecTimeout(2*time.Minute))
+})

@@ -114,7 +114,7 @@ func (s *Server) redisqListen(c echo.Context) error {
 			break
 		}
 		b.Events = nil
-		if pq.wait = time.Until(deadline).Truncate(time.Second); skipped == redisqMaxSkips || pq.wait <= 0 {
+		if pq.wait = max(time.Until(deadline), 0); skipped == redisqMaxSkips {
 			break
 		}
 	}

@@ -94,13 +94,13 @@ func (nativeProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
 	}
 	var loc selection.Locations
 	var err error
-	if loc.Systems, err = selection.CheckIDs("systems", f.Systems); err != nil {
+	if loc.Systems, err = selection.CheckIDs("systems", "system", f.Systems); err != nil {
 		return nativeError(err.Error())
 	}
-	if loc.Constellations, err = selection.CheckIDs("constellations", f.Constellations); err != nil {
+	if loc.Constellations, err = selection.CheckIDs("constellations", "constellation", f.Constellations); err != nil {
 		return nativeError(err.Error())
 	}
-	if loc.Regions, err = selection.CheckIDs("regions", f.Regions); err != nil {
+	if loc.Regions, err = selection.CheckIDs("regions", "region", f.Regions); err != nil {
 		return nativeError(err.Error())
 	}
 	loc.All = f.All != nil && *f.All
