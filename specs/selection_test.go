@@ -21,6 +21,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/killfeed/killfeed/app"
+	"github.com/killfeed/killfeed/transport"
 )
 
 // The specs of who, what and how much: every interface's delivery is
@@ -632,4 +633,26 @@ var _ = Describe("selections through an edge", func() {
 			Expect(pushed[i]).To(ContainSubstring(`"event_id":` + itoa(int64(id)) + `,`))
 		}
 	}, SpecTimeout(2*time.Minute))
+})
+
+var _ = Describe("subscribe frames", func() {
+	It("are paced per connection: past the rate, an error frame, and the connection stays open", func(ctx SpecContext) {
+		base := startKillfeed(app.Config{Websocket: transport.WebsocketConfig{SubscribeRate: 0.001, SubscribeBurst: 2}}).URL()
+		ws := wsDial(ctx, base, 0)
+		ws.send(ctx, `{"type":"subscribe","systems":[30000142]}`)
+		Expect(ws.next(ctx).Type).To(Equal("subscribed"))
+		ws.send(ctx, `{"type":"subscribe","alliances":[99000001]}`)
+		Expect(ws.next(ctx).Type).To(Equal("subscribed"))
+		ws.send(ctx, `{"type":"subscribe","systems":[30002187]}`)
+		f := ws.next(ctx)
+		Expect(f.Type).To(Equal("error"))
+		Expect(f.Error).To(HavePrefix("subscribe: more than 0.001 a second"))
+		ws.pingPong(ctx)
+		// The subscriptions made stand.
+		ids := wsInsert(ctx, base, jita, 1)
+		Expect(ws.killmails(ctx, 1)).To(Equal(ids))
+		other := wsDial(ctx, base, 0)
+		other.send(ctx, `{"type":"subscribe","systems":[30002187]}`)
+		Expect(other.next(ctx).Type).To(Equal("subscribed"))
+	}, SpecTimeout(30*time.Second))
 })
