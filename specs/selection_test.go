@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/coder/websocket"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -655,4 +657,42 @@ var _ = Describe("subscribe frames", func() {
 		other.send(ctx, `{"type":"subscribe","systems":[30002187]}`)
 		Expect(other.next(ctx).Type).To(Equal("subscribed"))
 	}, SpecTimeout(30*time.Second))
+})
+
+var _ = Describe("Dashboard: who and how much", func() {
+	It("follows an alliance by id with a minimum value and shows only its killmails", func(sctx SpecContext) {
+		ctx := startBrowser() // first: it skips when there is no Chromium
+		kf := startKillfeed(app.Config{})
+		ctx, cancel := context.WithTimeout(ctx, 110*time.Second)
+		defer cancel()
+		kms, groups := selCorpus(), shipGroups()
+		alliance := selWants(kms, groups)[0].alliances[0]
+		Expect(chromedp.Do(ctx,
+			chromedp.Navigate(kf.URL()+"/"),
+			chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)),
+			chromedp.SetValue(chromedp.CSS("#who-kind"), "alliance"),
+			chromedp.SendKeys(chromedp.CSS("#who-id"), itoa(alliance)+kb.Enter),
+			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#following li[data-kind="alliance"][data-id="%d"]`, alliance))),
+			chromedp.SendKeys(chromedp.CSS("#min-value"), "1000000000"+kb.Tab),
+		)).To(Succeed())
+		Eventually(func() (string, error) { return chromedp.Run(ctx, chromedp.Location()) }).WithContext(ctx).
+			Should(HaveSuffix(fmt.Sprintf("#alliances=%d&min_value=1000000000", alliance)))
+		// A fresh page on that address follows it on one connection.
+		Expect(chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)))).To(Succeed())
+		Eventually(connAttr).WithContext(ctx).WithTimeout(dashWait).WithArguments("state").Should(Equal("live"))
+		Expect(connAttr(ctx, "subscriptions")).To(Equal("1"))
+		Expect(chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#min-value")))).To(Equal("1000000000"))
+
+		body := []byte{'['}
+		for i, k := range kms {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = append(body, k.raw...)
+		}
+		ids := postKillmails(sctx, kf.URL(), append(body, ']'))
+		want := selWant{alliances: []int64{alliance}, minValue: 1e9, hasMin: true}.expected(kms, groups, ids)
+		Expect(want).NotTo(BeEmpty())
+		Eventually(feedIDs).WithContext(ctx).WithTimeout(dashWait).Should(Equal(newestFirst(want)))
+	}, SpecTimeout(2*time.Minute))
 })
