@@ -696,3 +696,53 @@ var _ = Describe("Dashboard: who and how much", func() {
 		Eventually(feedIDs).WithContext(ctx).WithTimeout(dashWait).Should(Equal(newestFirst(want)))
 	}, SpecTimeout(2*time.Minute))
 })
+
+var _ = Describe("filtered subscriptions resume", func() {
+	It("say missed when retention dropped part of a filtered range, and a client_id resumes where it left off", func(ctx SpecContext) {
+		kf := startKillfeed(app.Config{MaxEvents: 100})
+		base := kf.URL()
+		kms, groups := selCorpus(), shipGroups()
+		w := selWants(kms, groups)[0] // an alliance, any side
+		body := func(part []selKillmail) []byte {
+			b := []byte{'['}
+			for i, k := range part {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, k.raw...)
+			}
+			return append(b, ']')
+		}
+		ids := postKillmails(ctx, base, body(kms))
+		_, err := kf.Actors().CollectGarbage(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		retained := w.expected(kms[200:], groups, ids[200:])
+
+		ws := wsDial(ctx, base, 0)
+		t := w.terms()
+		t["type"], t["since"] = "subscribe", 0
+		frame, _ := json.Marshal(t)
+		ws.send(ctx, string(frame))
+		ack := ws.next(ctx)
+		Expect(ack.Type).To(Equal("subscribed"))
+		Expect(ack.Missed).To(BeTrue())
+		Expect(ws.killmails(ctx, len(retained))).To(Equal(retained))
+		ws.pingPong(ctx)
+
+		// A client_id reads part of it, drops, and resumes on a new
+		// connection with the rest, nothing twice.
+		t = w.terms()
+		t["type"], t["client_id"] = "subscribe", "resumer"
+		frame, _ = json.Marshal(t)
+		first := wsDial(ctx, base, 0)
+		first.send(ctx, string(frame))
+		Expect(first.next(ctx).Type).To(Equal("subscribed"))
+		Expect(first.killmails(ctx, len(retained))).To(Equal(retained))
+		first.pingPong(ctx)
+		Expect(first.c.Close(websocket.StatusNormalClosure, "")).To(Succeed())
+		second := wsDial(ctx, base, 0)
+		second.send(ctx, string(frame))
+		Expect(second.next(ctx).Type).To(Equal("subscribed"))
+		second.pingPong(ctx) // it read them all: nothing again
+	}, SpecTimeout(time.Minute))
+})

@@ -65,7 +65,7 @@ type WebsocketConfig struct {
 // Defaults of the subscribe pacing (WebsocketConfig.SubscribeRate).
 const (
 	DefaultWSSubscribeRate  rate.Limit = 10
-	DefaultWSSubscribeBurst            = 10
+	DefaultWSSubscribeBurst int        = 10
 )
 
 func (c WebsocketConfig) withDefaults() WebsocketConfig {
