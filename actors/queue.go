@@ -58,7 +58,11 @@ func (s *Service) SubscribeQueue(ctx context.Context, limit int, notify func(), 
 
 // deliver queues what fits; an overflow ends the queue after those.
 func (q *Queue) deliver(_ actor.Context, evs []*KillmailInserted) bool {
-	if f := q.accept.Load(); f != nil {
+	if f := q.accept.Load(); f != nil && len(evs) == 1 {
+		if !(*f)(evs[0]) { // the usual case, without a copy
+			return true
+		}
+	} else if f != nil {
 		kept := make([]*KillmailInserted, 0, len(evs))
 		for _, ev := range evs {
 			if (*f)(ev) {

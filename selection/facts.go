@@ -2,7 +2,9 @@ package selection
 
 import (
 	"slices"
+	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -79,6 +81,7 @@ func intern(s string) string {
 	if v, ok := labels.m[s]; ok {
 		return v
 	}
+	s = strings.Clone(s) // s points into the killmail
 	if len(labels.m) < maxInterned {
 		labels.m[s] = s
 	}
@@ -115,7 +118,12 @@ func Extract(km []byte) *Facts {
 		}
 		return p
 	}
-	gjson.ParseBytes(km).ForEach(func(k, v gjson.Result) bool {
+	if len(km) == 0 {
+		return f
+	}
+	// Read in place: a stored killmail is never modified, and nothing of it
+	// is kept but interned labels (copied by intern when new).
+	gjson.Parse(unsafe.String(&km[0], len(km))).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "solar_system_id":
 			f.System = v.Int()
