@@ -13,6 +13,8 @@ import (
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/selection"
+	"github.com/killfeed/killfeed/transport"
+	"github.com/killfeed/killfeed/universe"
 )
 
 // BenchmarkInsert is one killmail inserted through the KillmailStore actor
@@ -123,11 +125,13 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 }
 
 // BenchmarkFanOut publishes one real killmail to 10,000 subscriber queues
-// that each follow one system (its topic), one corporation or one
-// alliance (the "all" topic, narrowed by a predicate over the event's
-// facts, as a websocket subscription of alliances[] is). Ids are drawn
-// from the day's parties, so they repeat. It reports delivered events per
-// second and the 99th percentile from insert to hand-over.
+// that each follow one system (its topic), or one corporation or one
+// alliance as a websocket subscription of corporations[] or alliances[]
+// does on a core: the entity's topic, narrowed by the predicate over the
+// event's facts. "alliances-every-event" follows the "all" topic instead,
+// as on an edge, so that every subscriber is asked about every event. Ids
+// are drawn from the day's parties, so they repeat. It reports delivered
+// events per second and the 99th percentile from insert to hand-over.
 func BenchmarkFanOut(b *testing.B) {
 	const subscribers = 10_000
 	day := fixture.Killmails()
@@ -150,8 +154,8 @@ func BenchmarkFanOut(b *testing.B) {
 		corps = append(corps, f.Attackers[selection.Corporation]...)
 		alliances = append(alliances, f.Attackers[selection.Alliance]...)
 	}
-	topics := func(ev eventlog.Event) []string { return []string{actors.SystemTopic(ev.SystemID), "all"} }
-	for _, follow := range []string{"systems", "corporations", "alliances"} {
+	topics := transport.Topics(universe.Default())
+	for _, follow := range []string{"systems", "corporations", "alliances", "alliances-every-event"} {
 		b.Run("follow="+follow, func(b *testing.B) {
 			log, err := eventlog.Open(eventlog.Config{}, nil)
 			if err != nil {
@@ -186,20 +190,23 @@ func BenchmarkFanOut(b *testing.B) {
 						err = q.Add(ctx, actors.SystemTopic(systems[i%len(systems)]))
 					}
 				default:
-					ids := corps
-					terms := selection.Terms{Corporations: []int64{ids[i%len(ids)]}}
-					if follow == "alliances" {
-						ids = alliances
-						terms = selection.Terms{Alliances: []int64{ids[i%len(ids)]}}
+					terms := selection.Terms{Corporations: []int64{corps[i%len(corps)]}}
+					if follow != "corporations" {
+						terms = selection.Terms{Alliances: []int64{alliances[i%len(alliances)]}}
 					}
 					where, cerr := terms.Compile()
 					if cerr != nil {
 						b.Fatal(cerr)
 					}
+					k, ids, _ := where.Entities()
+					topic := transport.EntityTopic(k, ids[0])
+					if follow == "alliances-every-event" {
+						topic = "all"
+					}
 					q, err = svc.SubscribeQueue(ctx, 0, notify)
 					if err == nil {
 						q.SetFilter(func(ev *actors.KillmailInserted) bool { return where.Match(ev.Facts) })
-						err = q.Add(ctx, "all")
+						err = q.Add(ctx, topic)
 					}
 				}
 				if err != nil {

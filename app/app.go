@@ -76,6 +76,7 @@ func Start(cfg Config) (*App, error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	api := transport.New(svc, transport.Config{
+		EntityTopics:   true,
 		RequestTimeout: cfg.RequestTimeout,
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,

@@ -27,6 +27,9 @@ const (
 
 var kindNames = [kinds]string{"characters", "corporations", "alliances", "factions", "ships", "groups"}
 
+// Kinds lists every Kind.
+var Kinds = [...]Kind{Character, Corporation, Alliance, Faction, Ship, Group}
+
 // String is the plural name the wire syntaxes use for the kind.
 func (k Kind) String() string { return kindNames[k] }
 

@@ -234,6 +234,19 @@ func (p Predicate) Terms() Terms {
 	return t
 }
 
+// Entities returns the entity term of p with the fewest ids: every
+// killmail p matches has a party (of either side) with one of ids of kind
+// k, so a subscriber may follow those entities' topics instead of every
+// event. ok is false when p has no entity term at its top level.
+func (p Predicate) Entities() (k Kind, ids []int64, ok bool) {
+	for _, t := range p.terms {
+		if e, isEntity := t.(entityTerm); isEntity && (!ok || len(e.ids) < len(ids)) {
+			k, ids, ok = e.kind, e.ids, true
+		}
+	}
+	return k, ids, ok
+}
+
 // Empty says whether p matches every killmail.
 func (p Predicate) Empty() bool { return len(p.terms) == 0 }
 

@@ -132,7 +132,7 @@ func (s *Server) fetchWaiting(ctx context.Context, q pollQuery, msg any) (eventl
 	if q.wait == 0 {
 		return s.svc.Fetch(ctx, msg)
 	}
-	topics := pubsubTopics(q.sel.Systems)
+	topics := selectionTopics(q.sel, s.cfg.EntityTopics)
 	// One buffered event is enough to wake up; an overflow closes C, which
 	// wakes us too.
 	sub, err := s.svc.SubscribeTopics(ctx, 1, topics...)

@@ -60,6 +60,8 @@ type WebsocketConfig struct {
 	// DefaultWSSubscribeRate and DefaultWSSubscribeBurst.
 	SubscribeRate  rate.Limit
 	SubscribeBurst int
+
+	entityTopics bool // Config.EntityTopics
 }
 
 // Defaults of the subscribe pacing (WebsocketConfig.SubscribeRate).
@@ -129,6 +131,7 @@ type wsConn struct {
 // websocketRoutes registers the websocket endpoints.
 func (s *Server) websocketRoutes() {
 	cfg := s.cfg.Websocket.withDefaults()
+	cfg.entityTopics = s.cfg.EntityTopics
 	s.ws = &wsHub{cfg: cfg, conns: make(map[*wsConn]struct{}), pool: newDrainPool(), keep: newKeepalive(cfg)}
 	s.echo.GET("/api/ws", func(c echo.Context) error { return s.serveWebsocket(c, nativeProtocol{}) }, s.readGuard)
 	s.echo.GET("/socket/websocket", s.servePhoenix, s.readGuard)

@@ -21,6 +21,7 @@ type wsJoin struct {
 	topic, loc string
 	systems    []int64 // loc expanded; [eventlog.AllSystems] for all
 	where      selection.Predicate
+	topics     []string        // the PubSub topics that carry its events
 	clientID   string          // the client_id it was joined with, if any
 	joinRef    json.RawMessage // Phoenix join_ref
 	// Every event of the join's selection with start < id <= from was

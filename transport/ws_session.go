@@ -40,6 +40,9 @@ type session struct {
 	universe *universe.Universe
 	sub      *actors.Queue
 	follows  *wsFollows
+	// topics counts, per PubSub topic of the queue, the subscriptions
+	// that need it.
+	topics map[string]int
 	// subscribes paces subscribe frames (a client that loops on them is
 	// told to slow down; its connection stays open).
 	subscribes *rate.Limiter
@@ -79,6 +82,7 @@ func newSession(ctx context.Context, svc *actors.Service, u *universe.Universe, 
 		liveOnly:   true,
 		metrics:    noWS,
 		follows:    newWSFollows(),
+		topics:     make(map[string]int),
 		subscribes: rate.NewLimiter(cfg.SubscribeRate, cfg.SubscribeBurst),
 		frames:     make(chan wsFrame, 4),
 		done:       make(chan struct{}),

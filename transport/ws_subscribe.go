@@ -30,7 +30,8 @@ func (s *session) unsubscribe(cmd *wsCommand) error {
 	var topics []string
 	for _, sub := range cmd.subs {
 		if j, ok := s.follows.joins[sub.key]; ok {
-			topics = append(topics, pubsubTopics(s.follows.leave(j))...)
+			s.follows.leave(j)
+			topics = append(topics, s.release(j)...)
 		}
 	}
 	s.filter(nil)
@@ -52,6 +53,34 @@ func (s *session) unsubscribe(cmd *wsCommand) error {
 func (s *session) failed(cmd *wsCommand, err error) error {
 	_, msg := statusOf(err)
 	return s.send(s.proto.failed(s.buf[:0], cmd, msg))
+}
+
+// hold counts the PubSub topics of joins as needed and returns those the
+// queue does not follow yet.
+func (s *session) hold(joins []*wsJoin) []string {
+	var added []string
+	for _, j := range joins {
+		for _, t := range j.topics {
+			if s.topics[t] == 0 {
+				added = append(added, t)
+			}
+			s.topics[t]++
+		}
+	}
+	return added
+}
+
+// release drops j's claim on its PubSub topics and returns those no
+// subscription needs any more.
+func (s *session) release(j *wsJoin) []string {
+	var gone []string
+	for _, t := range j.topics {
+		if s.topics[t]--; s.topics[t] <= 0 {
+			delete(s.topics, t)
+			gone = append(gone, t)
+		}
+	}
+	return gone
 }
 
 // filter sets the subscription queue's filter to what the connection's
@@ -108,8 +137,10 @@ func (s *session) subscribe(cmd *wsCommand) error {
 			}
 			replaced = append(replaced, j)
 		}
-		joins = append(joins, &wsJoin{key: sub.key, topic: sub.topic, loc: sub.loc, systems: expanded[i],
-			where: sub.where, clientID: cmd.clientID, joinRef: cmd.joinRef})
+		j := &wsJoin{key: sub.key, topic: sub.topic, loc: sub.loc, systems: expanded[i],
+			where: sub.where, clientID: cmd.clientID, joinRef: cmd.joinRef}
+		j.topics = selectionTopics(selection.Selection{Systems: j.systems, Where: j.where}, s.cfg.entityTopics)
+		joins = append(joins, j)
 	}
 	if len(joins) == 0 {
 		b, err := s.fetch(&actors.FetchSince{})
@@ -122,17 +153,28 @@ func (s *session) subscribe(cmd *wsCommand) error {
 		return err
 	}
 	s.filter(joins)
+	added := s.hold(joins)
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
-	err := s.sub.Add(ctx, pubsubTopics(systems)...)
+	err := s.sub.Add(ctx, added...)
 	cancel()
 	if err != nil {
-		return s.failedSubscribe(cmd, systems, err)
+		return s.failedSubscribe(cmd, joins, err)
 	}
+	var dropped []string
 	for _, j := range replaced {
 		if err := s.send(s.proto.left(s.buf[:0], j)); err != nil {
 			return err
 		}
-		s.follows.leave(j) // its systems stay in PubSub: the new one holds them
+		s.follows.leave(j)
+		dropped = append(dropped, s.release(j)...) // none when the new one holds the same topics
+	}
+	if len(dropped) > 0 {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+		err := s.sub.Remove(ctx, dropped...)
+		cancel()
+		if err != nil {
+			return s.failedSubscribe(cmd, joins, err)
+		}
 	}
 	r := replay{cmd: cmd, sel: selection.Selection{Systems: systems, Where: joins[0].where}, join: joins[0]}
 	switch {
@@ -144,13 +186,13 @@ func (s *session) subscribe(cmd *wsCommand) error {
 	default:
 		var b eventlog.Batch
 		if b, err = s.fetch(&actors.FetchSince{}); err != nil {
-			return s.failedSubscribe(cmd, systems, err)
+			return s.failedSubscribe(cmd, joins, err)
 		}
 		r.head, r.start = b.Head, b.Head
 		err = s.send(s.proto.subscribed(s.buf[:0], cmd, b.Head, false))
 	}
 	if r.failed {
-		return s.failedSubscribe(cmd, systems, err)
+		return s.failedSubscribe(cmd, joins, err)
 	}
 	if err != nil {
 		return err
@@ -174,12 +216,10 @@ type replay struct {
 }
 
 // failedSubscribe undoes the PubSub side of a subscribe that failed.
-func (s *session) failedSubscribe(cmd *wsCommand, systems []int64, err error) error {
+func (s *session) failedSubscribe(cmd *wsCommand, joins []*wsJoin, err error) error {
 	var topics []string
-	for _, id := range systems {
-		if _, ok := s.follows.follows[id]; !ok {
-			topics = append(topics, pubsubTopic(id))
-		}
+	for _, j := range joins {
+		topics = append(topics, s.release(j)...)
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	_ = s.sub.Remove(ctx, topics...)
