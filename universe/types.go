@@ -59,16 +59,21 @@ type typeRow struct {
 // DefaultItems is the embedded types and groups, parsed once on first use
 // (about 48,000 types).
 var DefaultItems = sync.OnceValue(func() *Items {
-	zr, err := gzip.NewReader(bytes.NewReader(typesCSVGz))
-	if err != nil {
-		panic(fmt.Sprintf("universe: embedded types.csv.gz: %v", err)) // covered by tests
-	}
-	it, err := ParseItems(zr, bytes.NewReader(groupsCSV))
+	it, err := ParseItemsGz(bytes.NewReader(typesCSVGz), bytes.NewReader(groupsCSV))
 	if err != nil {
 		panic(fmt.Sprintf("universe: embedded types: %v", err)) // covered by tests
 	}
 	return it
 })
+
+// ParseItemsGz is ParseItems with types.csv gzipped, as embedded.
+func ParseItemsGz(typesGz, groups io.Reader) (*Items, error) {
+	zr, err := gzip.NewReader(typesGz)
+	if err != nil {
+		return nil, fmt.Errorf("types: %w", err)
+	}
+	return ParseItems(zr, groups)
+}
 
 var (
 	typesHeader  = []string{"type_id", "name", "group_id"}

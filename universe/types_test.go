@@ -45,3 +45,24 @@ func TestParseItemsRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestFactions(t *testing.T) {
+	u := universe.Default()
+	if u.Factions() != 27 {
+		t.Fatalf("factions: got %d, want 27", u.Factions())
+	}
+	f, ok := u.Faction(500001)
+	if want := (universe.Faction{ID: 500001, Name: "Caldari State", CorporationID: 1000035}); !ok || f != want {
+		t.Fatalf("Faction(500001) = %+v, %v; want %+v", f, ok, want)
+	}
+	if f, ok := u.Faction(500024); !ok || f.Name != "Drifters" {
+		t.Errorf("Faction(500024) = %+v, %v", f, ok)
+	}
+	if _, ok := u.Faction(1); ok {
+		t.Error("Faction(1) found")
+	}
+	// A type whose name starts with a space survives the CSV round trip.
+	if ty, ok := u.Type(79336); !ok || !strings.HasPrefix(ty.Name, " Insurgency") {
+		t.Errorf("Type(79336) = %+v, %v", ty, ok)
+	}
+}
