@@ -254,7 +254,7 @@ var _ = Describe("Dashboard (GET /)", func() {
 
 	It("follows a system picked by name, shows its killmails live, and resumes after a dropped socket without a gap or a duplicate",
 		func(sctx SpecContext) {
-			ctx := startBrowser() // first: it skips when there is no Chromium
+			ctx := startBrowser()    // first: it skips when there is no Chromium
 			esi := fakeesi.New(true) // names every id: "Character N", "Corporation N" [CN]
 			DeferCleanup(esi.Close)
 			kf := startKillfeed(app.Config{Names: app.NamesConfig{ESI: true, URL: esi.URL}})
