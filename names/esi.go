@@ -347,9 +347,14 @@ func (c *Client) errorLimit(h http.Header) {
 }
 
 // fault records a 5xx or network error: later requests pause for the
-// next backoff step (or retryAfter when ESI gave one).
+// next backoff step (or retryAfter when ESI gave one). Requests that were
+// in flight when a pause began fail together: they count as one step.
 func (c *Client) fault(why string, retryAfter time.Duration) {
 	c.mu.Lock()
+	if time.Now().Before(c.till) {
+		c.mu.Unlock()
+		return
+	}
 	d := c.cfg.BackoffMin
 	for i := 0; i < c.n && d < c.cfg.BackoffMax; i++ {
 		d *= 2

@@ -322,3 +322,23 @@ func TestWithoutESIARenderIsComplete(t *testing.T) {
 	}
 	f.Release()
 }
+
+// Requests in flight when ESI starts failing fail together: one backoff
+// step, not one per request (which would park lookups for minutes).
+func TestConcurrentFaultsAreOneBackoffStep(t *testing.T) {
+	f := newFake()
+	defer f.Close()
+	f.Hold()
+	c := names.NewClient(names.ClientConfig{URL: f.URL, Concurrent: 16, BackoffMin: time.Second, BackoffMax: time.Hour})
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() { _, _, _ = c.Corporation(context.Background(), int64(98000001+i)) })
+	}
+	gomega.NewWithT(t).Eventually(f.InFlight).Should(gomega.Equal(16))
+	f.Fail(503, "")
+	f.Release()
+	wg.Wait()
+	if until := time.Until(c.BackingOff()); until <= 0 || until > time.Second {
+		t.Errorf("16 concurrent 503s pause for %s, want one step (at most 1s)", until)
+	}
+}
