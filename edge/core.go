@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/killfeed/killfeed/edge/edgepb"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/transport"
 )
 
 // DefaultEndpointName is the name of the core's endpoint actor that edges
@@ -234,26 +234,9 @@ func replyError(res any) error {
 	return fmt.Errorf("unexpected store reply %T", res)
 }
 
-// failure encodes a store error for the wire; nil for nil.
-func failure(err error) *edgepb.Failure {
-	if err == nil {
-		return nil
-	}
-	code := edgepb.Code_CODE_INTERNAL
-	switch {
-	case errors.Is(err, actor.ErrTimeout), errors.Is(err, actor.ErrDeadLetter), errors.Is(err, actors.ErrUnavailable):
-		code = edgepb.Code_CODE_UNAVAILABLE
-	case errors.Is(err, actors.ErrCrashed):
-		code = edgepb.Code_CODE_CRASHED
-	case errors.Is(err, eventlog.ErrWrite):
-		code = edgepb.Code_CODE_WRITE
-	case errors.Is(err, eventlog.ErrClosed):
-		code = edgepb.Code_CODE_CLOSED
-	case errors.Is(err, actors.ErrStopped):
-		code = edgepb.Code_CODE_STOPPED
-	}
-	return &edgepb.Failure{Code: code, Message: err.Error()}
-}
+// failure encodes a store error for the wire (by transport's error
+// table); nil for nil.
+func failure(err error) *edgepb.Failure { return transport.WireFailure(err) }
 
 func batchToPB(b eventlog.Batch) *edgepb.FetchResult {
 	out := &edgepb.FetchResult{Missed: b.Missed, Oldest: b.Oldest, Head: b.Head, Events: make([]*edgepb.Event, len(b.Events))}

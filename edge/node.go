@@ -17,7 +17,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/edge/edgepb"
 	"github.com/killfeed/killfeed/eventlog"
-	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/transport"
 )
 
 // Defaults of NodeConfig.
@@ -598,30 +598,9 @@ func (r *relay) insert(ctx actor.Context, msg *actors.InsertKillmail) {
 	}, func(err error) any { return &actors.InsertKillmailResult{Err: err} })
 }
 
-// failureError maps a wire failure back to the store's error.
-func failureError(f *edgepb.Failure) error {
-	if f == nil {
-		return nil
-	}
-	var base error
-	switch f.GetCode() {
-	case edgepb.Code_CODE_UNAVAILABLE:
-		return actors.ErrUnavailable
-	case edgepb.Code_CODE_CRASHED:
-		base = actors.ErrCrashed
-	case edgepb.Code_CODE_WRITE:
-		base = eventlog.ErrWrite
-	case edgepb.Code_CODE_CLOSED, edgepb.Code_CODE_STOPPED:
-		// The core is going away: to the edge's clients that is the store
-		// being unavailable, not the edge stopping.
-		return actors.ErrUnavailable
-	case edgepb.Code_CODE_BAD_KILLMAIL:
-		base = killmail.ErrInvalidJSON
-	default:
-		return fmt.Errorf("core: %s", f.GetMessage())
-	}
-	return fmt.Errorf("%w (core: %s)", base, f.GetMessage())
-}
+// failureError maps a wire failure back to the store's error (by
+// transport's error table).
+func failureError(f *edgepb.Failure) error { return transport.FailureError(f) }
 
 // toStoreError maps a failed remote request to the store's error.
 func toStoreError(err error) error {

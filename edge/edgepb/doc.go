@@ -6,6 +6,6 @@ package edgepb
 
 // Version is the protocol version an edge sends in Hello. The core refuses
 // an edge whose version it does not speak.
-const Version = 1
+const Version = 2
 
 //go:generate protoc --proto_path=../.. --go_out=../.. --go_opt=module=github.com/killfeed/killfeed edge/edgepb/edge.proto
