@@ -597,12 +597,15 @@ func (x *Ping) GetLastEventId() uint64 {
 
 // Pong describes the core's log.
 type Pong struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Head          uint64                 `protobuf:"varint,1,opt,name=head,proto3" json:"head,omitempty"`
-	Oldest        uint64                 `protobuf:"varint,2,opt,name=oldest,proto3" json:"oldest,omitempty"`
-	Events        int64                  `protobuf:"varint,3,opt,name=events,proto3" json:"events,omitempty"`
-	Bytes         int64                  `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
-	Clients       int64                  `protobuf:"varint,5,opt,name=clients,proto3" json:"clients,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Head    uint64                 `protobuf:"varint,1,opt,name=head,proto3" json:"head,omitempty"`
+	Oldest  uint64                 `protobuf:"varint,2,opt,name=oldest,proto3" json:"oldest,omitempty"`
+	Events  int64                  `protobuf:"varint,3,opt,name=events,proto3" json:"events,omitempty"`
+	Bytes   int64                  `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Clients int64                  `protobuf:"varint,5,opt,name=clients,proto3" json:"clients,omitempty"`
+	// unacked counts the events the forwarder pushed after the ping's
+	// last_event_id: how far the edge is behind its core.
+	Unacked       int64 `protobuf:"varint,10,opt,name=unacked,proto3" json:"unacked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -668,6 +671,13 @@ func (x *Pong) GetBytes() int64 {
 func (x *Pong) GetClients() int64 {
 	if x != nil {
 		return x.Clients
+	}
+	return 0
+}
+
+func (x *Pong) GetUnacked() int64 {
+	if x != nil {
+		return x.Unacked
 	}
 	return 0
 }
@@ -1389,13 +1399,15 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\bUnfollow\x12\x16\n" +
 	"\x06topics\x18\x01 \x03(\tR\x06topics\"*\n" +
 	"\x04Ping\x12\"\n" +
-	"\rlast_event_id\x18\x01 \x01(\x04R\vlastEventId\"z\n" +
+	"\rlast_event_id\x18\x01 \x01(\x04R\vlastEventId\"\x94\x01\n" +
 	"\x04Pong\x12\x12\n" +
 	"\x04head\x18\x01 \x01(\x04R\x04head\x12\x16\n" +
 	"\x06oldest\x18\x02 \x01(\x04R\x06oldest\x12\x16\n" +
 	"\x06events\x18\x03 \x01(\x03R\x06events\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x18\n" +
-	"\aclients\x18\x05 \x01(\x03R\aclients\"[\n" +
+	"\aclients\x18\x05 \x01(\x03R\aclients\x12\x18\n" +
+	"\aunacked\x18\n" +
+	" \x01(\x03R\aunacked\"[\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\x04R\aeventId\x12\x1b\n" +
 	"\tsystem_id\x18\x02 \x01(\x03R\bsystemId\x12\x1a\n" +
