@@ -348,7 +348,10 @@ func (r *relay) ping(ctx actor.Context) {
 		}
 		p, err := actors.ReplyAs[*edgepb.Pong](res, err)
 		if err != nil {
-			r.down(ctx, fmt.Sprintf("ping unanswered: %v", err))
+			if errors.Is(err, actors.ErrUnavailable) {
+				err = fmt.Errorf("no answer within %s", r.cfg.CoreTimeout)
+			}
+			r.down(ctx, fmt.Sprintf("ping: %v", err))
 			return
 		}
 		r.node.metrics.RoundTrip(metrics.CorePing).Observe(time.Since(start).Seconds())
@@ -399,6 +402,9 @@ func (r *relay) hello(ctx actor.Context) {
 		}
 		if err != nil {
 			// One line per outage; Proto.Actor's retries log at debug.
+			if errors.Is(err, actors.ErrUnavailable) {
+				err = fmt.Errorf("no answer within %s", r.cfg.CoreTimeout)
+			}
 			why := fmt.Sprintf("hello: %v", err)
 			r.node.setDown(why)
 			if !r.reported {

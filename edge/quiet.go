@@ -6,27 +6,22 @@ import (
 	"strings"
 )
 
-// QuietRemote wraps h so that Proto.Actor remote's connection retries,
-// which it logs as errors every few seconds while a peer is away, are
-// logged at debug level: the relay logs an outage once when it begins
+// QuietRemote wraps h so that Proto.Actor remote's connection retries and
+// dead letters, which it logs every few seconds while a peer is away (some
+// as errors), are logged at debug level: the relay logs an outage once when it begins
 // ("core link down", "core unreachable") and once when it ends ("core
 // link up"). Every other record passes unchanged.
 func QuietRemote(h slog.Handler) slog.Handler { return quietRemote{h} }
 
 type quietRemote struct{ h slog.Handler }
 
-// remoteNoise are the messages of Proto.Actor remote's endpoint writer
-// about a connection that failed or dropped.
+// remoteNoise are the prefixes of what Proto.Actor logs about its
+// connections coming and going (its endpoint writer, reader, watcher and
+// manager), and its dead letters (requests to a core that is away).
 var remoteNoise = []string{
-	"EndpointWriter failed to connect",
-	"EndpointWriter lost connection",
-	"EndpointWriter failed to create receive stream",
-	"EndpointWriter failed to send connect request",
-	"EndpointWriter failed to receive connect response",
-	"EndpointWriter error when closing",
-	"EndpointManager",
-	"EndpointWatcher",
-	"EndpointSupervisor",
+	"Endpoint",
+	"Started Endpoint",
+	"[DeadLetter]",
 }
 
 func noisy(msg string) bool {

@@ -27,7 +27,9 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		code, msg := statusOf(err)
-		if code >= 500 {
+		// A probe's 503 is its answer (draining, core unreachable), not a
+		// failure to log at every poll of a load balancer.
+		if code >= 500 && !isProbe(c.Path()) {
 			logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "status", code, "err", err)
 		}
 		if c.Request().Method == http.MethodHead {
@@ -37,6 +39,8 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		_ = c.JSON(code, map[string]string{"error": msg})
 	}
 }
+
+func isProbe(path string) bool { return path == "/healthz" || path == "/readyz" }
 
 // errorRule is one row of the error table: how one sentinel error is
 // answered over HTTP and carried between a core and its edges.
