@@ -615,8 +615,10 @@ func (r *relay) forward(ctx actor.Context, request string, req any, timeout time
 	}
 	sender := ctx.Sender()
 	start := time.Now()
+	r.node.metrics.InFlight.Inc()
 	f := ctx.RequestFuture(r.endpoint, req, timeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
+		r.node.metrics.InFlight.Dec()
 		if err == nil {
 			r.node.metrics.RoundTrip(request).Observe(time.Since(start).Seconds())
 		}

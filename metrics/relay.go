@@ -25,6 +25,9 @@ type Relay struct {
 	Reconnects prometheus.Counter
 	// Up is 1 while the edge is in step with its core, else 0.
 	Up prometheus.Gauge
+	// InFlight is the number of requests forwarded to the core and not
+	// answered yet.
+	InFlight prometheus.Gauge
 	// FollowLag is how many events the core pushed that the edge had not
 	// acknowledged at the last ping.
 	FollowLag prometheus.Gauge
@@ -54,6 +57,10 @@ func NewRelay(reg *prometheus.Registry) *Relay {
 			Namespace: Namespace, Name: "edge_core_up",
 			Help: "1 while the edge is connected to its core and caught up, else 0.",
 		}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "edge_core_requests_in_flight",
+			Help: "Reads, offset moves and inserts an edge forwarded to its core that are not answered yet.",
+		}),
 		FollowLag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "edge_follow_lag_events",
 			Help: "Events the core pushed to this edge that the edge had not acknowledged at its last ping.",
@@ -62,7 +69,7 @@ func NewRelay(reg *prometheus.Registry) *Relay {
 	for _, r := range []string{CoreFetch, CoreAdvance, CoreInsert, CoreFollow, CorePing, CoreHello} {
 		m.roundTrip[r] = rt.WithLabelValues(r)
 	}
-	register(reg, rt, cache, m.Reconnects, m.Up, m.FollowLag)
+	register(reg, rt, cache, m.Reconnects, m.Up, m.InFlight, m.FollowLag)
 	return m
 }
 
