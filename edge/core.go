@@ -12,6 +12,7 @@ import (
 	"github.com/killfeed/killfeed/edge/edgepb"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/transport"
 )
 
@@ -180,21 +181,27 @@ func (e *endpoint) askWithin(ctx actor.Context, req any, timeout time.Duration, 
 func (e *endpoint) fetch(ctx actor.Context, msg *edgepb.Fetch) {
 	var req any
 	limit := int(msg.GetLimit())
+	where, err := selection.Parse(msg.GetWhere())
+	if err != nil {
+		ctx.Respond(&edgepb.FetchResult{Failure: failure(err)})
+		return
+	}
+	sel := selection.Selection{Systems: msg.GetSystems(), Where: where}
 	var deadline time.Time
 	if ms := msg.GetTimeoutMs(); ms > 0 {
 		deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
 	}
 	switch msg.GetKind() {
 	case edgepb.FetchKind_FETCH_FOR_CLIENT:
-		req = &actors.FetchForClient{ClientID: msg.GetClientId(), Systems: msg.GetSystems(), Limit: limit,
+		req = &actors.FetchForClient{ClientID: msg.GetClientId(), Selection: sel, Limit: limit,
 			Owner: msg.GetOwner(), Deadline: deadline}
 	case edgepb.FetchKind_FETCH_ONE:
-		req = &actors.FetchOneEvent{ClientID: msg.GetClientId(), Systems: msg.GetSystems(), NewAtHead: msg.GetNewAtHead(),
+		req = &actors.FetchOneEvent{ClientID: msg.GetClientId(), Selection: sel, NewAtHead: msg.GetNewAtHead(),
 			Owner: msg.GetOwner(), Deadline: deadline}
 	case edgepb.FetchKind_FETCH_PEEK:
-		req = &actors.PeekForClient{ClientID: msg.GetClientId(), Systems: msg.GetSystems(), Limit: limit, Owner: msg.GetOwner()}
+		req = &actors.PeekForClient{ClientID: msg.GetClientId(), Selection: sel, Limit: limit, Owner: msg.GetOwner()}
 	default:
-		req = &actors.FetchSince{Systems: msg.GetSystems(), After: msg.GetAfter(), Limit: limit}
+		req = &actors.FetchSince{Selection: sel, After: msg.GetAfter(), Limit: limit}
 	}
 	// The store answers a read with a deadline by then (past it, with
 	// ErrUnavailable and its offsets put back): wait for that answer, so
@@ -254,7 +261,8 @@ func (e *endpoint) insert(ctx actor.Context, msg *edgepb.Insert) {
 func failure(err error) *edgepb.Failure { return transport.WireFailure(err) }
 
 func batchToPB(b eventlog.Batch) *edgepb.FetchResult {
-	out := &edgepb.FetchResult{Missed: b.Missed, Oldest: b.Oldest, Head: b.Head, Events: make([]*edgepb.Event, len(b.Events))}
+	out := &edgepb.FetchResult{Missed: b.Missed, Oldest: b.Oldest, Head: b.Head, More: b.More, Through: b.Through,
+		Events: make([]*edgepb.Event, len(b.Events))}
 	for i, ev := range b.Events {
 		out.Events[i] = &edgepb.Event{EventId: ev.ID, SystemId: ev.SystemID, Killmail: ev.Killmail}
 	}

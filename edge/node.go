@@ -19,6 +19,7 @@ import (
 	"github.com/killfeed/killfeed/edge/edgepb"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/metrics"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/transport"
 )
 
@@ -256,7 +257,7 @@ func (r *relay) Receive(ctx actor.Context) {
 			ctx.Send(r.forwarder, &edgepb.Unfollow{Topics: msg.Topics})
 		}
 	case *actors.FetchSince:
-		if len(msg.Systems) == 0 && r.state != stateUp {
+		if len(msg.Selection.Systems) == 0 && r.state != stateUp {
 			// A head query (/healthz, /readyz): the edge is alive while
 			// its core is away; it answers with what it last knew.
 			ctx.Respond(&actors.FetchResult{Batch: eventlog.Batch{Head: max(r.last, r.node.stats.Load().Head), Oldest: r.node.stats.Load().Oldest}})
@@ -267,18 +268,18 @@ func (r *relay) Receive(ctx actor.Context) {
 			ctx.Respond(&actors.FetchResult{Batch: b})
 			return
 		}
-		if len(msg.Systems) > 0 {
+		if len(msg.Selection.Systems) > 0 {
 			r.node.metrics.CacheMisses.Inc()
 		}
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_SINCE, Systems: msg.Systems, After: msg.After, Limit: int64(msg.Limit)}, time.Time{})
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_SINCE, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), After: msg.After, Limit: int64(msg.Limit)}, time.Time{})
 	case *actors.FetchForClient:
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_FOR_CLIENT, ClientId: msg.ClientID, Systems: msg.Systems, Limit: int64(msg.Limit),
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_FOR_CLIENT, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), Limit: int64(msg.Limit),
 			Owner: msg.Owner}, msg.Deadline)
 	case *actors.FetchOneEvent:
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_ONE, ClientId: msg.ClientID, Systems: msg.Systems, NewAtHead: msg.NewAtHead,
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_ONE, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), NewAtHead: msg.NewAtHead,
 			Owner: msg.Owner}, msg.Deadline)
 	case *actors.PeekForClient:
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_PEEK, ClientId: msg.ClientID, Systems: msg.Systems, Limit: int64(msg.Limit),
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_PEEK, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), Limit: int64(msg.Limit),
 			Owner: msg.Owner}, time.Time{})
 	case *actors.AdvanceClient:
 		r.forward(ctx, metrics.CoreAdvance, &edgepb.Advance{ClientId: msg.ClientID, Systems: msg.Systems, Through: msg.Through}, r.cfg.RequestTimeout,
@@ -586,11 +587,13 @@ func (r *relay) follow(ctx actor.Context, msg *actors.FollowTopics) {
 // subscriber once the link is back, or the subscriber is ended past the
 // grace.
 func (r *relay) fromCache(msg *actors.FetchSince) (eventlog.Batch, bool) {
-	if r.state == stateIdle || r.dropped || len(msg.Systems) == 0 || msg.After < r.cache.floor {
+	systems := msg.Selection.Systems
+	if r.state == stateIdle || r.dropped || len(systems) == 0 || msg.After < r.cache.floor ||
+		!msg.Selection.Where.Empty() { // a filtered read's scan bound is the core's
 		return eventlog.Batch{}, false
 	}
-	all := slices.Contains(msg.Systems, eventlog.AllSystems)
-	for _, s := range msg.Systems {
+	all := slices.Contains(systems, eventlog.AllSystems)
+	for _, s := range systems {
 		if all && s != eventlog.AllSystems {
 			continue
 		}
@@ -600,7 +603,11 @@ func (r *relay) fromCache(msg *actors.FetchSince) (eventlog.Batch, bool) {
 		}
 	}
 	b := eventlog.Batch{Head: r.last, Oldest: r.node.stats.Load().Oldest}
-	b.Events = r.cache.since(msg.After, msg.Systems, all, msg.Limit)
+	b.Events = r.cache.since(msg.After, systems, all, msg.Limit)
+	b.Through = b.Head
+	if n := len(b.Events); msg.Limit > 0 && n == msg.Limit {
+		b.Through, b.More = b.Events[n-1].ID, true
+	}
 	return b, true
 }
 
@@ -664,9 +671,11 @@ func (r *relay) fetch(ctx actor.Context, req *edgepb.Fetch, deadline time.Time) 
 			unread()
 			return &actors.FetchResult{Err: actors.ErrUnavailable}
 		}
-		out := eventlog.Batch{Missed: b.GetMissed(), Oldest: b.GetOldest(), Head: b.GetHead(), Events: make([]eventlog.Event, len(b.GetEvents()))}
+		out := eventlog.Batch{Missed: b.GetMissed(), Oldest: b.GetOldest(), Head: b.GetHead(), More: b.GetMore(), Through: b.GetThrough(),
+			Events: make([]eventlog.Event, len(b.GetEvents()))}
 		for i, e := range b.GetEvents() {
-			out.Events[i] = eventlog.Event{ID: e.GetEventId(), SystemID: e.GetSystemId(), Killmail: e.GetKillmail()}
+			out.Events[i] = eventlog.Event{ID: e.GetEventId(), SystemID: e.GetSystemId(), Killmail: e.GetKillmail(),
+				Facts: selection.Extract(e.GetKillmail())}
 		}
 		if token != 0 {
 			out.SetUnread(unread)

@@ -13,6 +13,7 @@ import (
 	"github.com/killfeed/killfeed/edge/edgepb"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // badParam is a 400 naming the parameter at fault.
@@ -113,7 +114,10 @@ func statusOf(err error) (int, string) {
 	var he *echo.HTTPError
 	var maxBytes *http.MaxBytesError
 	var le *limitError
+	var pe *selection.ParamError
 	switch {
+	case errors.As(err, &pe):
+		return http.StatusBadRequest, pe.Error()
 	case errors.As(err, &le):
 		return le.code, le.Error()
 	case errors.As(err, &he):

@@ -17,6 +17,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/eventlog/logtest"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // specTimeout bounds one spec.
@@ -74,41 +75,41 @@ func Specs(name string, start Starter) bool {
 		It("reads a client's unread events once, peeks without advancing, and advances on request", func(ctx SpecContext) {
 			want := insert(ctx, jita, 0, 3)
 			insert(ctx, amarr, 3, 1)
-			Expect(ids(fetch(ctx, &actors.PeekForClient{ClientID: "c", Systems: []int64{jita}}))).To(Equal(want))
-			b := fetch(ctx, &actors.FetchForClient{ClientID: "c", Systems: []int64{jita}, Limit: 2})
+			Expect(ids(fetch(ctx, &actors.PeekForClient{ClientID: "c", Selection: selection.Selection{Systems: []int64{jita}}}))).To(Equal(want))
+			b := fetch(ctx, &actors.FetchForClient{ClientID: "c", Selection: selection.Selection{Systems: []int64{jita}}, Limit: 2})
 			Expect(ids(b)).To(Equal(want[:2]))
 			Expect(b.Head).To(Equal(want[2] + 1))
 			Expect(b.Events[0].Killmail).To(MatchJSON(logtest.InSystem(jita, 0, 1)[0].JSON))
-			Expect(ids(fetch(ctx, &actors.FetchOneEvent{ClientID: "c", Systems: []int64{jita}}))).To(Equal(want[2:]))
-			Expect(fetch(ctx, &actors.FetchForClient{ClientID: "c", Systems: []int64{jita}}).Events).To(BeEmpty())
+			Expect(ids(fetch(ctx, &actors.FetchOneEvent{ClientID: "c", Selection: selection.Selection{Systems: []int64{jita}}}))).To(Equal(want[2:]))
+			Expect(fetch(ctx, &actors.FetchForClient{ClientID: "c", Selection: selection.Selection{Systems: []int64{jita}}}).Events).To(BeEmpty())
 
 			more := insert(ctx, jita, 4, 2)
 			Expect(t.Svc.Advance(ctx, "c", []int64{jita}, more[0])).To(Succeed())
-			Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "c", Systems: []int64{jita}}))).To(Equal(more[1:]))
-			Expect(ids(fetch(ctx, &actors.FetchSince{Systems: []int64{jita}, After: want[1]}))).To(Equal(append(want[2:], more...)))
+			Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "c", Selection: selection.Selection{Systems: []int64{jita}}}))).To(Equal(more[1:]))
+			Expect(ids(fetch(ctx, &actors.FetchSince{Selection: selection.Selection{Systems: []int64{jita}}, After: want[1]}))).To(Equal(append(want[2:], more...)))
 		}, SpecTimeout(specTimeout))
 
 		It("starts a new queue at the head when asked to", func(ctx SpecContext) {
 			insert(ctx, jita, 0, 2)
-			b := fetch(ctx, &actors.FetchOneEvent{ClientID: "q", Systems: []int64{jita}, NewAtHead: true})
+			b := fetch(ctx, &actors.FetchOneEvent{ClientID: "q", Selection: selection.Selection{Systems: []int64{jita}}, NewAtHead: true})
 			Expect(b.Events).To(BeEmpty())
 			later := insert(ctx, jita, 2, 1)
-			Expect(ids(fetch(ctx, &actors.FetchOneEvent{ClientID: "q", Systems: []int64{jita}, NewAtHead: true}))).To(Equal(later))
+			Expect(ids(fetch(ctx, &actors.FetchOneEvent{ClientID: "q", Selection: selection.Selection{Systems: []int64{jita}}, NewAtHead: true}))).To(Equal(later))
 		}, SpecTimeout(specTimeout))
 
 		It("binds a client to its first owner: another owner gets ErrNotOwner on every read and moves no offset", func(ctx SpecContext) {
 			want := insert(ctx, jita, 0, 3)
-			Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "o", Systems: []int64{jita}, Limit: 1, Owner: "alpha"}))).To(Equal(want[:1]))
+			Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "o", Selection: selection.Selection{Systems: []int64{jita}}, Limit: 1, Owner: "alpha"}))).To(Equal(want[:1]))
 			for _, msg := range []any{
-				&actors.FetchForClient{ClientID: "o", Systems: []int64{jita}, Owner: "beta"},
-				&actors.FetchOneEvent{ClientID: "o", Systems: []int64{jita}, Owner: "beta"},
-				&actors.FetchOneEvent{ClientID: "o", Systems: []int64{jita}, Owner: "beta", NewAtHead: true},
-				&actors.PeekForClient{ClientID: "o", Systems: []int64{jita}, Owner: "beta"},
+				&actors.FetchForClient{ClientID: "o", Selection: selection.Selection{Systems: []int64{jita}}, Owner: "beta"},
+				&actors.FetchOneEvent{ClientID: "o", Selection: selection.Selection{Systems: []int64{jita}}, Owner: "beta"},
+				&actors.FetchOneEvent{ClientID: "o", Selection: selection.Selection{Systems: []int64{jita}}, Owner: "beta", NewAtHead: true},
+				&actors.PeekForClient{ClientID: "o", Selection: selection.Selection{Systems: []int64{jita}}, Owner: "beta"},
 			} {
 				_, err := t.Svc.Fetch(ctx, msg)
 				Expect(errors.Is(err, eventlog.ErrNotOwner)).To(BeTrue(), "%T: %v", msg, err)
 			}
-			Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "o", Systems: []int64{jita}, Owner: "alpha"}))).To(Equal(want[1:]))
+			Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "o", Selection: selection.Selection{Systems: []int64{jita}}, Owner: "alpha"}))).To(Equal(want[1:]))
 		}, SpecTimeout(specTimeout))
 
 		Context("with a cap on clients", func() {
@@ -116,26 +117,26 @@ func Specs(name string, start Starter) bool {
 
 			It("refuses a new client past it with ErrTooManyClients; the existing one reads on", func(ctx SpecContext) {
 				want := insert(ctx, jita, 0, 1)
-				Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "first", Systems: []int64{jita}}))).To(Equal(want))
-				_, err := t.Svc.Fetch(ctx, &actors.FetchForClient{ClientID: "second", Systems: []int64{jita}})
+				Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "first", Selection: selection.Selection{Systems: []int64{jita}}}))).To(Equal(want))
+				_, err := t.Svc.Fetch(ctx, &actors.FetchForClient{ClientID: "second", Selection: selection.Selection{Systems: []int64{jita}}})
 				Expect(errors.Is(err, eventlog.ErrTooManyClients)).To(BeTrue(), "%v", err)
-				_, err = t.Svc.Fetch(ctx, &actors.FetchOneEvent{ClientID: "third", Systems: []int64{jita}, Owner: "alpha"})
+				_, err = t.Svc.Fetch(ctx, &actors.FetchOneEvent{ClientID: "third", Selection: selection.Selection{Systems: []int64{jita}}, Owner: "alpha"})
 				Expect(errors.Is(err, eventlog.ErrTooManyClients)).To(BeTrue(), "%v", err)
 				more := insert(ctx, jita, 1, 1)
-				Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "first", Systems: []int64{jita}}))).To(Equal(more))
+				Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "first", Selection: selection.Selection{Systems: []int64{jita}}}))).To(Equal(more))
 			}, SpecTimeout(specTimeout))
 		})
 
 		It("puts an answer back when its reader could not deliver it (Batch.Unread)", func(ctx SpecContext) {
 			want := insert(ctx, jita, 0, 3)
-			b := fetch(ctx, &actors.FetchForClient{ClientID: "u", Systems: []int64{jita}})
+			b := fetch(ctx, &actors.FetchForClient{ClientID: "u", Selection: selection.Selection{Systems: []int64{jita}}})
 			Expect(ids(b)).To(Equal(want))
 			b.Unread()
-			Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "u", Systems: []int64{jita}, Limit: 2}))).To(Equal(want[:2]))
-			one := fetch(ctx, &actors.FetchOneEvent{ClientID: "u", Systems: []int64{jita}})
+			Expect(ids(fetch(ctx, &actors.FetchForClient{ClientID: "u", Selection: selection.Selection{Systems: []int64{jita}}, Limit: 2}))).To(Equal(want[:2]))
+			one := fetch(ctx, &actors.FetchOneEvent{ClientID: "u", Selection: selection.Selection{Systems: []int64{jita}}})
 			Expect(ids(one)).To(Equal(want[2:]))
 			one.Unread()
-			Expect(ids(fetch(ctx, &actors.FetchOneEvent{ClientID: "u", Systems: []int64{jita}}))).To(Equal(want[2:]))
+			Expect(ids(fetch(ctx, &actors.FetchOneEvent{ClientID: "u", Selection: selection.Selection{Systems: []int64{jita}}}))).To(Equal(want[2:]))
 		}, SpecTimeout(specTimeout))
 
 		It("advances nothing for a read whose asker gave up before the store got to it", func(ctx SpecContext) {
@@ -145,11 +146,11 @@ func Specs(name string, start Starter) bool {
 			t.Core.System().Root.Send(t.Core.Store(), &actors.Stall{D: 500 * time.Millisecond})
 			short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 			defer cancel()
-			_, err := t.Svc.Fetch(short, &actors.FetchForClient{ClientID: "late", Systems: []int64{jita}})
+			_, err := t.Svc.Fetch(short, &actors.FetchForClient{ClientID: "late", Selection: selection.Selection{Systems: []int64{jita}}})
 			Expect(errors.Is(err, actors.ErrUnavailable)).To(BeTrue(), "%v", err)
 			// Once the store is back, the client reads everything.
 			Eventually(func(g Gomega) {
-				b, err := t.Svc.Fetch(ctx, &actors.FetchForClient{ClientID: "late", Systems: []int64{jita}})
+				b, err := t.Svc.Fetch(ctx, &actors.FetchForClient{ClientID: "late", Selection: selection.Selection{Systems: []int64{jita}}})
 				g.Expect(err).NotTo(HaveOccurred())
 				g.Expect(ids(b)).To(Equal(want))
 			}).WithContext(ctx).Should(Succeed())

@@ -803,7 +803,10 @@ type Fetch struct {
 	Owner string `protobuf:"bytes,10,opt,name=owner,proto3" json:"owner,omitempty"`
 	// timeout_ms is how long the edge's client still waits for the answer
 	// (0: no deadline): a read the core would answer later advances nothing.
-	TimeoutMs     int64 `protobuf:"varint,11,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TimeoutMs int64 `protobuf:"varint,11,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// where is the selection's predicate in its canonical form
+	// (selection.Predicate.String); "" keeps every event of systems.
+	Where         string `protobuf:"bytes,20,opt,name=where,proto3" json:"where,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -894,6 +897,13 @@ func (x *Fetch) GetTimeoutMs() int64 {
 	return 0
 }
 
+func (x *Fetch) GetWhere() string {
+	if x != nil {
+		return x.Where
+	}
+	return ""
+}
+
 // FetchResult answers Fetch with an eventlog.Batch.
 type FetchResult struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -905,7 +915,10 @@ type FetchResult struct {
 	// unread_token, when not 0, names this answer at the core for a while:
 	// an edge that could not deliver it sends Unread with it, and the
 	// client's offsets go back (eventlog.Batch.Unread).
-	UnreadToken   uint64 `protobuf:"varint,10,opt,name=unread_token,json=unreadToken,proto3" json:"unread_token,omitempty"`
+	UnreadToken uint64 `protobuf:"varint,10,opt,name=unread_token,json=unreadToken,proto3" json:"unread_token,omitempty"`
+	// more and through are eventlog.Batch.More and Batch.Through.
+	More          bool   `protobuf:"varint,20,opt,name=more,proto3" json:"more,omitempty"`
+	Through       uint64 `protobuf:"varint,21,opt,name=through,proto3" json:"through,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -978,6 +991,20 @@ func (x *FetchResult) GetFailure() *Failure {
 func (x *FetchResult) GetUnreadToken() uint64 {
 	if x != nil {
 		return x.UnreadToken
+	}
+	return 0
+}
+
+func (x *FetchResult) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+func (x *FetchResult) GetThrough() uint64 {
+	if x != nil {
+		return x.Through
 	}
 	return 0
 }
@@ -1413,7 +1440,7 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\tsystem_id\x18\x02 \x01(\x03R\bsystemId\x12\x1a\n" +
 	"\bkillmail\x18\x03 \x01(\fR\bkillmail\"9\n" +
 	"\x06Events\x12/\n" +
-	"\x06events\x18\x01 \x03(\v2\x17.killfeed.edge.v1.EventR\x06events\"\xf0\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.killfeed.edge.v1.EventR\x06events\"\x86\x02\n" +
 	"\x05Fetch\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.killfeed.edge.v1.FetchKindR\x04kind\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x18\n" +
@@ -1424,7 +1451,8 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\x05owner\x18\n" +
 	" \x01(\tR\x05owner\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\v \x01(\x03R\ttimeoutMs\"\xda\x01\n" +
+	"timeout_ms\x18\v \x01(\x03R\ttimeoutMs\x12\x14\n" +
+	"\x05where\x18\x14 \x01(\tR\x05where\"\x88\x02\n" +
 	"\vFetchResult\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.killfeed.edge.v1.EventR\x06events\x12\x16\n" +
 	"\x06missed\x18\x02 \x01(\bR\x06missed\x12\x16\n" +
@@ -1432,7 +1460,9 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\x04head\x18\x04 \x01(\x04R\x04head\x123\n" +
 	"\afailure\x18\x05 \x01(\v2\x19.killfeed.edge.v1.FailureR\afailure\x12!\n" +
 	"\funread_token\x18\n" +
-	" \x01(\x04R\vunreadToken\"\x1e\n" +
+	" \x01(\x04R\vunreadToken\x12\x12\n" +
+	"\x04more\x18\x14 \x01(\bR\x04more\x12\x18\n" +
+	"\athrough\x18\x15 \x01(\x04R\athrough\"\x1e\n" +
 	"\x06Unread\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\x04R\x05token\"Z\n" +
 	"\aAdvance\x12\x1b\n" +
