@@ -350,7 +350,7 @@ func (r *relay) ping(ctx actor.Context) {
 		p, err := actors.ReplyAs[*edgepb.Pong](res, err)
 		if err != nil {
 			if errors.Is(err, actors.ErrUnavailable) {
-				err = fmt.Errorf("no answer within %s", r.cfg.CoreTimeout)
+				err = errNoAnswer
 			}
 			r.down(ctx, fmt.Sprintf("ping: %v", err))
 			return
@@ -404,7 +404,7 @@ func (r *relay) hello(ctx actor.Context) {
 		if err != nil {
 			// One line per outage; Proto.Actor's retries log at debug.
 			if errors.Is(err, actors.ErrUnavailable) {
-				err = fmt.Errorf("no answer within %s", r.cfg.CoreTimeout)
+				err = errNoAnswer
 			}
 			why := fmt.Sprintf("hello: %v", err)
 			r.node.setDown(why)
@@ -707,6 +707,10 @@ func (r *relay) insert(ctx actor.Context, msg *actors.InsertKillmail) {
 		return &actors.InsertKillmailResult{Results: out}
 	})
 }
+
+// errNoAnswer is why the core is unreachable when a request to it timed
+// out or could not be sent.
+var errNoAnswer = errors.New("no answer")
 
 // failureError maps a wire failure back to the store's error (by
 // transport's error table).
