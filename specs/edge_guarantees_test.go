@@ -113,19 +113,23 @@ var _ = Describe("edge nodes keep the core's guarantees", func() {
 	Context("with a core", func() {
 		BeforeEach(func() { core = startCoreProcess(dataDir, remote) })
 
-		It("consume nothing for a poll whose client went away, or gave up, while the core answered", func(ctx SpecContext) {
+		It("consume nothing for a long-poll whose client went away, or a poll that gave up, while the core answered", func(ctx SpecContext) {
 			// A long core timeout: the link stays up while the core sleeps.
 			e := startEdgeProcess(ctx, remote, "--core-timeout", "60s", "--request-timeout", "2s")
+			// A websocket client keeps jita followed on the edge, so that a
+			// long-poll's subscription is the edge's own.
+			newFollower(ctx, jita, e.URL)
 			ids := wsInsert(ctx, core.URL, jita, 3)
 
 			Expect(core.cmd.Process.Signal(syscall.SIGSTOP)).To(Succeed())
 			DeferCleanup(func() { _ = core.cmd.Process.Signal(syscall.SIGCONT) })
-			// One poll goes away while the core holds it, one times out.
+			// One long-poll goes away while the core holds its read, one
+			// poll times out.
 			gone, leave := context.WithCancel(ctx)
 			left := make(chan error, 1)
 			go func() {
 				defer GinkgoRecover()
-				req, err := http.NewRequestWithContext(gone, http.MethodGet, pollURL(e.URL, "/api/killfeed", "gone", []int64{jita}), nil)
+				req, err := http.NewRequestWithContext(gone, http.MethodGet, pollURL(e.URL, "/api/killfeed", "gone", []int64{jita}, "wait", "30"), nil)
 				Expect(err).NotTo(HaveOccurred())
 				_, err = http.DefaultClient.Do(req)
 				left <- err
