@@ -35,10 +35,12 @@ type CoreConfig struct {
 	// forwarder stops, so that a slow or stuck edge costs the core bounded
 	// memory, and the edge catches up by reading. 0 means 100,000.
 	MaxUnacked int
-	// UnreadHold is how long the core keeps an answer an edge may put back
-	// (see edgepb.Unread); 0 means 30s. At most MaxUnreads are held; 0
-	// means 100,000.
+	// UnreadHold is how long the core keeps what puts back an answer that
+	// advanced offsets, for its edge to send edgepb.Unread when it could
+	// not deliver it; 0 means 30s.
 	UnreadHold time.Duration
+	// MaxUnreads bounds the answers held so (the oldest go first); 0 means
+	// 100,000.
 	MaxUnreads int
 	// Logger receives the endpoint's logs; nil discards them.
 	Logger *slog.Logger
