@@ -258,9 +258,10 @@ func (r *relay) Receive(ctx actor.Context) {
 		}
 	case *actors.FetchSince:
 		if len(msg.Selection.Systems) == 0 && r.state != stateUp {
-			// A head query (/healthz, /readyz): the edge is alive while
-			// its core is away; it answers with what it last knew.
-			ctx.Respond(&actors.FetchResult{Batch: eventlog.Batch{Head: max(r.last, r.node.stats.Load().Head), Oldest: r.node.stats.Load().Oldest}})
+			// A head query (/healthz, /readyz, a websocket's start): the
+			// edge is alive while its core is away, and its head is the
+			// last event it published (what its tail replays up to).
+			ctx.Respond(&actors.FetchResult{Batch: eventlog.Batch{Head: r.last, Oldest: min(r.node.stats.Load().Oldest, r.last+1)}})
 			return
 		}
 		if b, ok := r.fromCache(msg); ok {
