@@ -40,7 +40,10 @@ func statusOf(err error) (int, string) {
 	var he *echo.HTTPError
 	var maxBytes *http.MaxBytesError
 	var le *limitError
+	var pe *killmail.PathError
 	switch {
+	case errors.As(err, &pe):
+		return http.StatusBadRequest, "body" + pe.Path + ": " + pe.Err.Error()
 	case errors.As(err, &le):
 		return le.code, le.Error()
 	case errors.Is(err, eventlog.ErrTooManyClients):
