@@ -112,6 +112,10 @@ func Start(cfg Config) (*App, error) {
 		},
 	}
 	go func() { a.served <- a.http.Serve(ln) }()
+	if cfg.IngestToken == "" {
+		logger.Info("ingest open to loopback clients only: POST /api/killmails from other addresses needs --ingest-token",
+			"trusted_proxies", len(cfg.Limits.TrustedProxies))
+	}
 	st := log.Stats()
 	logger.Info("killfeed listening", "addr", ln.Addr().String(), "storage", cfg.Storage,
 		"events", st.Events, "head", st.Head)
