@@ -192,6 +192,30 @@ func (a *App) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// drainGrace answers GET /readyz 503 for cfg.DrainGrace while serving
+// everything else, so that a load balancer stops sending traffic before
+// the listener closes. A listener that failed skips it.
+func (a *App) drainGrace() {
+	if a.cfg.DrainGrace <= 0 {
+		return
+	}
+	select {
+	case err := <-a.served:
+		a.served <- err
+		return
+	default:
+	}
+	a.api.Unready()
+	a.cfg.Logger.Info("draining: /readyz answers 503 until the listener closes", "grace", a.cfg.DrainGrace)
+	t := time.NewTimer(a.cfg.DrainGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case err := <-a.served:
+		a.served <- err
+	}
+}
+
 // Run starts the service and serves until ctx is done, then shuts down
 // within cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg Config) error {
@@ -206,6 +230,7 @@ func Run(ctx context.Context, cfg Config) error {
 		a.served <- err
 	}
 	stopReload()
+	a.drainGrace()
 	a.cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()

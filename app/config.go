@@ -16,6 +16,9 @@ const (
 	StorageDisk   = "disk"
 )
 
+// DefaultDrainGrace is the default Config.DrainGrace.
+const DefaultDrainGrace = 5 * time.Second
+
 // Config is the whole service configuration. The zero value of a field
 // means its default.
 type Config struct {
@@ -43,6 +46,11 @@ type Config struct {
 	RequestTimeout time.Duration
 	// ShutdownTimeout bounds a graceful shutdown; 0 means 10s.
 	ShutdownTimeout time.Duration
+	// DrainGrace is how long Run keeps serving with GET /readyz answering
+	// 503 after ctx is done, before the listener closes, so that a load
+	// balancer takes the node out first; 0 means DefaultDrainGrace,
+	// negative means none.
+	DrainGrace time.Duration
 	// Websocket tunes the websocket endpoints.
 	Websocket transport.WebsocketConfig
 	// Ingest configures the upstream sources.
@@ -80,6 +88,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.DrainGrace == 0 {
+		c.DrainGrace = DefaultDrainGrace
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -57,6 +58,9 @@ type Server struct {
 	// draining is closed when shutdown begins: long-polls answer at once.
 	draining  chan struct{}
 	drainOnce sync.Once
+	// unready makes GET /readyz answer 503 while requests are still
+	// served: the drain grace before a shutdown (see Unready).
+	unready   atomic.Bool
 	ws        *wsHub
 	universe  *universe.Universe
 	redisq    *redisqQueues

@@ -53,6 +53,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.IngestToken, "ingest-token", "", "bearer token required by POST /api/killmails (empty: none)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5e9, "how long a request waits for the store")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	drainGrace := fs.Duration("drain-grace", app.DefaultDrainGrace, "on SIGTERM, how long /readyz answers 503 before the listener closes (0: close at once)")
 	websocketFlags(fs, &cfg.Websocket)
 	ingestFlags(fs, &cfg.Ingest)
 	limitFlags(fs, &cfg)
@@ -70,6 +71,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
+	}
+	switch {
+	case *drainGrace < 0:
+		return fmt.Errorf("drain-grace: must not be negative, got %s", *drainGrace)
+	case *drainGrace == 0:
+		cfg.DrainGrace = -1 // none
+	default:
+		cfg.DrainGrace = *drainGrace
 	}
 	var err error
 	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
