@@ -60,12 +60,12 @@ type Server struct {
 	drainOnce sync.Once
 	// unready makes GET /readyz answer 503 while requests are still
 	// served: the drain grace before a shutdown (see Unready).
-	unready   atomic.Bool
-	ws        *wsHub
-	universe  *universe.Universe
-	redisq    *redisqQueues
-	limits    *limiter
-	metrics   *metrics.Serving
+	unready  atomic.Bool
+	ws       *wsHub
+	universe *universe.Universe
+	redisq   *redisqQueues
+	limits   *limiter
+	metrics  *metrics.Serving
 }
 
 // New builds the Echo routes over svc.
