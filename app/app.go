@@ -131,6 +131,12 @@ func openLog(cfg Config) (*eventlog.Log, *pebblestore.Store, error) {
 		MaxAge:    cfg.MaxAge,
 		ClientTTL: cfg.ClientTTL,
 	}
+	switch {
+	case cfg.MinRetention == 0:
+		lc.MinRetention = DefaultMinRetention
+	case cfg.MinRetention > 0:
+		lc.MinRetention = cfg.MinRetention
+	}
 	lc.MaxClients = cfg.maxClients()
 	if cfg.Storage == StorageMemory {
 		log, err := eventlog.Open(lc, nil)

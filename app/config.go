@@ -16,6 +16,9 @@ const (
 	StorageDisk   = "disk"
 )
 
+// DefaultMinRetention is the default Config.MinRetention.
+const DefaultMinRetention = time.Hour
+
 // DefaultDrainGrace is the default Config.DrainGrace.
 const DefaultDrainGrace = 5 * time.Second
 
@@ -40,6 +43,10 @@ type Config struct {
 	MaxBytes int64
 	// MaxAge drops older events and is how long killmail ids are remembered; 0 means 72h.
 	MaxAge time.Duration
+	// MinRetention keeps events younger than this even when every client
+	// has read them, so that a new client can backfill; 0 means
+	// DefaultMinRetention, negative means none.
+	MinRetention time.Duration
 	// IngestToken, when set, is required as a bearer token to POST killmails.
 	IngestToken string
 	// RequestTimeout bounds how long a request waits for the store; 0 means 5s.

@@ -50,6 +50,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.IntVar(&cfg.MaxEvents, "max-events", 1_000_000, "most events retained")
 	fs.Int64Var(&cfg.MaxBytes, "max-bytes", 2<<30, "most killmail bytes retained")
 	fs.DurationVar(&cfg.MaxAge, "max-age", 72*3600e9, "oldest event retained; also how long killmail ids are remembered")
+	minRetention := fs.Duration("min-retention", app.DefaultMinRetention, "keep events this recent even when every client has read them, for new clients to backfill (0: none)")
 	fs.StringVar(&cfg.IngestToken, "ingest-token", "", "bearer token required by POST /api/killmails (empty: none)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5e9, "how long a request waits for the store")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -71,6 +72,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
+	}
+	switch {
+	case *minRetention < 0:
+		return fmt.Errorf("min-retention: must not be negative, got %s", *minRetention)
+	case *minRetention == 0:
+		cfg.MinRetention = -1 // none
+	default:
+		cfg.MinRetention = *minRetention
 	}
 	switch {
 	case *drainGrace < 0:
