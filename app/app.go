@@ -77,6 +77,7 @@ func Start(cfg Config) (*App, error) {
 	}
 	api := transport.New(svc, transport.Config{
 		RequestTimeout: cfg.RequestTimeout,
+		ReadTimeout:    cfg.ReadTimeout,
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,
 		Logger:         logger,
@@ -108,6 +109,7 @@ func Start(cfg Config) (*App, error) {
 		http: &http.Server{
 			Handler:           api.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       max(cfg.IdleTimeout, 0), // negative: none
 			ErrorLog:          nil,
 		},
 	}

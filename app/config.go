@@ -19,6 +19,9 @@ const (
 // DefaultMinRetention is the default Config.MinRetention.
 const DefaultMinRetention = time.Hour
 
+// DefaultIdleTimeout is the default Config.IdleTimeout.
+const DefaultIdleTimeout = 2 * time.Minute
+
 // DefaultDrainGrace is the default Config.DrainGrace.
 const DefaultDrainGrace = 5 * time.Second
 
@@ -53,6 +56,13 @@ type Config struct {
 	RequestTimeout time.Duration
 	// ShutdownTimeout bounds a graceful shutdown; 0 means 10s.
 	ShutdownTimeout time.Duration
+	// ReadTimeout bounds how long a request body takes to arrive whole; 0
+	// means transport.DefaultReadTimeout, negative means none. Long-polls
+	// and websockets are not cut by it.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long between
+	// requests; 0 means DefaultIdleTimeout, negative means none.
+	IdleTimeout time.Duration
 	// DrainGrace is how long Run keeps serving with GET /readyz answering
 	// 503 after ctx is done, before the listener closes, so that a load
 	// balancer takes the node out first; 0 means DefaultDrainGrace,
@@ -95,6 +105,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.DrainGrace == 0 {
 		c.DrainGrace = DefaultDrainGrace

@@ -63,6 +63,10 @@ func (s *Server) ingest(c echo.Context) error {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
 				"body: larger than "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes")
 		}
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return he // the read timeout
+		}
 		return badParam("body", "could not be read")
 	}
 	kms, array, err := killmail.ParseMany(body)

@@ -29,6 +29,9 @@ type Config struct {
 	MaxSystems int
 	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// ReadTimeout bounds how long a request body takes to arrive whole
+	// (408 past it); 0 means DefaultReadTimeout, negative means none.
+	ReadTimeout time.Duration
 	// Websocket tunes the websocket endpoints.
 	Websocket WebsocketConfig
 	// Universe is the static data that maps systems to constellations and
@@ -76,6 +79,9 @@ func New(svc *actors.Service, cfg Config) *Server {
 	if cfg.MaxSystems <= 0 {
 		cfg.MaxSystems = DefaultMaxSystems
 	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -94,7 +100,7 @@ func New(svc *actors.Service, cfg Config) *Server {
 	e.GET("/healthz", s.health)
 	e.GET("/api/killfeed", s.poll, s.readGuard)
 	e.GET("/api/killfeed/next", s.next, s.readGuard)
-	e.POST("/api/killmails", s.ingest, s.requireToken)
+	e.POST("/api/killmails", s.ingest, s.requireToken, s.bodyDeadline)
 	e.GET("/listen.php", s.redisqListen, s.readGuard)
 	e.GET("/api/redisq/listen.php", s.redisqListen, s.readGuard)
 	s.websocketRoutes()

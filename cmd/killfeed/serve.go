@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/killfeed/killfeed/app"
+	"github.com/killfeed/killfeed/transport"
 )
 
 // envName is the environment variable of a flag: --max-age → KILLFEED_MAX_AGE.
@@ -54,6 +56,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.IngestToken, "ingest-token", "", "bearer token required by POST /api/killmails (empty: none)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5e9, "how long a request waits for the store")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	readTimeout := fs.Duration("read-timeout", transport.DefaultReadTimeout, "how long a request body may take to arrive whole, 408 past it (0: no limit); long-polls and websockets are not cut")
+	idleTimeout := fs.Duration("idle-timeout", app.DefaultIdleTimeout, "close a keep-alive connection idle this long between requests (0: never)")
 	drainGrace := fs.Duration("drain-grace", app.DefaultDrainGrace, "on SIGTERM, how long /readyz answers 503 before the listener closes (0: close at once)")
 	websocketFlags(fs, &cfg.Websocket)
 	ingestFlags(fs, &cfg.Ingest)
@@ -73,6 +77,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
 	}
+	for name, d := range map[string]*time.Duration{"read-timeout": readTimeout, "idle-timeout": idleTimeout} {
+		if *d < 0 {
+			return fmt.Errorf("%s: must not be negative, got %s", name, *d)
+		}
+	}
+	cfg.ReadTimeout, cfg.IdleTimeout = orNone(*readTimeout), orNone(*idleTimeout)
 	switch {
 	case *minRetention < 0:
 		return fmt.Errorf("min-retention: must not be negative, got %s", *minRetention)
@@ -95,6 +105,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	defer reloadOnSIGHUP(&cfg)()
 	return app.Run(ctx, cfg)
+}
+
+// orNone maps a flag's 0 ("no limit") to the negative duration that means
+// none in app.Config, whose zero value means the default.
+func orNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // newLogger is the text logger on w at the --log-level named level.
