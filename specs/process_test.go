@@ -156,6 +156,19 @@ var _ = Describe("the killfeed binary", func() {
 		Expect(r.Status).To(Equal(http.StatusCreated))
 	}, SpecTimeout(60*time.Second))
 
+	It("refuses a --data-dir holding files it did not write, exit status 1", func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		Expect(os.WriteFile(filepath.Join(dir, "photos.tar"), []byte("not killfeed's"), 0o600)).To(Succeed())
+		cmd := exec.CommandContext(ctx, killfeedBinary(), "--listen", "127.0.0.1:0", "--data-dir", dir)
+		out, err := cmd.CombinedOutput()
+		Expect(err).To(HaveOccurred())
+		Expect(err.(*exec.ExitError).ExitCode()).To(Equal(1), "%s", out)
+		Expect(string(out)).To(ContainSubstring("pebblestore: data dir holds files killfeed did not write: " + filepath.Join(dir, "photos.tar")))
+		entries, err := os.ReadDir(dir)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(entries).To(HaveLen(1))
+	}, SpecTimeout(60*time.Second))
+
 	DescribeTable("refuses bad settings with a message naming them and exit status 1",
 		func(ctx SpecContext, env []string, args []string, mentions string) {
 			cmd := exec.CommandContext(ctx, killfeedBinary(), append([]string{"--listen", "127.0.0.1:0"}, args...)...)
