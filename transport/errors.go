@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -28,12 +29,30 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		if code >= 500 {
 			logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "status", code, "err", err)
 		}
+		if code == http.StatusTooManyRequests && c.Response().Header().Get("Retry-After") == "" {
+			// Every 429 says when to come back; refusals without a
+			// known wait (a busy RedisQ queue) ask for a second.
+			c.Response().Header().Set("Retry-After", "1")
+		}
 		if c.Request().Method == http.MethodHead {
 			_ = c.NoContent(code)
 			return
 		}
 		_ = c.JSON(code, map[string]string{"error": msg})
 	}
+}
+
+// plainJSON is Echo's JSON serializer without HTML escaping: error texts
+// quote what a client sent ("<" stays "<", not "\u003c").
+type plainJSON struct{ echo.DefaultJSONSerializer }
+
+func (plainJSON) Serialize(c echo.Context, i any, indent string) error {
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	return enc.Encode(i)
 }
 
 func statusOf(err error) (int, string) {

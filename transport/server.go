@@ -93,6 +93,7 @@ func New(svc *actors.Service, cfg Config) *Server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.JSONSerializer = plainJSON{}
 	s := &Server{svc: svc, cfg: cfg, echo: e, draining: make(chan struct{}), universe: cfg.Universe, redisq: newRedisqQueues()}
 	s.limits = newLimiter(cfg.Limits, cfg.Registry)
 	e.HTTPErrorHandler = s.limits.limitErrors(errorHandler(cfg.Logger))
