@@ -32,8 +32,12 @@ func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 	if s.cfg.IngestToken == "" {
 		return func(c echo.Context) error {
 			if a := s.limits.resolvedAddr(c.Request()); !a.IsLoopback() {
+				from := "an unknown address"
+				if a.IsValid() {
+					from = a.String()
+				}
 				return echo.NewHTTPError(http.StatusForbidden, "Authorization: ingest without --ingest-token is open to loopback clients only, and this request comes from "+
-					a.String()+"; start killfeed with --ingest-token and send Authorization: Bearer <token>")
+					from+"; start killfeed with --ingest-token and send Authorization: Bearer <token>")
 			}
 			return next(c)
 		}
