@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,11 +38,8 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 			"Flags of edge (each also read from its environment variable when not given):\n")
 		printFlags(w, fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
@@ -56,5 +52,6 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
 		return err
 	}
+	warnUnknownEnv(cfg.Logger, fs, "edge")
 	return app.RunEdge(ctx, cfg)
 }

@@ -30,8 +30,8 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			if err := setFromEnv(fs, f, v); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	})
@@ -64,11 +64,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	limitFlags(fs, &cfg)
 	fs.Var(invertedBool{&cfg.NoMetrics}, "metrics", "serve Prometheus metrics at GET /metrics")
 	fs.Usage = serveUsage(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprint(stderr, usage)
@@ -103,6 +100,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
 		return err
 	}
+	warnUnknownEnv(cfg.Logger, fs, "serve")
 	defer reloadOnSIGHUP(&cfg)()
 	return app.Run(ctx, cfg)
 }
