@@ -78,6 +78,7 @@ func Start(cfg Config) (*App, error) {
 	api := transport.New(svc, transport.Config{
 		RequestTimeout: cfg.RequestTimeout,
 		ReadTimeout:    cfg.ReadTimeout,
+		CORSOrigins:    cfg.CORSOrigins,
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,
 		Logger:         logger,

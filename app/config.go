@@ -68,6 +68,10 @@ type Config struct {
 	// balancer takes the node out first; 0 means DefaultDrainGrace,
 	// negative means none.
 	DrainGrace time.Duration
+	// CORSOrigins lists the Origin patterns whose pages may read the HTTP
+	// API from a browser (see transport.Config.CORSOrigins); empty means
+	// no CORS headers.
+	CORSOrigins []string
 	// Websocket tunes the websocket endpoints.
 	Websocket transport.WebsocketConfig
 	// Ingest configures the upstream sources.

@@ -29,6 +29,10 @@ type Config struct {
 	MaxSystems int
 	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// CORSOrigins lists the Origin patterns (the syntax of
+	// WebsocketConfig.AllowedOrigins; "*": any) whose pages may read the
+	// HTTP API from a browser; empty means no CORS headers.
+	CORSOrigins []string
 	// ReadTimeout bounds how long a request body takes to arrive whole
 	// (408 past it); 0 means DefaultReadTimeout, negative means none.
 	ReadTimeout time.Duration
@@ -98,7 +102,9 @@ func New(svc *actors.Service, cfg Config) *Server {
 	s.limits = newLimiter(cfg.Limits, cfg.Registry)
 	e.HTTPErrorHandler = s.limits.limitErrors(errorHandler(cfg.Logger))
 
+	s.httpMiddleware()
 	e.GET("/healthz", s.health)
+	e.HEAD("/healthz", s.health)
 	e.GET("/api/killfeed", s.poll, s.readGuard)
 	e.GET("/api/killfeed/next", s.next, s.readGuard)
 	e.POST("/api/killmails", s.ingest, s.requireToken, s.bodyDeadline)

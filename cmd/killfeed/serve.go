@@ -59,6 +59,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	readTimeout := fs.Duration("read-timeout", transport.DefaultReadTimeout, "how long a request body may take to arrive whole, 408 past it (0: no limit); long-polls and websockets are not cut")
 	idleTimeout := fs.Duration("idle-timeout", app.DefaultIdleTimeout, "close a keep-alive connection idle this long between requests (0: never)")
 	drainGrace := fs.Duration("drain-grace", app.DefaultDrainGrace, "on SIGTERM, how long /readyz answers 503 before the listener closes (0: close at once)")
+	fs.Func("cors-origins", "comma-separated Origin patterns whose pages may read the HTTP API from a browser, as --ws-allowed-origins (\"*\": any; empty: no CORS headers)", func(v string) error {
+		cfg.CORSOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+			}
+		}
+		return nil
+	})
 	websocketFlags(fs, &cfg.Websocket)
 	ingestFlags(fs, &cfg.Ingest)
 	limitFlags(fs, &cfg)
