@@ -76,6 +76,7 @@ func Start(cfg Config) (*App, error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	api := transport.New(svc, transport.Config{
+		EntityTopics:   true,
 		RequestTimeout: cfg.RequestTimeout,
 		ReadTimeout:    cfg.ReadTimeout,
 		CORSOrigins:    cfg.CORSOrigins,
@@ -130,6 +131,7 @@ func Start(cfg Config) (*App, error) {
 func openLog(cfg Config) (*eventlog.Log, *pebblestore.Store, error) {
 	lc := eventlog.Config{
 		MaxEvents: cfg.MaxEvents,
+		MaxScan:   cfg.MaxScan,
 		MaxBytes:  cfg.MaxBytes,
 		MaxAge:    cfg.MaxAge,
 		ClientTTL: cfg.ClientTTL,

@@ -15,12 +15,13 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/app"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // pastOffsetFlush is how long a spec waits after its last read before it
 // kills the server: the default --offset-flush (1 s), plus the websocket
 // checkpoint that moves a caught-up client_id to the head (about 1 s), plus
-// room for a slow machine. The README promises that a crash after this
+// room for a slow machine. docs/persistence.md promises that a crash after this
 // loses no offset change.
 const pastOffsetFlush = 4 * time.Second
 
@@ -99,7 +100,7 @@ var _ = Describe("an answer that never reaches its client", func() {
 		Eventually(answered).WithContext(ctx).WithTimeout(10 * time.Second).Should(BeTrue())
 		// Let the handler finish with the answer before the next request.
 		Eventually(func() error {
-			_, err := kf.Actors().FetchForClient(ctx, "probe", []int64{1})
+			_, err := kf.Actors().FetchForClient(ctx, "probe", selection.Of([]int64{1}))
 			return err
 		}).WithContext(ctx).Should(Succeed())
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // badParam is a 400 naming the parameter at fault.
@@ -59,10 +60,13 @@ func statusOf(err error) (int, string) {
 	var he *echo.HTTPError
 	var maxBytes *http.MaxBytesError
 	var le *limitError
-	var pe *killmail.PathError
+	var pe *selection.ParamError
+	var kpe *killmail.PathError
 	switch {
 	case errors.As(err, &pe):
-		return http.StatusBadRequest, "body" + pe.Path + ": " + pe.Err.Error()
+		return http.StatusBadRequest, pe.Error()
+	case errors.As(err, &kpe):
+		return http.StatusBadRequest, "body" + kpe.Path + ": " + kpe.Err.Error()
 	case errors.As(err, &le):
 		return le.code, le.Error()
 	case errors.Is(err, eventlog.ErrTooManyClients):
