@@ -60,5 +60,18 @@ var _ = Describe("refusals", func() {
 		Expect(r.Status).To(Equal(http.StatusBadRequest))
 		Expect(string(r.Body)).To(ContainSubstring(`invalid character '<' looking for beginning of value`))
 		Expect(string(r.Body)).NotTo(ContainSubstring(`\u003c`))
+		// And so do the websocket protocols' error frames.
+		for _, tc := range []struct{ path, frame string }{
+			{"/api/ws", `{"type":"<b>"}`},
+			{"/websocket/", `{"action":"<b>"}`},
+			{"/socket/websocket?vsn=2.0.0", `["1","1","<b>","phx_join",{}]`},
+		} {
+			c := dialWS(ctx, base, tc.path)
+			Expect(c.Write(ctx, websocket.MessageText, []byte(tc.frame))).To(Succeed())
+			_, b, err := c.Read(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(b)).To(ContainSubstring(`<b>`), tc.path)
+			Expect(string(b)).NotTo(ContainSubstring(`\u003c`), tc.path)
+		}
 	}, SpecTimeout(30*time.Second))
 })

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,6 +55,16 @@ func (plainJSON) Serialize(c echo.Context, i any, indent string) error {
 		enc.SetIndent("", indent)
 	}
 	return enc.Encode(i)
+}
+
+// plainMarshal is json.Marshal without HTML escaping, for the websocket
+// protocols' frames (their error texts quote what a client sent).
+func plainMarshal(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the frames' types always encode
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 func statusOf(err error) (int, string) {
