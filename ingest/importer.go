@@ -408,11 +408,13 @@ func readFile(ctx context.Context, name string, emit func(*chunk) bool) error {
 		c = newChunk(name)
 		return ok
 	})
-	if err != nil {
-		return fmt.Errorf("import %s: %w", name, err)
-	}
+	// The lines read whole before an error (a gzip file cut short) are
+	// imported; the error then stops the import.
 	if len(c.nos) > 0 && ctx.Err() == nil {
 		emit(c)
+	}
+	if err != nil {
+		return fmt.Errorf("import %s: %w", name, err)
 	}
 	return nil
 }

@@ -128,6 +128,12 @@ var _ = Describe("Import", func() {
 		data, err := os.ReadFile(gz)
 		Expect(err).NotTo(HaveOccurred())
 		svc := startService()
+		// Cut in the trailer: every line was read whole, and is imported
+		// before the error stops the import.
+		Expect(os.WriteFile(gz, data[:len(data)-4], 0o600)).To(Succeed())
+		res, err := ingest.Import(ctx, ingest.StoreSink{Store: svc}, []string{gz}, ingest.ImportConfig{})
+		Expect(err).To(MatchError(ContainSubstring("import " + gz + ": unexpected EOF")))
+		Expect(res.ImportStats).To(Equal(ingest.ImportStats{Read: 50, Inserted: 50}))
 		for _, cut := range []int{len(data) / 2, len(data) - 1, len(data) - 8, 12, 3} {
 			Expect(os.WriteFile(gz, data[:cut], 0o600)).To(Succeed())
 			_, err = ingest.Import(ctx, ingest.StoreSink{Store: svc}, []string{gz}, ingest.ImportConfig{})
