@@ -32,7 +32,7 @@ var _ = Describe("connection timeouts", func() {
 
 	It("answers 408 to a body that stalls past --read-timeout and closes the connection", func() {
 		c := rawConn()
-		_, err := io.WriteString(c, "POST /api/killmails HTTP/1.1\r\nHost: kf\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"killmail_id\":")
+		_, err := io.WriteString(c, "POST /api/killmails HTTP/1.1\r\nHost: kf\r\nAccept-Encoding: gzip\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"killmail_id\":")
 		Expect(err).NotTo(HaveOccurred())
 		br := bufio.NewReader(c)
 		res, err := http.ReadResponse(br, nil)
