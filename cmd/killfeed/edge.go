@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,11 +43,8 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 			"Flags of edge (each also read from its environment variable when not given):\n")
 		printFlags(w, fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
@@ -65,5 +61,6 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	cfg.Reload = hup
+	warnUnknownEnv(cfg.Logger, fs, "edge")
 	return app.RunEdge(ctx, cfg)
 }
