@@ -24,7 +24,7 @@ type wsJoin struct {
 	topics     []string        // the PubSub topics that carry its events
 	clientID   string          // the client_id it was joined with, if any
 	joinRef    json.RawMessage // Phoenix join_ref
-	seq uint64 // joined order on its connection
+	seq        uint64          // joined order on its connection
 	// Every event of the join's selection with start < id <= from was
 	// sent by its replay or by another subscription; live events after
 	// from are its own to send.
