@@ -68,7 +68,7 @@ type WebsocketConfig struct {
 // Defaults of the subscribe pacing (WebsocketConfig.SubscribeRate).
 const (
 	DefaultWSSubscribeRate  rate.Limit = 10
-	DefaultWSSubscribeBurst int        = 10
+	DefaultWSSubscribeBurst int        = 50
 )
 
 func (c WebsocketConfig) withDefaults() WebsocketConfig {
