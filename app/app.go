@@ -232,8 +232,8 @@ func drainGrace(api *transport.Server, served chan error, grace time.Duration, l
 		return
 	default:
 	}
-	api.Unready()
 	logger.Info("draining: /readyz answers 503 until the listener closes", "grace", grace)
+	api.Unready()
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
