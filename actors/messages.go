@@ -8,6 +8,7 @@ import (
 
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // Commands and queries for KillmailStore. Request-reply ones are answered with
@@ -29,12 +30,13 @@ type InsertKillmailResult struct {
 	Err     error
 }
 
-// FetchForClient reads up to Limit events (0: all) the client has not seen
-// in Systems and advances its offsets. Reply: *FetchResult.
+// FetchForClient reads up to Limit events (0: all) of Selection the client
+// has not seen and advances its offsets past what the read considered.
+// Reply: *FetchResult.
 type FetchForClient struct {
-	ClientID string
-	Systems  []int64
-	Limit    int
+	ClientID  string
+	Selection selection.Selection
+	Limit     int
 	// Deadline, when set, is when the asker stops waiting: a fetch that
 	// reaches the store later is not made, and one whose answer is ready
 	// later is put back (Batch.Unread), so that no client's offsets move
@@ -45,11 +47,11 @@ type FetchForClient struct {
 	Owner string
 }
 
-// FetchOneEvent reads the oldest event the client has not seen in Systems
-// and advances its offsets past it. Reply: *FetchResult.
+// FetchOneEvent reads the oldest event of Selection the client has not
+// seen and advances its offsets past it. Reply: *FetchResult.
 type FetchOneEvent struct {
-	ClientID string
-	Systems  []int64
+	ClientID  string
+	Selection selection.Selection
 	// NewAtHead starts a client that does not exist yet at the head instead
 	// of the oldest retained event (a new RedisQ queue).
 	NewAtHead bool
@@ -61,19 +63,19 @@ type FetchOneEvent struct {
 
 // PeekForClient reads like FetchForClient without advancing. Reply: *FetchResult.
 type PeekForClient struct {
-	ClientID string
-	Systems  []int64
-	Limit    int
+	ClientID  string
+	Selection selection.Selection
+	Limit     int
 	// Owner is as in FetchForClient.
 	Owner string
 }
 
-// FetchSince reads retained events of Systems after event id After.
+// FetchSince reads retained events of Selection after event id After.
 // Reply: *FetchResult.
 type FetchSince struct {
-	Systems []int64
-	After   uint64
-	Limit   int
+	Selection selection.Selection
+	After     uint64
+	Limit     int
 }
 
 // FetchResult answers the fetch messages.
@@ -127,9 +129,19 @@ type KillmailInserted struct {
 	EventID  uint64
 	SystemID int64
 	Killmail []byte
+	// Facts are the killmail's facts (nil: not extracted yet; see
+	// FactsOf).
+	Facts *selection.Facts
+	// Named and NamedPartial are as in eventlog.Event (set on an edge).
+	Named        []byte
+	NamedPartial bool
 
-	encoded atomic.Pointer[encoding] // see Encoded
+	encoded [encodedKeys]atomic.Pointer[encoding] // see Encoded
 }
+
+// encodedKeys is how many encodings of one event are shared: a protocol
+// with and without names, for a few protocols.
+const encodedKeys = 4
 
 // EncodingKey names one way of encoding events for Encoded; its holder
 // decides what the bytes are.
@@ -140,30 +152,54 @@ type encoding struct {
 	b   []byte
 }
 
-// Encoded returns the event as build encodes it. The first key asked for
-// is built once and shared by every later caller with that key: a
-// transport that sends a busy system's event to thousands of connections
-// frames it once. Every caller with one key must pass a build that gives
-// the same bytes. Any other key (or nil) gets a build of its own each
-// time, so no caller ever sees another's encoding. Two callers racing may
-// both build; one result is kept.
+// Encoded returns the event as build encodes it. The first few keys
+// asked for (encodedKeys) are each built once and shared by every later
+// caller with that key: a transport that sends a busy system's event to
+// thousands of connections frames it once. Every caller with one key must
+// pass a build that gives the same bytes. Any other key (or nil) gets a
+// build of its own each time, so no caller ever sees another's encoding.
+// Two callers racing may both build; one result is kept.
 func (k *KillmailInserted) Encoded(key *EncodingKey, build func(eventlog.Event) []byte) []byte {
-	e := k.encoded.Load()
-	if e == nil && key != nil {
-		e = &encoding{key: key, b: build(k.Event())}
-		if !k.encoded.CompareAndSwap(nil, e) {
-			e = k.encoded.Load()
+	if key == nil {
+		return build(k.Event())
+	}
+	var mine *encoding // built here, not yet kept
+	for i := range k.encoded {
+		slot := &k.encoded[i]
+		e := slot.Load()
+		if e == nil {
+			if mine == nil {
+				mine = &encoding{key: key, b: build(k.Event())}
+			}
+			if slot.CompareAndSwap(nil, mine) {
+				return mine.b
+			}
+			e = slot.Load()
+		}
+		if e.key == key {
+			return e.b
 		}
 	}
-	if e != nil && e.key == key {
-		return e.b
+	if mine != nil {
+		return mine.b
 	}
 	return build(k.Event())
 }
 
 // Event returns the inserted killmail as an eventlog.Event.
 func (k *KillmailInserted) Event() eventlog.Event {
-	return eventlog.Event{ID: k.EventID, SystemID: k.SystemID, Killmail: k.Killmail}
+	return eventlog.Event{ID: k.EventID, SystemID: k.SystemID, Killmail: k.Killmail, Facts: k.Facts,
+		Named: k.Named, NamedPartial: k.NamedPartial}
+}
+
+// inserted is the message of a visible event.
+func inserted(ev eventlog.Event) *KillmailInserted {
+	f := ev.Facts
+	if f == nil {
+		f = selection.Extract(ev.Killmail) // an event from an upstream relay
+	}
+	return &KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail, Facts: f,
+		Named: ev.Named, NamedPartial: ev.NamedPartial}
 }
 
 // Subscribe adds topics to a subscriber (created when new). Reply: *Subscribed.

@@ -13,6 +13,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/metrics"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // Config tunes the actors. The zero value means the defaults.
@@ -30,6 +31,11 @@ type Config struct {
 	// Registry receives the store's metrics (inserts by source, GC, the
 	// log's gauges); nil exports none.
 	Registry *prometheus.Registry
+	// BeforeInsert, when set, is called by Insert before the killmails go
+	// to the store, on the caller's goroutine: the names resolver's Warm,
+	// which starts their lookups and waits for them a bounded time. nil
+	// calls nothing.
+	BeforeInsert func(ctx context.Context, kms []killmail.Killmail)
 }
 
 // Service runs the actor tree over an event log and is the Go API to it.
@@ -42,6 +48,8 @@ type Service struct {
 	log     *eventlog.Log
 	// stats replaces log.Stats for a Service without a local log (an edge).
 	stats func() eventlog.Stats
+	// beforeInsert is Config.BeforeInsert.
+	beforeInsert func(ctx context.Context, kms []killmail.Killmail)
 }
 
 // Start spawns the actor tree over log. durable says whether appends wait
@@ -68,7 +76,7 @@ func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
 		system.Shutdown()
 		return nil, fmt.Errorf("spawn root: %w", err)
 	}
-	s := &Service{system: system, root: root, timeout: cfg.RequestTimeout, log: log}
+	s := &Service{system: system, root: root, timeout: cfg.RequestTimeout, log: log, beforeInsert: cfg.BeforeInsert}
 	ch, err := request[*children](context.Background(), s, root, &whereAreChildren{})
 	if err != nil {
 		system.Shutdown()
@@ -144,6 +152,9 @@ func request[T any](ctx context.Context, s *Service, pid *actor.PID, msg any) (T
 // Insert stores killmails, deduplicated by killmail id, and the optional
 // upstream cursor in the same write.
 func (s *Service) Insert(ctx context.Context, kms []killmail.Killmail, cursor *eventlog.Cursor) ([]eventlog.AppendResult, error) {
+	if s.beforeInsert != nil {
+		s.beforeInsert(ctx, kms)
+	}
 	r, err := request[*InsertKillmailResult](ctx, s, s.store, &InsertKillmail{Killmails: kms, Cursor: cursor, Source: SourceOf(ctx)})
 	if err != nil {
 		return nil, err
@@ -165,16 +176,16 @@ func (s *Service) InsertEvent(ctx context.Context, systemID int64, km []byte) (e
 	return res[0], nil
 }
 
-// FetchForClient returns every event in systemIDs the client has not seen,
+// FetchForClient returns every event of sel the client has not seen,
 // ascending, and advances its offsets.
-func (s *Service) FetchForClient(ctx context.Context, clientID string, systemIDs []int64) (eventlog.Batch, error) {
-	return s.Fetch(ctx, &FetchForClient{ClientID: clientID, Systems: systemIDs})
+func (s *Service) FetchForClient(ctx context.Context, clientID string, sel selection.Selection) (eventlog.Batch, error) {
+	return s.Fetch(ctx, &FetchForClient{ClientID: clientID, Selection: sel})
 }
 
-// FetchOneEvent returns the oldest event in systemIDs the client has not
-// seen (ok false when there is none) and advances its offsets past it.
-func (s *Service) FetchOneEvent(ctx context.Context, clientID string, systemIDs []int64) (ev eventlog.Event, b eventlog.Batch, ok bool, err error) {
-	b, err = s.Fetch(ctx, &FetchOneEvent{ClientID: clientID, Systems: systemIDs})
+// FetchOneEvent returns the oldest event of sel the client has not seen
+// (ok false when there is none) and advances its offsets past it.
+func (s *Service) FetchOneEvent(ctx context.Context, clientID string, sel selection.Selection) (ev eventlog.Event, b eventlog.Batch, ok bool, err error) {
+	b, err = s.Fetch(ctx, &FetchOneEvent{ClientID: clientID, Selection: sel})
 	if err != nil || len(b.Events) == 0 {
 		return eventlog.Event{}, b, false, err
 	}

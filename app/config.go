@@ -33,6 +33,9 @@ type Config struct {
 	ClientTTL time.Duration
 	// MaxEvents caps retained events; 0 means 1,000,000.
 	MaxEvents int
+	// MaxScan is how many events one filtered read considers at most
+	// before it answers "more"; 0 means eventlog.DefaultMaxScan (10,000).
+	MaxScan int
 	// MaxBytes caps retained killmail bytes; 0 means 2 GiB.
 	MaxBytes int64
 	// MaxAge drops older events and is how long killmail ids are remembered; 0 means 72h.
@@ -63,6 +66,8 @@ type Config struct {
 	Reload <-chan os.Signal
 	// Logger receives every log line; nil discards them.
 	Logger *slog.Logger
+	// Names configures the names added beside ids (see NamesConfig).
+	Names NamesConfig
 	// NoMetrics turns the Prometheus metrics and GET /metrics off; the zero
 	// value serves them.
 	NoMetrics bool
@@ -109,5 +114,6 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateLimits())
 	errs = append(errs, c.Ingest.Validate())
+	errs = append(errs, c.Names.Validate())
 	return errors.Join(errs...)
 }

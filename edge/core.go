@@ -13,6 +13,7 @@ import (
 	"github.com/killfeed/killfeed/edge/edgepb"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // DefaultEndpointName is the name of the core's endpoint actor that edges
@@ -36,6 +37,10 @@ type CoreConfig struct {
 	MaxUnacked int
 	// Logger receives the endpoint's logs; nil discards them.
 	Logger *slog.Logger
+	// Render, when set, adds the names beside the ids of the events sent to
+	// edges (names.Renderer.RenderPartial): an edge serves the core's
+	// rendering, never an older one of its own. nil sends none.
+	Render func(eventlog.Event) (named []byte, partial bool)
 }
 
 // Core is the core's side of the edge protocol: the endpoint actor, on the
@@ -163,15 +168,21 @@ func (e *endpoint) ask(ctx actor.Context, req any, reply func(res any, err error
 func (e *endpoint) fetch(ctx actor.Context, msg *edgepb.Fetch) {
 	var req any
 	limit := int(msg.GetLimit())
+	where, err := selection.Parse(msg.GetWhere())
+	if err != nil {
+		ctx.Respond(&edgepb.FetchResult{Failure: failure(err)})
+		return
+	}
+	sel := selection.Selection{Systems: msg.GetSystems(), Where: where}
 	switch msg.GetKind() {
 	case edgepb.FetchKind_FETCH_FOR_CLIENT:
-		req = &actors.FetchForClient{ClientID: msg.GetClientId(), Systems: msg.GetSystems(), Limit: limit}
+		req = &actors.FetchForClient{ClientID: msg.GetClientId(), Selection: sel, Limit: limit}
 	case edgepb.FetchKind_FETCH_ONE:
-		req = &actors.FetchOneEvent{ClientID: msg.GetClientId(), Systems: msg.GetSystems(), NewAtHead: msg.GetNewAtHead()}
+		req = &actors.FetchOneEvent{ClientID: msg.GetClientId(), Selection: sel, NewAtHead: msg.GetNewAtHead()}
 	case edgepb.FetchKind_FETCH_PEEK:
-		req = &actors.PeekForClient{ClientID: msg.GetClientId(), Systems: msg.GetSystems(), Limit: limit}
+		req = &actors.PeekForClient{ClientID: msg.GetClientId(), Selection: sel, Limit: limit}
 	default:
-		req = &actors.FetchSince{Systems: msg.GetSystems(), After: msg.GetAfter(), Limit: limit}
+		req = &actors.FetchSince{Selection: sel, After: msg.GetAfter(), Limit: limit}
 	}
 	e.ask(ctx, req, func(res any, err error) any {
 		if err == nil {
@@ -179,7 +190,7 @@ func (e *endpoint) fetch(ctx actor.Context, msg *edgepb.Fetch) {
 				if r.Err != nil {
 					err = r.Err
 				} else {
-					return batchToPB(r.Batch)
+					return batchToPB(r.Batch, e.cfg.Render)
 				}
 			} else {
 				err = replyError(res)
@@ -255,12 +266,22 @@ func failure(err error) *edgepb.Failure {
 	return &edgepb.Failure{Code: code, Message: err.Error()}
 }
 
-func batchToPB(b eventlog.Batch) *edgepb.FetchResult {
-	out := &edgepb.FetchResult{Missed: b.Missed, Oldest: b.Oldest, Head: b.Head, Events: make([]*edgepb.Event, len(b.Events))}
+func batchToPB(b eventlog.Batch, render func(eventlog.Event) ([]byte, bool)) *edgepb.FetchResult {
+	out := &edgepb.FetchResult{Missed: b.Missed, Oldest: b.Oldest, Head: b.Head, More: b.More, Through: b.Through,
+		Events: make([]*edgepb.Event, len(b.Events))}
 	for i, ev := range b.Events {
-		out.Events[i] = &edgepb.Event{EventId: ev.ID, SystemId: ev.SystemID, Killmail: ev.Killmail}
+		out.Events[i] = eventToPB(ev, render)
 	}
 	return out
+}
+
+// eventToPB is ev with the core's rendering of its names, when it renders.
+func eventToPB(ev eventlog.Event, render func(eventlog.Event) ([]byte, bool)) *edgepb.Event {
+	pb := &edgepb.Event{EventId: ev.ID, SystemId: ev.SystemID, Killmail: ev.Killmail}
+	if render != nil {
+		pb.Named, pb.NamedPartial = render(ev)
+	}
+	return pb
 }
 
 // forwarder pushes the events of the topics one edge follows to its relay:
@@ -326,7 +347,7 @@ func (f *forwarder) Receive(ctx actor.Context) {
 			return
 		}
 		f.unacked = append(f.unacked, msg.EventID)
-		ctx.Send(f.relay, &edgepb.Events{Events: []*edgepb.Event{{EventId: msg.EventID, SystemId: msg.SystemID, Killmail: msg.Killmail}}})
+		ctx.Send(f.relay, &edgepb.Events{Events: []*edgepb.Event{eventToPB(msg.Event(), f.cfg.Render)}})
 	case *edgepb.Ping:
 		f.lastPing = time.Now()
 		n := 0
