@@ -1,5 +1,7 @@
 package eventlog
 
+import "slices"
+
 // Retention says how a client takes part in retention.
 type Retention uint8
 
@@ -34,12 +36,14 @@ func (l *Log) SetRetention(clientID string, r Retention) error {
 	return nil
 }
 
-// JoinSystems starts every system of systems that clientID has no offset
-// for at the head, so that it receives only their events stored from now
-// on, and leaves the others where they are (RedisQ's semantics for a new
-// queue, extended to a client whose selection grows). It creates the
-// client when it does not exist. It returns the client's position: the
-// lowest offset over systems, before which it has read everything of them.
+// JoinSystems makes clientID follow exactly systems: every system it has
+// no offset for starts at the head, so that it receives only their events
+// stored from now on (RedisQ's semantics for a new queue, extended to a
+// client whose selection grows); the offsets it has in systems stay where
+// they are; those of other systems are forgotten, so that a selection that
+// shrank holds nothing back. It creates the client when it does not exist.
+// It returns the client's position: the lowest offset over systems, before
+// which it has read everything of them.
 func (l *Log) JoinSystems(clientID string, systems []int64) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -50,6 +54,12 @@ func (l *Log) JoinSystems(clientID string, systems []int64) (uint64, error) {
 		return 0, err
 	}
 	c := l.client(clientID)
+	for s := range c.offsets {
+		if !slices.Contains(systems, s) {
+			delete(c.offsets, s)
+			l.dirty[clientID] = struct{}{}
+		}
+	}
 	var pos uint64
 	for i, s := range systems {
 		o, ok := c.offsets[s]

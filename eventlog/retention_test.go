@@ -80,5 +80,12 @@ var _ = Describe("client retention modes and JoinSystems", func() {
 		for _, ev := range batch.Events {
 			Expect(ev.ID).To(BeNumerically(">", 2))
 		}
+
+		_, err = log.JoinSystems("hook", []int64{b})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(log.Advance("reader", []int64{a, b}, 4)).To(Succeed())
+		st, err := log.Collect()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(st.Through).To(Equal(uint64(4)), "system a, no longer followed, holds nothing back")
 	})
 })
