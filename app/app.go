@@ -33,6 +33,8 @@ type App struct {
 	keys *transport.ReadKeys
 	// registry holds the App's metrics; nil when cfg.NoMetrics.
 	registry *prometheus.Registry
+	// hooks delivers the webhooks; nil without Config.WebhooksFile.
+	hooks *webhooks
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -48,6 +50,10 @@ func Start(cfg Config) (*App, error) {
 	logger := cfg.Logger
 
 	keys, err := cfg.readKeys()
+	if err != nil {
+		return nil, err
+	}
+	hooks, err := cfg.loadWebhooks()
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +81,7 @@ func Start(cfg Config) (*App, error) {
 		_ = log.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	hooked := startWebhooks(cfg, svc, reg, hooks)
 	api := transport.New(svc, transport.Config{
 		RequestTimeout: cfg.RequestTimeout,
 		IngestToken:    cfg.IngestToken,
@@ -84,12 +91,15 @@ func Start(cfg Config) (*App, error) {
 		ReadKeys:       keys,
 		Registry:       reg,
 		Ready:          storeReady(store),
+		AdminToken:     cfg.AdminToken,
+		Webhooks:       hooked.status,
 	})
 	stopIngest, err := startIngest(withUpstreamMetrics(cfg, reg), svc)
 	if err == nil {
 		stopIngest, err = withEdgeEndpoint(cfg, svc, stopIngest)
 	}
 	if err != nil {
+		hooked.close()
 		_ = ln.Close()
 		svc.Stop()
 		_ = log.Close()
@@ -105,6 +115,7 @@ func Start(cfg Config) (*App, error) {
 		stopIngest: stopIngest,
 		keys:       keys,
 		registry:   reg,
+		hooks:      hooked,
 		http: &http.Server{
 			Handler:           api.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -178,6 +189,7 @@ func (a *App) shutdown(ctx context.Context) error {
 	if err := a.api.CloseWebsockets(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close websockets: %w", err))
 	}
+	a.hooks.close()
 	a.actors.Stop()
 	if err := a.log.Close(); err != nil && !errors.Is(err, eventlog.ErrClosed) {
 		errs = append(errs, fmt.Errorf("close log: %w", err))

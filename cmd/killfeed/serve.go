@@ -56,6 +56,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	websocketFlags(fs, &cfg.Websocket)
 	ingestFlags(fs, &cfg.Ingest)
 	limitFlags(fs, &cfg)
+	webhookFlags(fs, &cfg)
 	fs.Var(invertedBool{&cfg.NoMetrics}, "metrics", "serve Prometheus metrics at GET /metrics")
 	fs.Usage = serveUsage(fs)
 	if err := fs.Parse(args); err != nil {

@@ -1,0 +1,75 @@
+package transport
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/killfeed/killfeed/universe"
+)
+
+// adminRoutes serves GET /api/webhooks when an admin token is configured.
+func (s *Server) adminRoutes() {
+	if s.cfg.AdminToken == "" {
+		return
+	}
+	s.echo.GET("/api/webhooks", s.webhooks, s.requireAdmin)
+}
+
+// requireAdmin refuses a request without the admin bearer token (the
+// scheme's case does not matter), comparing in constant time.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	want := sha256.Sum256([]byte(s.cfg.AdminToken))
+	return func(c echo.Context) error {
+		got := sha256.Sum256([]byte(bearer(c.Request())))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="killfeed admin"`)
+			return echo.NewHTTPError(http.StatusUnauthorized, "authorization: the admin token is required (Authorization: Bearer <token>)")
+		}
+		return next(c)
+	}
+}
+
+// bearer is the bearer token of r ("" without one).
+func bearer(r *http.Request) string {
+	if scheme, tok, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(tok)
+	}
+	return ""
+}
+
+// webhooks answers {"webhooks":[…]}: each webhook's name, state,
+// position, lag and last error.
+func (s *Server) webhooks(c echo.Context) error {
+	var list any = []struct{}{}
+	if s.cfg.Webhooks != nil {
+		list = s.cfg.Webhooks()
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]any{"webhooks": list})
+}
+
+// ParseSelection reads the location terms of GET /api/killfeed (systems,
+// constellations, regions, each as name[]=1 or name=1,2, and all=true)
+// into the systems to read, as a poll does; the error names the term.
+// Other parameters are not looked at.
+func ParseSelection(u *universe.Universe, q url.Values, maxSystems int) ([]int64, error) {
+	if maxSystems <= 0 {
+		maxSystems = DefaultMaxSystems
+	}
+	systems, err := parseSystems(u, q, maxSystems)
+	if err != nil {
+		_, msg := statusOf(err)
+		return nil, plainError(msg)
+	}
+	return systems, nil
+}
+
+// plainError is an error that is only its text.
+type plainError string
+
+func (e plainError) Error() string { return string(e) }
