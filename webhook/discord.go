@@ -254,7 +254,8 @@ func discordEmbedOf(km []byte, e Entities, u *universe.Universe, footer string) 
 	if v.ShipTypeID != 0 {
 		em.Thumbnail = &discordImage{URL: "https://images.evetech.net/types/" + strconv.FormatInt(v.ShipTypeID, 10) + "/render?size=128"}
 	}
-	em.Description = truncate("**"+v.who()+"** lost their **"+v.ship()+"** in **"+where+"**.", 1000)
+	em.Description = "**" + truncate(v.who(), 100) + "** lost their **" + truncate(v.ship(), 100) +
+		"** in **" + truncate(where, 200) + "**."
 
 	field := func(name, value string, inline bool) {
 		if len(em.Fields) < discordMaxFields && value != "" {

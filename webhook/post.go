@@ -106,7 +106,7 @@ func retryAfter(h http.Header, body []byte) time.Duration {
 		return seconds(s)
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
+		return min(max(time.Until(t), 0), maxWait)
 	}
 	return 0
 }
