@@ -123,7 +123,7 @@ type R2Z2 struct {
 	cfg     R2Z2Config
 	store   Store
 	client  *http.Client
-	limiter *rate.Limiter
+	limiter waiter
 	log     *slog.Logger
 
 	storeCounts
@@ -146,6 +146,12 @@ func NewR2Z2(store Store, cfg R2Z2Config) (*R2Z2, error) {
 		log:      cfg.Logger,
 		requests: cfg.Metrics.Requests(metrics.UpstreamR2Z2),
 	}, nil
+}
+
+// waiter spaces the poller's requests: each waits for its turn. A
+// *rate.Limiter with burst 1 is one; tests wrap it to see its reservations.
+type waiter interface {
+	Wait(ctx context.Context) error
 }
 
 // Stats returns the poller's counters.

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	xrate "golang.org/x/time/rate"
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/ingest"
@@ -253,14 +255,30 @@ var _ = Describe("R2Z2 poller", func() {
 		cfg.Idle = time.Millisecond // after the last file, 404s as fast as allowed
 		p, err := ingest.NewR2Z2(svc, cfg)
 		Expect(err).NotTo(HaveOccurred())
+		var lim *reservingLimiter
+		ingest.WrapR2Z2Limiter(p, func(l *xrate.Limiter) ingest.Waiter {
+			// A token bucket with burst 1 spaces its grants by 1/Rate.
+			Expect(l.Limit()).To(Equal(xrate.Limit(rate)))
+			Expect(l.Burst()).To(Equal(1))
+			lim = &reservingLimiter{lim: l}
+			return lim
+		})
 		runPoller(p)
-		Eventually(rec.count).WithContext(ctx).WithTimeout(8 * time.Second).Should(BeNumerically(">=", 3*rate))
-		ts := rec.times()
-		for i := 0; i+rate < len(ts); i++ {
-			// rate+1 requests never fit in one second (measured where the
-			// client sends them; the server sees network jitter on top)
-			Expect(ts[i+rate].Sub(ts[i])).To(BeNumerically(">=", time.Second-50*time.Millisecond),
-				"requests %d…%d", i, i+rate)
+		Eventually(rec.count).WithContext(ctx).Should(BeNumerically(">=", 3*rate))
+		// The times the limiter granted, from its own arithmetic: they do
+		// not depend on how fast this machine runs the poller.
+		grants, sent := lim.grants(), rec.times()
+		Expect(len(grants)).To(BeNumerically(">=", len(sent)), "every request waited for a grant")
+		for i := range sent {
+			// The poller is sequential (wait, then send): request i went
+			// out after grant i, never before it.
+			Expect(sent[i]).NotTo(BeTemporally("<", grants[i]), "request %d", i)
+		}
+		for i := 0; i+rate < len(grants); i++ {
+			// rate+1 grants never fit in one second (a microsecond allows
+			// for the limiter's floating-point token arithmetic)
+			Expect(grants[i+rate].Sub(grants[i])).To(BeNumerically(">=", time.Second-time.Microsecond),
+				"grants %d…%d", i, i+rate)
 		}
 	}, SpecTimeout(15*time.Second))
 
@@ -292,3 +310,38 @@ func (t *recordingTransport) times() []time.Time {
 }
 
 func (t *recordingTransport) count() int { return len(t.times()) }
+
+// reservingLimiter waits as rate.Limiter.Wait does, and records when the
+// limiter granted each wait: the time its reservation lets the caller act.
+type reservingLimiter struct {
+	lim *xrate.Limiter
+	mu  sync.Mutex
+	at  []time.Time
+}
+
+func (l *reservingLimiter) Wait(ctx context.Context) error {
+	now := time.Now()
+	r := l.lim.ReserveN(now, 1)
+	if !r.OK() {
+		return errors.New("reservingLimiter: burst exceeded")
+	}
+	delay := r.DelayFrom(now)
+	l.mu.Lock()
+	l.at = append(l.at, now.Add(delay))
+	l.mu.Unlock()
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return ctx.Err()
+	}
+}
+
+func (l *reservingLimiter) grants() []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Time(nil), l.at...)
+}

@@ -20,7 +20,7 @@ import (
 // pastOffsetFlush is how long a spec waits after its last read before it
 // kills the server: the default --offset-flush (1 s), plus the websocket
 // checkpoint that moves a caught-up client_id to the head (about 1 s), plus
-// room for a slow machine. The README promises that a crash after this
+// room for a slow machine. docs/persistence.md promises that a crash after this
 // loses no offset change.
 const pastOffsetFlush = 4 * time.Second
 

@@ -54,7 +54,7 @@ func startBrowser() context.Context {
 	path := chromiumPath()
 	if path == "" {
 		Skip("no Chromium found (looked for $KILLFEED_CHROMIUM, chromium, chromium-browser, google-chrome, headless-shell on PATH): " +
-			"install it with `apt-get install -y chromium` or `go tool task chromium`")
+			"install it with `apt-get install -y chromium` or `go tool task packages`")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),

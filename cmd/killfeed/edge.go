@@ -35,7 +35,7 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 		w := fs.Output()
 		fmt.Fprint(w, "usage: killfeed edge --core HOST:PORT [flags]\n\n"+
 			"Serves the HTTP API, listen.php and the websockets from a core killfeed over\n"+
-			"Proto.Actor remote (see README, Running more than one node).\n\n"+
+			"Proto.Actor remote (see docs/scaling.md).\n\n"+
 			"Flags of edge (each also read from its environment variable when not given):\n")
 		printFlags(w, fs)
 	}

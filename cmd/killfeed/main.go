@@ -1,4 +1,4 @@
-// Command killfeed runs the killmail relay. See README.md.
+// Command killfeed runs the killmail relay. See README.md and docs/.
 package main
 
 import (

@@ -48,13 +48,13 @@ func read(t *testing.T, name string) []byte {
 }
 
 // checker is the path of the tool that checks a file. The test task
-// installs every one (go tool task deploytools), so a missing one fails the
+// installs every one (go tool task packages), so a missing one fails the
 // test rather than skipping the check.
 func checker(t *testing.T, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatalf("%s is not installed (go tool task deploytools installs it): %v", name, err)
+		t.Fatalf("%s is not installed (go tool task packages installs it): %v", name, err)
 	}
 	return path
 }
