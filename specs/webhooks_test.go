@@ -31,11 +31,11 @@ type hookReceiver struct {
 	*httptest.Server
 	secret string
 
-	mu     sync.Mutex
+	mu        sync.Mutex
 	got       []uint64
 	hangAfter int
 	hung      bool
-	badSig int
+	badSig    int
 }
 
 func newHookReceiver(secret string) *hookReceiver {
@@ -229,13 +229,13 @@ var _ = Describe("webhooks of the killfeed binary", func() {
 		Eventually(rcv.hanging).WithContext(ctx).WithTimeout(20 * time.Second).Should(BeTrue())
 		Expect(rcv.ids()).To(Equal(all[:24]))
 		jitaKills := slices.Concat(akills, ckills)
-		Eventually(disc.killmailIDs).WithContext(ctx).WithTimeout(20 * time.Second).Should(Equal(jitaKills),
+		Eventually(disc.killmailIDs).WithContext(ctx).WithTimeout(20*time.Second).Should(Equal(jitaKills),
 			"the Discord channel gets its filter's killmails, after waiting out the 429")
 
 		st := webhookStates(ctx, p.URL, token)
 		Expect(st["everything"]).To(And(HaveField("State", webhook.StateDelivering), HaveField("Position", all[23]),
 			HaveField("Lag", uint64(6)), HaveField("URL", rcv.URL+"/…")))
-		Expect(st["jita-channel"].URL).To(Equal(disc.URL + "/…"), "the token in a Discord URL is not shown")
+		Expect(st["jita-channel"].URL).To(Equal(disc.URL+"/…"), "the token in a Discord URL is not shown")
 
 		time.Sleep(pastOffsetFlush) // the offsets are on disk
 		Expect(p.cmd.Process.Signal(syscall.SIGKILL)).To(Succeed())
@@ -243,7 +243,7 @@ var _ = Describe("webhooks of the killfeed binary", func() {
 		rcv.hangAt(0)
 
 		p = startProcess(nil, args...)
-		Eventually(rcv.ids).WithContext(ctx).WithTimeout(20 * time.Second).Should(Equal(all),
+		Eventually(rcv.ids).WithContext(ctx).WithTimeout(20*time.Second).Should(Equal(all),
 			"after the restart, the one in flight and the rest; nothing before it again")
 		Consistently(disc.killmailIDs).WithTimeout(time.Second).Should(Equal(jitaKills), "the channel got nothing twice")
 

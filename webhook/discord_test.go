@@ -81,7 +81,7 @@ var _ = Describe("discord webhooks", func() {
 		Expect(fields).To(HaveKeyWithValue("Attackers", itoa(int64(len(f.Attackers)))))
 		Expect(fields).To(HaveKey("Final blow"))
 		Expect(fields["System"]).To(MatchRegexp(`\(-?\d\.\d\) · \S`), "system name, security and region from the static data")
-		Expect(e.Author.Name).To(Equal("Character " + itoa(f.Victim.CharacterID)), "without names, ids")
+		Expect(e.Author.Name).To(Equal("Character "+itoa(f.Victim.CharacterID)), "without names, ids")
 	}, SpecTimeout(60*time.Second))
 
 	It("colour a loss red and a kill green for the filter's entity, and show names enrichment adds", func(ctx SpecContext) {
