@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"encoding/json"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +29,9 @@ var _ = Describe("json webhooks", func() {
 		}
 		Expect(json.Unmarshal(d.Killmail, &km)).To(Succeed())
 		Expect(km.ID).NotTo(BeZero())
-		Expect(rcv.badSig).To(BeZero())
-		Expect(rcv.badHeader).To(BeEmpty())
+		badSig, badHeader := rcv.problems()
+		Expect(badSig).To(BeZero())
+		Expect(badHeader).To(BeEmpty())
 		Eventually(func() webhook.Status { return h.status("signed") }).WithContext(ctx).Should(And(
 			HaveField("State", webhook.StateIdle), HaveField("Position", ids[len(ids)-1]), HaveField("Lag", uint64(0)),
 			HaveField("URL", rcv.URL+"/…"), HaveField("Signed", true)))
@@ -97,9 +97,10 @@ var _ = Describe("json webhooks", func() {
 
 	It("mark a webhook failed after a few 4xx, stop holding retention for it, and start it again on Apply", func(ctx SpecContext) {
 		h := newHarness(fastRetries, eventlog.Config{})
-		gone := true
+		var gone atomic.Bool
+		gone.Store(true)
 		rcv := newJSONReceiver("", func(int) string {
-			if gone {
+			if gone.Load() {
 				return "404"
 			}
 			return "ok"
@@ -120,7 +121,7 @@ var _ = Describe("json webhooks", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(st.Through).To(Equal(ids[2]))
 
-		gone = false // the receiver is back; a reload starts the webhook again
+		gone.Store(false) // the receiver is back; a reload starts the webhook again
 		h.mgr.Apply([]webhook.Webhook{w})
 		later := h.insert(ctx, 2, 0)
 		Eventually(rcv.deliveries).WithContext(ctx).Should(HaveLen(2))
@@ -139,9 +140,10 @@ var _ = Describe("json webhooks", func() {
 			clock <- t
 			return t
 		}})
-		down := true
+		var down atomic.Bool
+		down.Store(true)
 		rcv := newJSONReceiver("", func(int) string {
-			if down {
+			if down.Load() {
 				return "500"
 			}
 			return "ok"
@@ -155,7 +157,7 @@ var _ = Describe("json webhooks", func() {
 		st, err := h.svc.CollectGarbage(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(st.Through).To(BeNumerically("<", ids[0]), "the undelivered events are kept")
-		down = false
+		down.Store(false)
 		Eventually(rcv.ids).WithContext(ctx).Should(Equal(ids))
 	}, SpecTimeout(30*time.Second))
 
@@ -191,14 +193,3 @@ var _ = Describe("json webhooks", func() {
 		Expect(msgs[0].Content).To(ContainSubstring("Up to 7 killmails were dropped"))
 	}, SpecTimeout(30*time.Second))
 })
-
-// dedupe drops repeats, keeping order.
-func dedupe(ids []uint64) []uint64 {
-	var out []uint64
-	for _, id := range ids {
-		if !slices.Contains(out, id) {
-			out = append(out, id)
-		}
-	}
-	return out
-}

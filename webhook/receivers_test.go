@@ -145,6 +145,14 @@ func (r *jsonReceiver) deliveries() []jsonDelivery {
 	return append([]jsonDelivery(nil), r.got...)
 }
 
+// problems are the requests refused for their signature and for
+// anything else.
+func (r *jsonReceiver) problems() (badSig int, badHeader []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.badSig, append([]string(nil), r.badHeader...)
+}
+
 func (r *jsonReceiver) requestCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
