@@ -55,11 +55,21 @@ var next atomic.Int64
 // their event ids.
 func (h *harness) insert(ctx context.Context, n int, system int64) []uint64 {
 	GinkgoHelper()
+	return h.insertFixtures(ctx, system, make([]int, n)...)
+}
+
+// insertFixtures stores the fixture killmails of the indexes (0: the next
+// one) under fresh killmail ids, in system when it is not 0.
+func (h *harness) insertFixtures(ctx context.Context, system int64, indexes ...int) []uint64 {
+	GinkgoHelper()
 	all := fixture.Killmails()
-	kms := make([]killmail.Killmail, n)
+	kms := make([]killmail.Killmail, len(indexes))
 	for i := range kms {
 		k := int(next.Add(1))
 		km := all[k%len(all)]
+		if indexes[i] > 0 {
+			km = all[indexes[i]]
+		}
 		// A fresh killmail id each time, so that nothing is a duplicate.
 		var obj map[string]any
 		Expect(json.Unmarshal(km.JSON, &obj)).To(Succeed())
