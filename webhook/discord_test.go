@@ -107,7 +107,7 @@ var _ = Describe("discord webhooks", func() {
 		h.mgr.Apply([]webhook.Webhook{losses, kills})
 		h.waitRunning(ctx, "losses")
 		h.waitRunning(ctx, "kills")
-		h.mgr.Apply(nil) // both stop, their offsets stay at the head
+		h.mgr.Apply(nil)                    // both stop, their offsets stay at the head
 		ids := h.insertFixtures(ctx, 0, 13) // a killmail with alliances on both sides
 		batch, err := h.log.Since([]int64{eventlog.AllSystems}, ids[0]-1, 1)
 		Expect(err).NotTo(HaveOccurred())
