@@ -103,7 +103,7 @@ func (r *runner) run(ctx context.Context) {
 			}
 			pos = b.Through
 		}
-		if len(b.Events) > 0 {
+		if len(b.Events) > 0 || b.More {
 			continue // there may be more
 		}
 		r.setState(StateIdle, nil)

@@ -42,6 +42,9 @@ type Batch struct {
 	// Through is how far the read looked: once every event is delivered
 	// the offsets advance to it.
 	Through uint64
+	// More says the read stopped before the head (at its limit): read
+	// again at once.
+	More bool
 }
 
 // LogSource is the Source over the running store.
@@ -79,7 +82,7 @@ func (s *LogSource) Peek(ctx context.Context, client string, f Filter, limit int
 	}
 	out := Batch{Events: b.Events, Missed: b.Missed, Oldest: b.Oldest, Through: b.Head}
 	if limit > 0 && len(b.Events) == limit {
-		out.Through = b.Events[len(b.Events)-1].ID
+		out.Through, out.More = b.Events[len(b.Events)-1].ID, true
 	}
 	return out, nil
 }
