@@ -144,4 +144,21 @@ var _ = Describe("discord webhooks", func() {
 		Expect(sizes).NotTo(HaveKey(BeNumerically(">", 3)), "fewer than ten per message: the total limit binds")
 		Expect(sizes).To(HaveKey(BeNumerically(">", 1)), "but more than one")
 	}, SpecTimeout(30*time.Second))
+
+	It("share the rate limit of a URL between the webhooks that post to it", func(ctx SpecContext) {
+		h := newHarness(fastRetries, eventlog.Config{})
+		disc := newFakeDiscord(1, 200*time.Millisecond, nil) // one request per 200 ms
+		h.mgr.Apply([]webhook.Webhook{
+			hook("a", disc.URL, webhook.FormatDiscord, ""), hook("b", disc.URL, webhook.FormatDiscord, ""),
+		})
+		h.waitRunning(ctx, "a")
+		h.waitRunning(ctx, "b")
+		for range 3 {
+			h.insert(ctx, 1, 0)
+		}
+		Eventually(disc.killmailIDs).WithContext(ctx).WithTimeout(20 * time.Second).Should(HaveLen(6))
+		_, violations, early, _ := disc.snapshot()
+		Expect(violations).To(BeEmpty())
+		Expect(early).To(BeZero(), "neither webhook posted into the other's empty bucket")
+	}, SpecTimeout(60*time.Second))
 })

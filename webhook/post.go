@@ -139,17 +139,33 @@ func seconds(s float64) time.Duration {
 }
 
 // gates hold, per URL, the time before which no request may be sent to
-// it: webhooks that share an endpoint share its rate limit.
+// it, and let one request at a time go to it: webhooks that share an
+// endpoint share its rate limit, and each request learns from the answer
+// to the one before it.
 type gates struct {
 	mu sync.Mutex
 	at map[string]*gate
 }
 
 type gate struct {
+	turn      chan struct{} // holds a token while a request is in flight
 	mu        sync.Mutex
 	notBefore time.Time
 	users     int
 }
+
+// enter waits for the URL's turn; false when ctx ended first.
+func (x *gate) enter(ctx context.Context) bool {
+	select {
+	case x.turn <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// leave ends the turn enter took.
+func (x *gate) leave() { <-x.turn }
 
 func (g *gates) take(u string) *gate {
 	g.mu.Lock()
@@ -159,7 +175,7 @@ func (g *gates) take(u string) *gate {
 	}
 	x := g.at[u]
 	if x == nil {
-		x = &gate{}
+		x = &gate{turn: make(chan struct{}, 1)}
 		g.at[u] = x
 	}
 	x.users++

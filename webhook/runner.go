@@ -244,19 +244,11 @@ func (r *runner) send(ctx context.Context, body []byte, h http.Header, killmails
 	h.Set("User-Agent", cfg.UserAgent)
 	rejected, attempt := 0, 0
 	for {
-		if wait := time.Until(r.gate.opensAt()); wait > 0 {
-			r.setState(StateRateLimited, nil)
-			if !sleep(ctx, wait) {
-				return errStopped
-			}
+		a, ok := r.attempt(ctx, body, h)
+		if !ok {
+			return errStopped
 		}
-		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-		a := post(rctx, r.m.client, r.hook.URL, body, h)
-		cancel()
 		now := time.Now()
-		if a.resetAfter > 0 {
-			r.gate.holdUntil(now.Add(a.resetAfter))
-		}
 		if a.err == nil {
 			r.m.metrics.delivered.WithLabelValues(r.hook.Name).Add(float64(killmails))
 			r.setState(StateDelivering, nil)
@@ -272,8 +264,8 @@ func (r *runner) send(ctx context.Context, body []byte, h http.Header, killmails
 			if wait <= 0 {
 				wait = r.m.backoff(attempt)
 				attempt++
+				r.gate.holdUntil(now.Add(wait))
 			}
-			r.gate.holdUntil(now.Add(wait))
 			r.setState(StateRateLimited, a.err)
 			r.logger.Info("webhook: rate limited", "webhook", r.hook.Name, "wait", wait)
 			continue
@@ -295,6 +287,33 @@ func (r *runner) send(ctx context.Context, body []byte, h http.Header, killmails
 			return errStopped
 		}
 	}
+}
+
+// attempt sends body once, in the URL's turn and once its rate limit
+// allows; the answer's rate-limit headers are applied before the turn
+// passes on. false when the runner stopped first.
+func (r *runner) attempt(ctx context.Context, body []byte, h http.Header) (answer, bool) {
+	if !r.gate.enter(ctx) {
+		return answer{}, false
+	}
+	defer r.gate.leave()
+	if wait := time.Until(r.gate.opensAt()); wait > 0 {
+		r.setState(StateRateLimited, nil)
+		if !sleep(ctx, wait) {
+			return answer{}, false
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, r.m.cfg.Timeout)
+	a := post(rctx, r.m.client, r.hook.URL, body, h)
+	cancel()
+	now := time.Now()
+	if a.resetAfter > 0 {
+		r.gate.holdUntil(now.Add(a.resetAfter))
+	}
+	if a.retryAfter > 0 {
+		r.gate.holdUntil(now.Add(a.retryAfter))
+	}
+	return a, true
 }
 
 // fail marks the webhook failed until the file is reloaded: it stops
