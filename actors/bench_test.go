@@ -12,6 +12,9 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
+	"github.com/killfeed/killfeed/transport"
+	"github.com/killfeed/killfeed/universe"
 )
 
 // BenchmarkInsert is one killmail inserted through the KillmailStore actor
@@ -86,7 +89,7 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 					return
 				default:
 				}
-				bt, err := svc.Fetch(ctx, &actors.FetchSince{Systems: systems, After: after, Limit: page})
+				bt, err := svc.Fetch(ctx, &actors.FetchSince{Selection: selection.Of(systems), After: after, Limit: page})
 				if err != nil {
 					b.Error(err)
 					return
@@ -119,4 +122,128 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(float64(read.Load())/b.Elapsed().Seconds(), "read-events/s")
+}
+
+// BenchmarkFanOut publishes one real killmail to 10,000 subscriber queues
+// that each follow one system (its topic), or one corporation or one
+// alliance as a websocket subscription of corporations[] or alliances[]
+// does on a core: the entity's topic, narrowed by the predicate over the
+// event's facts. "alliances-every-event" follows the "all" topic instead,
+// as on an edge, so that every subscriber is asked about every event. Ids
+// are drawn from the day's parties, so they repeat. It reports delivered
+// events per second and the 99th percentile from insert to hand-over.
+func BenchmarkFanOut(b *testing.B) {
+	const subscribers = 10_000
+	day := fixture.Killmails()
+	var systems, corps, alliances []int64
+	seen := map[int64]bool{}
+	for _, km := range day {
+		if !seen[km.SystemID] {
+			seen[km.SystemID] = true
+			systems = append(systems, km.SystemID)
+		}
+		f := selection.Extract(km.JSON)
+		for _, p := range append([]selection.Party{f.Victim}, selection.Party{}) {
+			if p[selection.Corporation] != 0 {
+				corps = append(corps, p[selection.Corporation])
+			}
+			if p[selection.Alliance] != 0 {
+				alliances = append(alliances, p[selection.Alliance])
+			}
+		}
+		corps = append(corps, f.Attackers[selection.Corporation]...)
+		alliances = append(alliances, f.Attackers[selection.Alliance]...)
+	}
+	topics := transport.Topics(universe.Default())
+	for _, follow := range []string{"systems", "corporations", "alliances", "alliances-every-event"} {
+		b.Run("follow="+follow, func(b *testing.B) {
+			log, err := eventlog.Open(eventlog.Config{}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			svc, err := actors.Start(log, false, actors.Config{Topics: topics})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { svc.Stop(); _ = log.Close() }()
+			ctx := context.Background()
+			var delivered atomic.Int64
+			var mu sync.Mutex
+			var start time.Time
+			lat := make([]time.Duration, 0, 1<<20)
+			for i := range subscribers {
+				var q *actors.Queue
+				notify := func() {
+					evs, _, _ := q.Take(nil)
+					delivered.Add(int64(len(evs)))
+					mu.Lock()
+					if len(lat) < cap(lat) {
+						lat = append(lat, time.Since(start))
+					}
+					mu.Unlock()
+				}
+				var err error
+				switch follow {
+				case "systems":
+					q, err = svc.SubscribeQueue(ctx, 0, notify)
+					if err == nil {
+						err = q.Add(ctx, actors.SystemTopic(systems[i%len(systems)]))
+					}
+				default:
+					terms := selection.Terms{Corporations: []int64{corps[i%len(corps)]}}
+					if follow != "corporations" {
+						terms = selection.Terms{Alliances: []int64{alliances[i%len(alliances)]}}
+					}
+					where, cerr := terms.Compile()
+					if cerr != nil {
+						b.Fatal(cerr)
+					}
+					k, ids, _ := where.Entities()
+					topic := transport.EntityTopic(k, ids[0])
+					if follow == "alliances-every-event" {
+						topic = "all"
+					}
+					q, err = svc.SubscribeQueue(ctx, 0, notify)
+					if err == nil {
+						q.SetFilter(func(ev *actors.KillmailInserted) bool { return where.Match(ev.Facts) })
+						err = q.Add(ctx, topic)
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer q.Close()
+			}
+			barrier, err := svc.SubscribeQueue(ctx, 0, func() {})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer barrier.Close()
+			var id int64 = 1 << 40
+			i := 0
+			for b.Loop() {
+				km := day[i%len(day)]
+				i++
+				id++
+				km.ID = id
+				mu.Lock()
+				start = time.Now()
+				mu.Unlock()
+				if _, err := svc.Insert(ctx, []killmail.Killmail{km}, nil); err != nil {
+					b.Fatal(err)
+				}
+				if err := barrier.Add(ctx); err != nil { // PubSub handed the event over
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(delivered.Load())/b.Elapsed().Seconds(), "delivered/s")
+			b.ReportMetric(float64(delivered.Load())/float64(b.N), "delivered/event")
+			mu.Lock()
+			slices.Sort(lat)
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			}
+			mu.Unlock()
+		})
+	}
 }

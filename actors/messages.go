@@ -8,6 +8,7 @@ import (
 
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // Commands and queries for KillmailStore. Request-reply ones are answered with
@@ -29,12 +30,13 @@ type InsertKillmailResult struct {
 	Err     error
 }
 
-// FetchForClient reads up to Limit events (0: all) the client has not seen
-// in Systems and advances its offsets. Reply: *FetchResult.
+// FetchForClient reads up to Limit events (0: all) of Selection the client
+// has not seen and advances its offsets past what the read considered.
+// Reply: *FetchResult.
 type FetchForClient struct {
-	ClientID string
-	Systems  []int64
-	Limit    int
+	ClientID  string
+	Selection selection.Selection
+	Limit     int
 	// Deadline, when set, is when the asker stops waiting: a fetch that
 	// reaches the store later is not made, and one whose answer is ready
 	// later is put back (Batch.Unread), so that no client's offsets move
@@ -45,11 +47,11 @@ type FetchForClient struct {
 	Owner string
 }
 
-// FetchOneEvent reads the oldest event the client has not seen in Systems
-// and advances its offsets past it. Reply: *FetchResult.
+// FetchOneEvent reads the oldest event of Selection the client has not
+// seen and advances its offsets past it. Reply: *FetchResult.
 type FetchOneEvent struct {
-	ClientID string
-	Systems  []int64
+	ClientID  string
+	Selection selection.Selection
 	// NewAtHead starts a client that does not exist yet at the head instead
 	// of the oldest retained event (a new RedisQ queue).
 	NewAtHead bool
@@ -61,19 +63,19 @@ type FetchOneEvent struct {
 
 // PeekForClient reads like FetchForClient without advancing. Reply: *FetchResult.
 type PeekForClient struct {
-	ClientID string
-	Systems  []int64
-	Limit    int
+	ClientID  string
+	Selection selection.Selection
+	Limit     int
 	// Owner is as in FetchForClient.
 	Owner string
 }
 
-// FetchSince reads retained events of Systems after event id After.
+// FetchSince reads retained events of Selection after event id After.
 // Reply: *FetchResult.
 type FetchSince struct {
-	Systems []int64
-	After   uint64
-	Limit   int
+	Selection selection.Selection
+	After     uint64
+	Limit     int
 }
 
 // FetchResult answers the fetch messages.
@@ -127,6 +129,9 @@ type KillmailInserted struct {
 	EventID  uint64
 	SystemID int64
 	Killmail []byte
+	// Facts are the killmail's facts (nil: not extracted yet; see
+	// FactsOf).
+	Facts *selection.Facts
 
 	encoded atomic.Pointer[encoding] // see Encoded
 }
@@ -163,7 +168,16 @@ func (k *KillmailInserted) Encoded(key *EncodingKey, build func(eventlog.Event) 
 
 // Event returns the inserted killmail as an eventlog.Event.
 func (k *KillmailInserted) Event() eventlog.Event {
-	return eventlog.Event{ID: k.EventID, SystemID: k.SystemID, Killmail: k.Killmail}
+	return eventlog.Event{ID: k.EventID, SystemID: k.SystemID, Killmail: k.Killmail, Facts: k.Facts}
+}
+
+// inserted is the message of a visible event.
+func inserted(ev eventlog.Event) *KillmailInserted {
+	f := ev.Facts
+	if f == nil {
+		f = selection.Extract(ev.Killmail) // an event from an upstream relay
+	}
+	return &KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail, Facts: f}
 }
 
 // Subscribe adds topics to a subscriber (created when new). Reply: *Subscribed.

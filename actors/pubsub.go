@@ -167,7 +167,7 @@ func (p *pubSub) publish(ctx actor.Context, evs []eventlog.Event) {
 	if len(evs) == 1 {
 		// The usual case: every subscriber gets the same one-event share.
 		ev := evs[0]
-		one := []*KillmailInserted{{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail}}
+		one := []*KillmailInserted{inserted(ev)}
 		topics := p.topicsOf(ev)
 		for _, t := range topics {
 			for s := range p.topics[t] {
@@ -184,7 +184,7 @@ func (p *pubSub) publish(ctx actor.Context, evs []eventlog.Event) {
 	} else {
 		var order []Subscriber // first-seen order
 		for _, ev := range evs {
-			msg := &KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail}
+			msg := inserted(ev)
 			for _, t := range p.topicsOf(ev) {
 				for s := range p.topics[t] {
 					mine, seen := p.shares[s]

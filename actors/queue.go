@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -19,6 +20,10 @@ type Queue struct {
 	limit  int
 	ready  chan struct{}
 	notify func()
+	// accept, when set, is asked (on PubSub's goroutine) about every
+	// event before it is queued: an event it refuses costs the
+	// subscriber nothing (see SetFilter).
+	accept atomic.Pointer[func(*KillmailInserted) bool]
 
 	mu     sync.Mutex
 	events []*KillmailInserted
@@ -53,6 +58,22 @@ func (s *Service) SubscribeQueue(ctx context.Context, limit int, notify func(), 
 
 // deliver queues what fits; an overflow ends the queue after those.
 func (q *Queue) deliver(_ actor.Context, evs []*KillmailInserted) bool {
+	if f := q.accept.Load(); f != nil && len(evs) == 1 {
+		if !(*f)(evs[0]) { // the usual case, without a copy
+			return true
+		}
+	} else if f != nil {
+		kept := make([]*KillmailInserted, 0, len(evs))
+		for _, ev := range evs {
+			if (*f)(ev) {
+				kept = append(kept, ev)
+			}
+		}
+		if len(kept) == 0 {
+			return true
+		}
+		evs = kept
+	}
 	q.mu.Lock()
 	if q.ended {
 		q.mu.Unlock()
@@ -87,6 +108,21 @@ func (q *Queue) signal() {
 	case q.ready <- struct{}{}:
 	default:
 	}
+}
+
+// SetFilter makes the queue keep only the published events accept
+// returns true for (nil: every event). PubSub calls accept on its own
+// goroutine, for every event of the queue's topics: it must be quick and
+// must not block. An event published after SetFilter returns is judged by
+// the new filter. A subscriber that narrows its topics' events with a
+// predicate (selection.Predicate over KillmailInserted.Facts) wakes only
+// for the events it wants.
+func (q *Queue) SetFilter(accept func(*KillmailInserted) bool) {
+	if accept == nil {
+		q.accept.Store(nil)
+		return
+	}
+	q.accept.Store(&accept)
 }
 
 // Ready receives a value when events are waiting or the queue ended (nil

@@ -13,6 +13,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/metrics"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // Config tunes the actors. The zero value means the defaults.
@@ -165,16 +166,16 @@ func (s *Service) InsertEvent(ctx context.Context, systemID int64, km []byte) (e
 	return res[0], nil
 }
 
-// FetchForClient returns every event in systemIDs the client has not seen,
+// FetchForClient returns every event of sel the client has not seen,
 // ascending, and advances its offsets.
-func (s *Service) FetchForClient(ctx context.Context, clientID string, systemIDs []int64) (eventlog.Batch, error) {
-	return s.Fetch(ctx, &FetchForClient{ClientID: clientID, Systems: systemIDs})
+func (s *Service) FetchForClient(ctx context.Context, clientID string, sel selection.Selection) (eventlog.Batch, error) {
+	return s.Fetch(ctx, &FetchForClient{ClientID: clientID, Selection: sel})
 }
 
-// FetchOneEvent returns the oldest event in systemIDs the client has not
-// seen (ok false when there is none) and advances its offsets past it.
-func (s *Service) FetchOneEvent(ctx context.Context, clientID string, systemIDs []int64) (ev eventlog.Event, b eventlog.Batch, ok bool, err error) {
-	b, err = s.Fetch(ctx, &FetchOneEvent{ClientID: clientID, Systems: systemIDs})
+// FetchOneEvent returns the oldest event of sel the client has not seen
+// (ok false when there is none) and advances its offsets past it.
+func (s *Service) FetchOneEvent(ctx context.Context, clientID string, sel selection.Selection) (ev eventlog.Event, b eventlog.Batch, ok bool, err error) {
+	b, err = s.Fetch(ctx, &FetchOneEvent{ClientID: clientID, Selection: sel})
 	if err != nil || len(b.Events) == 0 {
 		return eventlog.Event{}, b, false, err
 	}

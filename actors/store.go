@@ -58,28 +58,28 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		if a.refused(ctx, msg.ClientID, msg.Owner, msg.Deadline) {
 			return
 		}
-		b, err := a.log.Fetch(msg.ClientID, msg.Systems, msg.Limit)
+		b, err := a.log.Fetch(msg.ClientID, msg.Selection, msg.Limit)
 		a.answerFetch(ctx, b, err, msg.Deadline)
 	case *FetchOneEvent:
 		if a.refused(ctx, msg.ClientID, msg.Owner, msg.Deadline) {
 			return
 		}
 		if msg.NewAtHead {
-			if err := a.log.Join(msg.ClientID, msg.Systems); err != nil {
+			if err := a.log.Join(msg.ClientID, msg.Selection.Systems); err != nil {
 				ctx.Respond(&FetchResult{Err: err})
 				return
 			}
 		}
-		b, err := a.log.Fetch(msg.ClientID, msg.Systems, 1)
+		b, err := a.log.Fetch(msg.ClientID, msg.Selection, 1)
 		a.answerFetch(ctx, b, err, msg.Deadline)
 	case *PeekForClient:
 		if a.refused(ctx, msg.ClientID, msg.Owner, time.Time{}) {
 			return
 		}
-		b, err := a.log.Peek(msg.ClientID, msg.Systems, msg.Limit)
+		b, err := a.log.Peek(msg.ClientID, msg.Selection, msg.Limit)
 		a.answer(ctx, b, err)
 	case *FetchSince:
-		b, err := a.log.Since(msg.Systems, msg.After, msg.Limit)
+		b, err := a.log.Since(msg.Selection, msg.After, msg.Limit)
 		a.answer(ctx, b, err)
 	case *AdvanceClient:
 		ctx.Respond(&AdvanceClientResult{Err: a.log.Advance(msg.ClientID, msg.Systems, msg.Through)})

@@ -12,6 +12,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog/pebblestore"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // startOnDisk starts the actors over a Log on a Pebble store in dir, which
@@ -105,7 +106,7 @@ func TestDiskReadsHoldUpNoInsert(t *testing.T) {
 	}
 	slow := make(chan fetched, 1)
 	go func() {
-		b, err := svc.Fetch(ctx, &actors.FetchSince{Systems: []int64{system}})
+		b, err := svc.Fetch(ctx, &actors.FetchSince{Selection: selection.Of([]int64{system})})
 		slow <- fetched{b, err}
 	}()
 	select {
@@ -121,7 +122,7 @@ func TestDiskReadsHoldUpNoInsert(t *testing.T) {
 	if err != nil {
 		t.Fatalf("insert during the disk read: %v", err)
 	}
-	head, err := svc.Fetch(ctx, &actors.FetchSince{Systems: []int64{system}, After: res[0].EventID - 1})
+	head, err := svc.Fetch(ctx, &actors.FetchSince{Selection: selection.Of([]int64{system}), After: res[0].EventID - 1})
 	if err != nil || len(head.Events) != 1 || string(head.Events[0].Killmail) != string(km.JSON) {
 		t.Fatalf("read from memory during the disk read: %v %v", head.Events, err)
 	}
@@ -177,20 +178,20 @@ func TestAbandonedFetchMovesNoOffsets(t *testing.T) {
 		t.Cleanup(cancel)
 		return ctx
 	}
-	if _, err := svc.FetchForClient(give(), "gone", systems); err != actors.ErrUnavailable {
+	if _, err := svc.FetchForClient(give(), "gone", selection.Of(systems)); err != actors.ErrUnavailable {
 		t.Fatalf("fetch behind a stalled store: err = %v, want ErrUnavailable", err)
 	}
-	if _, _, _, err := svc.FetchOneEvent(give(), "gone-one", systems); err != actors.ErrUnavailable {
+	if _, _, _, err := svc.FetchOneEvent(give(), "gone-one", selection.Of(systems)); err != actors.ErrUnavailable {
 		t.Fatalf("fetch one behind a stalled store: err = %v, want ErrUnavailable", err)
 	}
-	b, err := svc.FetchForClient(context.Background(), "gone", systems) // waits out the stall
+	b, err := svc.FetchForClient(context.Background(), "gone", selection.Of(systems)) // waits out the stall
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(b.Events) != 3 {
 		t.Errorf("after the abandoned fetch: %d events, want 3", len(b.Events))
 	}
-	ev, _, ok, err := svc.FetchOneEvent(context.Background(), "gone-one", systems)
+	ev, _, ok, err := svc.FetchOneEvent(context.Background(), "gone-one", selection.Of(systems))
 	if err != nil || !ok || ev.ID != 1 {
 		t.Errorf("after the abandoned fetch one: event %d, ok %v, err %v; want event 1", ev.ID, ok, err)
 	}
@@ -205,7 +206,7 @@ func TestFlushOffsetsIsDurable(t *testing.T) {
 	if _, err := svc.Insert(context.Background(), kms, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.FetchForClient(context.Background(), "reader", []int64{eventlog.AllSystems}); err != nil {
+	if _, err := svc.FetchForClient(context.Background(), "reader", selection.Of([]int64{eventlog.AllSystems})); err != nil {
 		t.Fatal(err)
 	}
 	if err := svc.FlushOffsets(context.Background()); err != nil {
@@ -219,7 +220,7 @@ func TestFlushOffsetsIsDurable(t *testing.T) {
 	stop()
 	svc, stop = startOnDisk(t, checkpoint, nil)
 	defer stop()
-	b, err := svc.FetchForClient(context.Background(), "reader", []int64{eventlog.AllSystems})
+	b, err := svc.FetchForClient(context.Background(), "reader", selection.Of([]int64{eventlog.AllSystems}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,6 +83,7 @@ func Start(cfg Config) (*App, error) {
 	}
 	hooked := startWebhooks(cfg, svc, reg, hooks)
 	api := transport.New(svc, transport.Config{
+		EntityTopics:   true,
 		RequestTimeout: cfg.RequestTimeout,
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,
@@ -134,6 +135,7 @@ func Start(cfg Config) (*App, error) {
 func openLog(cfg Config) (*eventlog.Log, *pebblestore.Store, error) {
 	lc := eventlog.Config{
 		MaxEvents: cfg.MaxEvents,
+		MaxScan:   cfg.MaxScan,
 		MaxBytes:  cfg.MaxBytes,
 		MaxAge:    cfg.MaxAge,
 		ClientTTL: cfg.ClientTTL,

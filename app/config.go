@@ -34,6 +34,9 @@ type Config struct {
 	ClientTTL time.Duration
 	// MaxEvents caps retained events; 0 means 1,000,000.
 	MaxEvents int
+	// MaxScan is how many events one filtered read considers at most
+	// before it answers "more"; 0 means eventlog.DefaultMaxScan (10,000).
+	MaxScan int
 	// MaxBytes caps retained killmail bytes; 0 means 2 GiB.
 	MaxBytes int64
 	// MaxAge drops older events and is how long killmail ids are remembered; 0 means 72h.

@@ -13,6 +13,7 @@ import (
 	"github.com/killfeed/killfeed/edge/edgepb"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // DefaultEndpointName is the name of the core's endpoint actor that edges
@@ -163,15 +164,21 @@ func (e *endpoint) ask(ctx actor.Context, req any, reply func(res any, err error
 func (e *endpoint) fetch(ctx actor.Context, msg *edgepb.Fetch) {
 	var req any
 	limit := int(msg.GetLimit())
+	where, err := selection.Parse(msg.GetWhere())
+	if err != nil {
+		ctx.Respond(&edgepb.FetchResult{Failure: failure(err)})
+		return
+	}
+	sel := selection.Selection{Systems: msg.GetSystems(), Where: where}
 	switch msg.GetKind() {
 	case edgepb.FetchKind_FETCH_FOR_CLIENT:
-		req = &actors.FetchForClient{ClientID: msg.GetClientId(), Systems: msg.GetSystems(), Limit: limit}
+		req = &actors.FetchForClient{ClientID: msg.GetClientId(), Selection: sel, Limit: limit}
 	case edgepb.FetchKind_FETCH_ONE:
-		req = &actors.FetchOneEvent{ClientID: msg.GetClientId(), Systems: msg.GetSystems(), NewAtHead: msg.GetNewAtHead()}
+		req = &actors.FetchOneEvent{ClientID: msg.GetClientId(), Selection: sel, NewAtHead: msg.GetNewAtHead()}
 	case edgepb.FetchKind_FETCH_PEEK:
-		req = &actors.PeekForClient{ClientID: msg.GetClientId(), Systems: msg.GetSystems(), Limit: limit}
+		req = &actors.PeekForClient{ClientID: msg.GetClientId(), Selection: sel, Limit: limit}
 	default:
-		req = &actors.FetchSince{Systems: msg.GetSystems(), After: msg.GetAfter(), Limit: limit}
+		req = &actors.FetchSince{Selection: sel, After: msg.GetAfter(), Limit: limit}
 	}
 	e.ask(ctx, req, func(res any, err error) any {
 		if err == nil {
@@ -256,7 +263,8 @@ func failure(err error) *edgepb.Failure {
 }
 
 func batchToPB(b eventlog.Batch) *edgepb.FetchResult {
-	out := &edgepb.FetchResult{Missed: b.Missed, Oldest: b.Oldest, Head: b.Head, Events: make([]*edgepb.Event, len(b.Events))}
+	out := &edgepb.FetchResult{Missed: b.Missed, Oldest: b.Oldest, Head: b.Head, More: b.More, Through: b.Through,
+		Events: make([]*edgepb.Event, len(b.Events))}
 	for i, ev := range b.Events {
 		out.Events[i] = &edgepb.Event{EventId: ev.ID, SystemId: ev.SystemID, Killmail: ev.Killmail}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 func TestMain(m *testing.M) {
@@ -254,7 +255,7 @@ func TestCoreAnswersStoreRequestsLikeTheStore(t *testing.T) {
 	if adv.GetFailure() != nil {
 		t.Fatal(adv.GetFailure())
 	}
-	b, err := h.svc.FetchForClient(context.Background(), "c", []int64{jita})
+	b, err := h.svc.FetchForClient(context.Background(), "c", selection.Of([]int64{jita}))
 	if err != nil || len(b.Events) != 0 {
 		t.Fatalf("after the edge's advance: %v %v", b.Events, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/killfeed/killfeed/edge/edgepb"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // Defaults of NodeConfig.
@@ -230,13 +231,13 @@ func (r *relay) Receive(ctx actor.Context) {
 			ctx.Respond(&actors.FetchResult{Batch: b})
 			return
 		}
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_SINCE, Systems: msg.Systems, After: msg.After, Limit: int64(msg.Limit)})
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_SINCE, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), After: msg.After, Limit: int64(msg.Limit)})
 	case *actors.FetchForClient:
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_FOR_CLIENT, ClientId: msg.ClientID, Systems: msg.Systems, Limit: int64(msg.Limit)})
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_FOR_CLIENT, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), Limit: int64(msg.Limit)})
 	case *actors.FetchOneEvent:
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_ONE, ClientId: msg.ClientID, Systems: msg.Systems, NewAtHead: msg.NewAtHead})
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_ONE, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), NewAtHead: msg.NewAtHead})
 	case *actors.PeekForClient:
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_PEEK, ClientId: msg.ClientID, Systems: msg.Systems, Limit: int64(msg.Limit)})
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_PEEK, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), Limit: int64(msg.Limit)})
 	case *actors.AdvanceClient:
 		r.forward(ctx, &edgepb.Advance{ClientId: msg.ClientID, Systems: msg.Systems, Through: msg.Through}, func(res any) any {
 			ar, ok := res.(*edgepb.AdvanceResult)
@@ -518,11 +519,13 @@ func (r *relay) follow(ctx actor.Context, msg *actors.FollowTopics) {
 // subscriber once the link is back, or the subscriber is ended past the
 // grace.
 func (r *relay) fromCache(msg *actors.FetchSince) (eventlog.Batch, bool) {
-	if r.state == stateIdle || r.dropped || len(msg.Systems) == 0 || msg.After < r.cache.floor {
+	systems := msg.Selection.Systems
+	if r.state == stateIdle || r.dropped || len(systems) == 0 || msg.After < r.cache.floor ||
+		!msg.Selection.Where.Empty() { // a filtered read's scan bound is the core's
 		return eventlog.Batch{}, false
 	}
-	all := slices.Contains(msg.Systems, eventlog.AllSystems)
-	for _, s := range msg.Systems {
+	all := slices.Contains(systems, eventlog.AllSystems)
+	for _, s := range systems {
 		if all && s != eventlog.AllSystems {
 			continue
 		}
@@ -532,7 +535,11 @@ func (r *relay) fromCache(msg *actors.FetchSince) (eventlog.Batch, bool) {
 		}
 	}
 	b := eventlog.Batch{Head: r.last, Oldest: r.node.stats.Load().Oldest}
-	b.Events = r.cache.since(msg.After, msg.Systems, all, msg.Limit)
+	b.Events = r.cache.since(msg.After, systems, all, msg.Limit)
+	b.Through = b.Head
+	if n := len(b.Events); msg.Limit > 0 && n == msg.Limit {
+		b.Through, b.More = b.Events[n-1].ID, true
+	}
 	return b, true
 }
 
@@ -566,9 +573,11 @@ func (r *relay) fetch(ctx actor.Context, req *edgepb.Fetch) {
 		if err := failureError(b.GetFailure()); err != nil {
 			return &actors.FetchResult{Err: err}
 		}
-		out := eventlog.Batch{Missed: b.GetMissed(), Oldest: b.GetOldest(), Head: b.GetHead(), Events: make([]eventlog.Event, len(b.GetEvents()))}
+		out := eventlog.Batch{Missed: b.GetMissed(), Oldest: b.GetOldest(), Head: b.GetHead(), More: b.GetMore(), Through: b.GetThrough(),
+			Events: make([]eventlog.Event, len(b.GetEvents()))}
 		for i, e := range b.GetEvents() {
-			out.Events[i] = eventlog.Event{ID: e.GetEventId(), SystemID: e.GetSystemId(), Killmail: e.GetKillmail()}
+			out.Events[i] = eventlog.Event{ID: e.GetEventId(), SystemID: e.GetSystemId(), Killmail: e.GetKillmail(),
+				Facts: selection.Extract(e.GetKillmail())}
 		}
 		return &actors.FetchResult{Batch: out}
 	}, func(err error) any { return &actors.FetchResult{Err: err} })

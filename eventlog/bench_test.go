@@ -10,6 +10,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // realDay loads one real day from ../shared/data, or skips the benchmark.
@@ -72,12 +73,12 @@ func BenchmarkFetch(b *testing.B) {
 		}
 		var nextID int64
 		fill(b, log, day, retained, &nextID)
-		if _, err := log.Fetch("bench", systems, 0); err != nil {
+		if _, err := log.Fetch("bench", selection.Of(systems), 0); err != nil {
 			b.Fatal(err)
 		}
 		b.Run(fmt.Sprintf("retained=%d/idle", retained), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := log.Fetch("bench", systems, 1000); err != nil {
+				if _, err := log.Fetch("bench", selection.Of(systems), 1000); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -93,7 +94,7 @@ func BenchmarkFetch(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				res, err := log.Fetch("bench", systems, 1000)
+				res, err := log.Fetch("bench", selection.Of(systems), 1000)
 				if err != nil || len(res.Events) != 1 {
 					b.Fatalf("fetch: %d events, %v", len(res.Events), err)
 				}
@@ -138,5 +139,72 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 		b.ReportMetric(float64(held)/float64(raw), "heap/raw")
 		b.ReportMetric(float64(held)/float64(len(day)), "heap-bytes/event")
 		runtime.KeepAlive(log)
+	}
+}
+
+// BenchmarkFetchFiltered is one poll of a client following one alliance
+// (any side, every system), caught up, with 1k and 100k events retained:
+// "idle" finds nothing new, "new" considers the one event appended since
+// (not timed) and returns it when it matches.
+func BenchmarkFetchFiltered(b *testing.B) {
+	day := realDay(b)
+	facts := make(map[int64]int)
+	for _, km := range day {
+		for _, id := range selection.Extract(km.JSON).Attackers[selection.Alliance] {
+			facts[id]++
+		}
+	}
+	var alliance int64
+	for id, n := range facts {
+		if n > facts[alliance] {
+			alliance = id
+		}
+	}
+	where, err := selection.Terms{Alliances: []int64{alliance}}.Compile()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sel := selection.Selection{Systems: []int64{eventlog.AllSystems}, Where: where}
+	for _, retained := range []int{1_000, 100_000} {
+		log, err := eventlog.Open(eventlog.Config{MaxEvents: 2_000_000}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var nextID int64
+		fill(b, log, day, retained, &nextID)
+		for {
+			res, err := log.Fetch("bench", sel, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !res.More {
+				break
+			}
+		}
+		b.Run(fmt.Sprintf("retained=%d/idle", retained), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := log.Fetch("bench", sel, 1000); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("retained=%d/new", retained), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				km := day[i%len(day)]
+				i++
+				nextID++
+				km.ID = nextID
+				if _, err := log.Append([]killmail.Killmail{km}, nil); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if res, err := log.Fetch("bench", sel, 1000); err != nil || res.More {
+					b.Fatalf("fetch: %v, more %v", err, res.More)
+				}
+			}
+		})
+		_ = log.Close()
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // record is one retained event in memory.
@@ -18,6 +19,9 @@ type record struct {
 	time   int64  // insert time, Unix nanoseconds
 	size   int64  // killmail bytes
 	body   []byte // nil when the Store serves it
+	// facts are what a selection's predicate looks at, extracted once
+	// when the killmail is stored (or loaded).
+	facts *selection.Facts
 }
 
 // systemIndex lists a system's retained event ids, ascending.
@@ -148,8 +152,13 @@ func Open(cfg Config, store Store) (*Log, error) {
 		if !l.keep {
 			body = nil // served by the store until new appends warm the cache
 		}
-		l.index(record{id: r.ID, system: r.SystemID, time: r.Time, size: size, body: body})
+		var facts *selection.Facts
+		if r.Body != nil {
+			facts = selection.Extract(r.Body)
+		}
+		l.index(record{id: r.ID, system: r.SystemID, time: r.Time, size: size, body: body, facts: facts})
 	}
+
 	if !l.keep {
 		l.hot = len(l.recs)
 	}
@@ -167,6 +176,16 @@ func Open(cfg Config, store Store) (*Log, error) {
 		l.cursors[c.Name] = c.Value
 	}
 	return l, nil
+}
+
+// setFacts keeps the facts a reader extracted from a body read from disk,
+// for a record loaded without them.
+func (l *Log) setFacts(id uint64, f *selection.Facts) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.record(id); r != nil && r.facts == nil {
+		r.facts = f
+	}
 }
 
 // SetNotify sets the function called with newly visible events (see the
@@ -214,6 +233,10 @@ func (l *Log) index(r record) {
 // cursor is stored in the same write. Events become visible, and Append
 // returns, only once they are durable.
 func (l *Log) Append(kms []killmail.Killmail, cursor *Cursor) ([]AppendResult, error) {
+	facts := make([]*selection.Facts, len(kms))
+	for i, km := range kms {
+		facts[i] = selection.Extract(km.JSON)
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -239,7 +262,7 @@ func (l *Log) Append(kms []killmail.Killmail, cursor *Cursor) ([]AppendResult, e
 		l.nextID++
 		l.remember(km.ID, id, now)
 		results[i] = AppendResult{EventID: id}
-		p.recs = append(p.recs, record{id: id, system: km.SystemID, time: now, size: int64(len(km.JSON)), body: km.JSON})
+		p.recs = append(p.recs, record{id: id, system: km.SystemID, time: now, size: int64(len(km.JSON)), body: km.JSON, facts: facts[i]})
 		if l.store != nil {
 			stored = append(stored, Record{ID: id, SystemID: km.SystemID, KillmailID: km.ID, Time: now, Body: km.JSON})
 			l.inflight[km.ID] = &p
@@ -341,7 +364,7 @@ func (l *Log) publish(p *pending) {
 		}
 		evs := make([]Event, len(next.recs))
 		for i, r := range next.recs {
-			evs[i] = Event{ID: r.id, SystemID: r.system, Killmail: r.body}
+			evs[i] = Event{ID: r.id, SystemID: r.system, Killmail: r.body, Facts: r.facts}
 			l.index(r)
 		}
 		l.head = l.visible
@@ -379,12 +402,13 @@ func (l *Log) Cursor(name string) (uint64, bool) {
 	return v, ok
 }
 
-// Fetch returns up to limit events of systems that clientID has not read,
-// ascending, and advances the client's offset of every system in systems to
-// the newest event considered: the head, or the last returned event when the
-// limit cut the batch. A new client, or a system new to it, starts at the
-// oldest retained event. limit <= 0 means no limit.
-func (l *Log) Fetch(clientID string, systems []int64, limit int) (Batch, error) {
+// Fetch returns up to limit events of sel that clientID has not read,
+// ascending, and advances the client's offset of every system of sel to
+// the newest event considered, matching or not (Batch.Through): the head,
+// unless the limit or the scan bound stopped the read first (Batch.More).
+// A new client, or a system new to it, starts at the oldest retained
+// event. limit <= 0 means no limit.
+func (l *Log) Fetch(clientID string, sel selection.Selection, limit int) (Batch, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -394,24 +418,20 @@ func (l *Log) Fetch(clientID string, systems []int64, limit int) (Batch, error) 
 		return Batch{}, err
 	}
 	c := l.client(clientID)
-	b, err := l.read(systems, func(s int64) (uint64, bool) { o, ok := c.offsets[s]; return o, ok }, limit)
+	b, err := l.read(sel, func(s int64) (uint64, bool) { o, ok := c.offsets[s]; return o, ok }, limit)
 	if err != nil {
 		return Batch{}, err
 	}
-	through := b.Head
-	if limit > 0 && len(b.Events) == limit {
-		through = b.Events[len(b.Events)-1].ID
-	}
 	if len(b.Events) > 0 {
-		b.undo = l.undoAdvance(clientID, c, systems, through)
+		b.undo = l.undoAdvance(clientID, c, sel.Systems, b.Through)
 	}
-	l.advance(clientID, c, systems, through)
+	l.advance(clientID, c, sel.Systems, b.Through)
 	return b, nil
 }
 
 // Peek is Fetch without advancing the client's offsets (it still marks the
 // client as seen).
-func (l *Log) Peek(clientID string, systems []int64, limit int) (Batch, error) {
+func (l *Log) Peek(clientID string, sel selection.Selection, limit int) (Batch, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -422,19 +442,19 @@ func (l *Log) Peek(clientID string, systems []int64, limit int) (Batch, error) {
 	}
 	c := l.client(clientID)
 	l.dirty[clientID] = struct{}{}
-	return l.read(systems, func(s int64) (uint64, bool) { o, ok := c.offsets[s]; return o, ok }, limit)
+	return l.read(sel, func(s int64) (uint64, bool) { o, ok := c.offsets[s]; return o, ok }, limit)
 }
 
-// Since returns up to limit retained events of systems with id > after,
-// ascending. Missed is set when an event of those systems with id > after
+// Since returns up to limit retained events of sel with id > after,
+// ascending. Missed is set when an event of sel's systems with id > after
 // was already dropped.
-func (l *Log) Since(systems []int64, after uint64, limit int) (Batch, error) {
+func (l *Log) Since(sel selection.Selection, after uint64, limit int) (Batch, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return Batch{}, ErrClosed
 	}
-	return l.read(systems, func(int64) (uint64, bool) { return after, true }, limit)
+	return l.read(sel, func(int64) (uint64, bool) { return after, true }, limit)
 }
 
 // Join starts a new client at the head of systems, so that it receives
@@ -565,15 +585,17 @@ func (h *cursorHeap) Pop() any {
 	return x
 }
 
-// read merges the systems' events after each system's position. Called with
-// mu held. Cost: O(systems × log n + results × log systems). When systems
-// holds AllSystems only its position counts: every event is read once.
-func (l *Log) read(systems []int64, after func(int64) (uint64, bool), limit int) (Batch, error) {
+// read merges the events of sel's systems after each system's position,
+// keeping those sel's predicate matches. Called with mu held. Cost:
+// O(systems × log n + considered × log systems), where a read with a
+// predicate considers at most MaxScan events. When sel holds AllSystems
+// only its position counts: every event is read once.
+func (l *Log) read(sel selection.Selection, after func(int64) (uint64, bool), limit int) (Batch, error) {
 	b := Batch{Head: l.head, Oldest: l.oldest()}
-	if slices.Contains(systems, AllSystems) {
-		return l.readAll(b, after, limit)
+	if sel.IsAll() {
+		return l.readAll(b, sel.Where, after, limit)
 	}
-	systems = distinct(systems)
+	systems := distinct(sel.Systems)
 	h := make(cursorHeap, 0, len(systems))
 	for _, s := range systems {
 		si := l.systems[s]
@@ -590,10 +612,16 @@ func (l *Log) read(systems []int64, after func(int64) (uint64, bool), limit int)
 		}
 	}
 	heap.Init(&h)
-	for h.Len() > 0 && (limit <= 0 || len(b.Events) < limit) {
+	scan := l.scanBound(sel.Where)
+	var last uint64
+	for h.Len() > 0 && (limit <= 0 || len(b.Events) < limit) && scan != 0 {
 		c := h[0]
 		id := c.ids[c.pos]
-		b.Events = append(b.Events, Event{ID: id, SystemID: c.system, Killmail: l.cached(id)})
+		r := l.record(id)
+		last, scan = id, scan-1
+		if r != nil && l.candidate(&b, sel.Where, r) {
+			b.Events = append(b.Events, Event{ID: id, SystemID: c.system, Killmail: r.body, Facts: r.facts})
+		}
 		c.pos++
 		if c.pos == len(c.ids) {
 			heap.Pop(&h)
@@ -601,19 +629,55 @@ func (l *Log) read(systems []int64, after func(int64) (uint64, bool), limit int)
 			heap.Fix(&h, 0)
 		}
 	}
+	b.More = h.Len() > 0
+	b.Through = b.Head
+	if scan == 0 || (limit > 0 && len(b.Events) == limit) {
+		b.Through = last // stopped: what follows was not considered
+	}
 	return b, l.leaveOnDisk(&b)
 }
 
+// candidate says whether a read with predicate where returns r: it
+// matches, or its facts are not known yet (a record loaded from disk whose
+// body was never read), when ReadBodies decides. Called with mu held.
+func (l *Log) candidate(b *Batch, where selection.Predicate, r *record) bool {
+	if r.facts == nil && !where.Empty() {
+		b.where = where
+		return true
+	}
+	return where.Match(r.facts)
+}
+
+// scanBound is how many events a read with predicate where may consider:
+// MaxScan, or -1 (no bound) for the empty predicate, whose reads the
+// limit bounds.
+func (l *Log) scanBound(where selection.Predicate) int {
+	if where.Empty() {
+		return -1
+	}
+	return l.cfg.MaxScan
+}
+
 // readAll reads every event after the position of AllSystems. Called with
-// mu held. Cost: O(log n + results).
-func (l *Log) readAll(b Batch, after func(int64) (uint64, bool), limit int) (Batch, error) {
+// mu held. Cost: O(log n + considered).
+func (l *Log) readAll(b Batch, where selection.Predicate, after func(int64) (uint64, bool), limit int) (Batch, error) {
 	pos, known := after(AllSystems)
 	if known && pos < l.dropped {
 		b.Missed = true
 	}
-	for i := searchRecsAfter(l.recs, pos); i < len(l.recs) && (limit <= 0 || len(b.Events) < limit); i++ {
+	scan := l.scanBound(where)
+	i := searchRecsAfter(l.recs, pos)
+	for ; i < len(l.recs) && (limit <= 0 || len(b.Events) < limit) && scan != 0; i++ {
 		r := &l.recs[i]
-		b.Events = append(b.Events, Event{ID: r.id, SystemID: r.system, Killmail: r.body})
+		scan--
+		if l.candidate(&b, where, r) {
+			b.Events = append(b.Events, Event{ID: r.id, SystemID: r.system, Killmail: r.body, Facts: r.facts})
+		}
+	}
+	b.More = i < len(l.recs)
+	b.Through = b.Head
+	if i > 0 && (scan == 0 || (limit > 0 && len(b.Events) == limit)) {
+		b.Through = l.recs[i-1].id // stopped: what follows was not considered
 	}
 	return b, l.leaveOnDisk(&b)
 }
@@ -683,14 +747,14 @@ func searchAfter(ids []uint64, pos uint64) int {
 	return lo + sort.Search(hi-lo, func(i int) bool { return ids[lo+i] > pos })
 }
 
-// cached returns a retained event's killmail when it is in memory, nil
-// when it is on disk. Called with mu held.
-func (l *Log) cached(id uint64) []byte {
+// record returns a retained event (its body nil when it is on disk), or
+// nil when it is not retained. Called with mu held.
+func (l *Log) record(id uint64) *record {
 	i := searchRecsAfter(l.recs, id-1)
 	if i == len(l.recs) || l.recs[i].id != id {
 		return nil // not retained: the index and recs disagree, which they never do
 	}
-	return l.recs[i].body
+	return &l.recs[i]
 }
 
 // leaveOnDisk hands the events of b whose killmail is not in memory to
@@ -714,6 +778,7 @@ func (l *Log) leaveOnDisk(b *Batch) error {
 		return fmt.Errorf("read bodies: %w", err)
 	}
 	b.disk = &diskBodies{from: from, index: index}
+	b.log = l
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
+	"github.com/killfeed/killfeed/selection"
 )
 
 var _ = Describe("client owners and the client cap", func() {
@@ -22,14 +23,14 @@ var _ = Describe("client owners and the client cap", func() {
 		Expect(log.Claim("bot", "alice")).To(Succeed())
 		Expect(log.Claim("bot", "alice")).To(Succeed())
 		Expect(log.Claim("bot", "mallory")).To(MatchError(eventlog.ErrNotOwner))
-		b, err := log.Fetch("bot", systems, 0)
+		b, err := log.Fetch("bot", selection.Of(systems), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.Events).To(HaveLen(3), "a claimed client starts like a new one")
 
-		Expect(log.Fetch("legacy", systems, 1)).Error().NotTo(HaveOccurred())
+		Expect(log.Fetch("legacy", selection.Of(systems), 1)).Error().NotTo(HaveOccurred())
 		Expect(log.Claim("legacy", "bob")).To(Succeed(), "an unbound client goes to its first owner")
 		Expect(log.Claim("legacy", "alice")).To(MatchError(eventlog.ErrNotOwner))
-		b, err = log.Fetch("legacy", systems, 0)
+		b, err = log.Fetch("legacy", selection.Of(systems), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.Events).To(HaveLen(2), "the refused claim did not move the offsets")
 	})
@@ -42,7 +43,7 @@ var _ = Describe("client owners and the client cap", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(log.Claim("q", "alice")).To(Succeed())
 		Expect(log.Join("q", []int64{eventlog.AllSystems})).To(Succeed())
-		b, err := log.Fetch("q", []int64{eventlog.AllSystems}, 0)
+		b, err := log.Fetch("q", selection.Of([]int64{eventlog.AllSystems}), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.Events).To(BeEmpty())
 	})
@@ -52,14 +53,14 @@ var _ = Describe("client owners and the client cap", func() {
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(log.Close)
 		all := []int64{eventlog.AllSystems}
-		Expect(log.Fetch("a", all, 0)).Error().NotTo(HaveOccurred())
-		Expect(log.Peek("b", all, 0)).Error().NotTo(HaveOccurred())
-		Expect(log.Fetch("c", all, 0)).Error().To(MatchError(eventlog.ErrTooManyClients))
-		Expect(log.Peek("c", all, 0)).Error().To(MatchError(eventlog.ErrTooManyClients))
+		Expect(log.Fetch("a", selection.Of(all), 0)).Error().NotTo(HaveOccurred())
+		Expect(log.Peek("b", selection.Of(all), 0)).Error().NotTo(HaveOccurred())
+		Expect(log.Fetch("c", selection.Of(all), 0)).Error().To(MatchError(eventlog.ErrTooManyClients))
+		Expect(log.Peek("c", selection.Of(all), 0)).Error().To(MatchError(eventlog.ErrTooManyClients))
 		Expect(log.Join("c", all)).To(MatchError(eventlog.ErrTooManyClients))
 		Expect(log.Advance("c", all, 1)).To(MatchError(eventlog.ErrTooManyClients))
 		Expect(log.Claim("c", "x")).To(MatchError(eventlog.ErrTooManyClients))
-		Expect(log.Fetch("a", all, 0)).Error().NotTo(HaveOccurred())
+		Expect(log.Fetch("a", selection.Of(all), 0)).Error().NotTo(HaveOccurred())
 		Expect(log.Join("b", all)).To(Succeed())
 		Expect(log.Stats().Clients).To(Equal(2))
 	})

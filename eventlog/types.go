@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/killfeed/killfeed/selection"
 )
 
 // Defaults for a zero Config.
@@ -14,6 +16,7 @@ const (
 	DefaultMaxAge    = 72 * time.Hour
 	DefaultClientTTL = 24 * time.Hour
 	DefaultHotBytes  = 256 << 20
+	DefaultMaxScan   = 10_000
 )
 
 // Config bounds the log. The zero value means the defaults above.
@@ -35,6 +38,10 @@ type Config struct {
 	// past it fails with ErrTooManyClients, while existing clients keep
 	// working. 0 means no cap.
 	MaxClients int
+	// MaxScan is how many events one read with a predicate considers at
+	// most past its position; a read that stops there says Batch.More. 0
+	// means DefaultMaxScan.
+	MaxScan int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -55,6 +62,9 @@ func (c Config) withDefaults() Config {
 	if c.HotBytes <= 0 {
 		c.HotBytes = DefaultHotBytes
 	}
+	if c.MaxScan <= 0 {
+		c.MaxScan = DefaultMaxScan
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -67,7 +77,7 @@ func (c Config) withDefaults() Config {
 // returned twice), and a fetch advances the client's AllSystems offset, which
 // takes part in GC like any other. Missed is set for it when any event after
 // its position was dropped. No killmail has system id 0.
-const AllSystems int64 = 0
+const AllSystems = selection.AllSystems
 
 // Event is one stored killmail with its place in the log.
 type Event struct {
@@ -75,6 +85,9 @@ type Event struct {
 	SystemID int64
 	// Killmail is the stored compact JSON; it is shared, never modify it.
 	Killmail []byte
+	// Facts are the killmail's facts, shared; nil for an event built
+	// elsewhere than the log (selection.Extract makes them).
+	Facts *selection.Facts
 }
 
 // AppendJSON appends {"event_id":…,"system_id":…,"killmail":…} to dst,
@@ -105,11 +118,22 @@ type Batch struct {
 	Oldest uint64
 	// Head is the newest event id visible when the read was made.
 	Head uint64
+	// More says the read stopped (at its limit, or at the scan bound of
+	// a read with a predicate) before the newest event of its systems.
+	More bool
+	// Through is the newest event id the read considered, matching or
+	// not: Head, unless the read stopped at its limit or scan bound. A Fetch advances the offsets to it; the next
+	// page of a Since starts after it.
+	Through uint64
 
 	disk *diskBodies // the killmails ReadBodies reads; nil when none
 	// undo puts the offsets a Fetch advanced back; nil for other reads and
 	// for a Fetch that returned nothing.
 	undo *unread
+	// where decides after ReadBodies on the events whose facts were not
+	// known (Facts nil); log keeps the facts ReadBodies extracts.
+	where selection.Predicate
+	log   *Log
 }
 
 // Unread puts back the client offsets that the Fetch which returned b
@@ -158,7 +182,29 @@ func (b *Batch) ReadBodies() error {
 		b.Unread()
 		return err
 	}
+	b.decide()
 	return nil
+}
+
+// decide extracts the facts of events read without them, keeps them in
+// the log, and drops the events the read's predicate does not match.
+func (b *Batch) decide() {
+	if b.log == nil {
+		return
+	}
+	kept := b.Events[:0]
+	for _, ev := range b.Events {
+		if ev.Facts == nil && ev.Killmail != nil {
+			ev.Facts = selection.Extract(ev.Killmail)
+			b.log.setFacts(ev.ID, ev.Facts)
+		}
+		if b.where.Match(ev.Facts) {
+			kept = append(kept, ev)
+		}
+	}
+	clear(b.Events[len(kept):])
+	b.Events = kept
+	b.log = nil
 }
 
 // AppendResult is the outcome of one appended killmail.

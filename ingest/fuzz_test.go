@@ -21,6 +21,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // maxFuzzInput bounds a fuzz input, so that no execution is slow.
@@ -73,7 +74,7 @@ func checkBadInput(t *testing.T, err error) {
 // parses back to km's id and system.
 func checkRoundTrip(t *testing.T, svc *actors.Service, id uint64, km killmail.Killmail) {
 	t.Helper()
-	b, err := svc.Fetch(context.Background(), &actors.FetchSince{Systems: []int64{eventlog.AllSystems}, After: id - 1, Limit: 1})
+	b, err := svc.Fetch(context.Background(), &actors.FetchSince{Selection: selection.Of([]int64{eventlog.AllSystems}), After: id - 1, Limit: 1})
 	if err != nil || len(b.Events) != 1 || b.Events[0].ID != id {
 		t.Fatalf("event %d not in the log (%v)", id, err)
 	}

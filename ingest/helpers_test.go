@@ -14,6 +14,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 const fixture = "../testdata/killmails.jsonl.gz"
@@ -63,7 +64,7 @@ func startService() *actors.Service {
 // order.
 func storedIDs(ctx context.Context, svc *actors.Service, systems []int64) []int64 {
 	GinkgoHelper()
-	b, err := svc.Fetch(ctx, &actors.FetchSince{Systems: systems})
+	b, err := svc.Fetch(ctx, &actors.FetchSince{Selection: selection.Of(systems)})
 	Expect(err).NotTo(HaveOccurred())
 	ids := make([]int64, len(b.Events))
 	for i, ev := range b.Events {

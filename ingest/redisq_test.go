@@ -15,6 +15,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/ingest"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // fakeRedisQ answers /listen.php with a redirect to /redisq/listen.php,
@@ -177,7 +178,7 @@ var _ = Describe("RedisQ poller", func() {
 			ids[i] = km.ID
 		}
 		Expect(storedIDs(ctx, svc, systemsOf(want...))).To(Equal(ids))
-		b, err := svc.Fetch(ctx, &actors.FetchSince{Systems: systemsOf(want...)})
+		b, err := svc.Fetch(ctx, &actors.FetchSince{Selection: selection.Of(systemsOf(want...))})
 		Expect(err).NotTo(HaveOccurred())
 		for i, ev := range b.Events {
 			Expect(ev.Killmail).To(MatchJSON(want[i].JSON), "killmail %d with its zkb", want[i].ID)

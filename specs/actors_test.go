@@ -11,6 +11,7 @@ import (
 	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/eventlog/logtest"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/transport"
 )
 
@@ -43,38 +44,38 @@ var _ = Describe("the Go API over the actors", func() {
 	It("runs the original design's four scenarios", func(ctx SpecContext) {
 		// 1. three inserts, one fetch returns all three in order
 		Expect(insert(ctx, jita, 0, 3)).To(Equal([]uint64{1, 2, 3}))
-		b, err := svc.FetchForClient(ctx, "foo", []int64{jita})
+		b, err := svc.FetchForClient(ctx, "foo", selection.Of([]int64{jita}))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(batchIDs(b)).To(Equal([]uint64{1, 2, 3}))
 
 		// 2. a second fetch is empty; FetchOneEvent returns only the new one
-		b, err = svc.FetchForClient(ctx, "foo", []int64{jita})
+		b, err = svc.FetchForClient(ctx, "foo", selection.Of([]int64{jita}))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.Events).To(BeEmpty())
 		insert(ctx, jita, 3, 1)
-		ev, _, ok, err := svc.FetchOneEvent(ctx, "foo", []int64{jita})
+		ev, _, ok, err := svc.FetchOneEvent(ctx, "foo", selection.Of([]int64{jita}))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(ok).To(BeTrue())
 		Expect(ev.ID).To(Equal(uint64(4)))
-		_, _, ok, err = svc.FetchOneEvent(ctx, "foo", []int64{jita})
+		_, _, ok, err = svc.FetchOneEvent(ctx, "foo", selection.Of([]int64{jita}))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(ok).To(BeFalse())
 
 		// 3. two clients, overlapping systems, independent offsets
 		insert(ctx, amarr, 4, 2) // 5, 6
-		b, _ = svc.FetchForClient(ctx, "bar", []int64{amarr, jita})
+		b, _ = svc.FetchForClient(ctx, "bar", selection.Of([]int64{amarr, jita}))
 		Expect(batchIDs(b)).To(Equal([]uint64{1, 2, 3, 4, 5, 6}))
-		b, _ = svc.FetchForClient(ctx, "foo", []int64{amarr})
+		b, _ = svc.FetchForClient(ctx, "foo", selection.Of([]int64{amarr}))
 		Expect(batchIDs(b)).To(Equal([]uint64{5, 6}))
 
 		// 4. GC drops what everyone read, keeps the rest
 		insert(ctx, jita, 6, 1) // 7
-		b, _ = svc.FetchForClient(ctx, "foo", []int64{jita, amarr})
+		b, _ = svc.FetchForClient(ctx, "foo", selection.Of([]int64{jita, amarr}))
 		Expect(batchIDs(b)).To(Equal([]uint64{7}))
 		st, err := svc.CollectGarbage(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(st.Through).To(Equal(uint64(6))) // bar is at 6
-		b, _ = svc.FetchForClient(ctx, "bar", []int64{jita, amarr})
+		b, _ = svc.FetchForClient(ctx, "bar", selection.Of([]int64{jita, amarr}))
 		Expect(batchIDs(b)).To(Equal([]uint64{7}))
 	}, SpecTimeout(30*time.Second))
 
@@ -180,7 +181,7 @@ var _ = Describe("the Go API over the actors", func() {
 
 	It("survives a store actor panic: the caller gets an error, no state is lost", func(ctx SpecContext) {
 		insert(ctx, jita, 0, 3)
-		b, _ := svc.FetchForClient(ctx, "reader", []int64{jita})
+		b, _ := svc.FetchForClient(ctx, "reader", selection.Of([]int64{jita}))
 		Expect(batchIDs(b)).To(Equal([]uint64{1, 2, 3}))
 		insert(ctx, jita, 3, 1)
 
@@ -192,7 +193,7 @@ var _ = Describe("the Go API over the actors", func() {
 
 		// The restarted actor serves the same log: reader's offset survived,
 		// event 4 is still unread, ids continue.
-		b, err = svc.FetchForClient(ctx, "reader", []int64{jita})
+		b, err = svc.FetchForClient(ctx, "reader", selection.Of([]int64{jita}))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(batchIDs(b)).To(Equal([]uint64{4}))
 		Expect(insert(ctx, jita, 4, 1)).To(Equal([]uint64{5}))
@@ -209,7 +210,7 @@ var _ = Describe("the Go API over the actors", func() {
 			_, err := ticking.InsertEvent(ctx, jita, km.JSON)
 			Expect(err).NotTo(HaveOccurred())
 		}
-		_, err := ticking.FetchForClient(ctx, "only", []int64{jita})
+		_, err := ticking.FetchForClient(ctx, "only", selection.Of([]int64{jita}))
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func() int { return ticking.Stats().Events }).WithTimeout(5 * time.Second).Should(BeZero())
 		Expect(ticking.Stats().Head).To(Equal(uint64(3)))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/app"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // pastOffsetFlush is how long a spec waits after its last read before it
@@ -99,7 +100,7 @@ var _ = Describe("an answer that never reaches its client", func() {
 		Eventually(answered).WithContext(ctx).WithTimeout(10 * time.Second).Should(BeTrue())
 		// Let the handler finish with the answer before the next request.
 		Eventually(func() error {
-			_, err := kf.Actors().FetchForClient(ctx, "probe", []int64{1})
+			_, err := kf.Actors().FetchForClient(ctx, "probe", selection.Of([]int64{1}))
 			return err
 		}).WithContext(ctx).Should(Succeed())
 	}

@@ -273,7 +273,7 @@ var _ = Describe("RedisQ compatibility (GET /listen.php)", func() {
 		Entry("filter with an unknown kind", "queueID=q&filter=alliance:1", "filter"),
 		Entry("filter with a bad id", "queueID=q&filter=system:abc", "filter"),
 		Entry("filter with an empty term", "queueID=q&filter=system:30000142,,region:10000002", "filter"),
-		Entry("filter with an unknown region", "queueID=q&filter=region:1", "regions"),
+		Entry("filter with an unknown region", "queueID=q&filter=region:1", "filter"),
 	)
 
 	It("delivers only killmails matching any filter term", func(ctx SpecContext) {

@@ -280,9 +280,15 @@ var _ = Describe("websocket subscriptions (GET /api/ws)", func() {
 			Expect(ws.next(ctx)).To(Equal(wsFrame{Type: "subscribed", Systems: []int64{jita}, Head: 20, Missed: true}))
 			Expect(ws.killmails(ctx, 5)).To(Equal(ids[15:]))
 
+			// Subscribing again sends nothing this connection was sent.
 			ws.send(ctx, `{"type":"subscribe","systems":[30000142],"since":17}`)
 			Expect(ws.next(ctx)).To(Equal(wsFrame{Type: "subscribed", Systems: []int64{jita}, Head: 20}))
-			Expect(ws.killmails(ctx, 3)).To(Equal(ids[17:]))
+			ws.pingPong(ctx)
+			// Another connection gets them.
+			other := wsDial(ctx, base, 0)
+			other.send(ctx, `{"type":"subscribe","systems":[30000142],"since":17}`)
+			Expect(other.next(ctx)).To(Equal(wsFrame{Type: "subscribed", Systems: []int64{jita}, Head: 20}))
+			Expect(other.killmails(ctx, 3)).To(Equal(ids[17:]))
 		}, SpecTimeout(30*time.Second))
 	})
 

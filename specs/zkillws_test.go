@@ -159,11 +159,12 @@ var _ = Describe("zKillboard-style websocket (GET /websocket/)", func() {
 			`[1]`:                      "frame: must be a JSON object",
 			`{"channel":"killstream"}`: "action: required",
 			`{"action":"subscribe","channel":"killstream"}`: `action: \"subscribe\" is not sub or unsub`,
-			`{"action":"sub"}`:                         "channel:",
-			`{"action":"sub","channel":"alliance:99"}`: `channel: \"alliance:99\" is not killstream`,
-			`{"action":"sub","channel":"system:jita"}`: "channel:",
-			`{"action":"sub","channel":"region:1"}`:    "regions: 1 is not a known region id",
-			`{"action":"sub","channel":7}`:             "channel: must be a string",
+			`{"action":"sub"}`:                             "channel:",
+			`{"action":"sub","channel":"planet:99"}`:       `channel: \"planet:99\" is not killstream`,
+			`{"action":"sub","channel":"group:999999999"}`: "channel: groups: 999999999 is not a known group id",
+			`{"action":"sub","channel":"system:jita"}`:     "channel:",
+			`{"action":"sub","channel":"region:1"}`:        "regions: 1 is not a known region id",
+			`{"action":"sub","channel":7}`:                 "channel: must be a string",
 		} {
 			z.send(ctx, frame)
 			obj, b := z.next(ctx)

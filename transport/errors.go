@@ -11,6 +11,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // badParam is a 400 naming the parameter at fault.
@@ -40,7 +41,10 @@ func statusOf(err error) (int, string) {
 	var he *echo.HTTPError
 	var maxBytes *http.MaxBytesError
 	var le *limitError
+	var pe *selection.ParamError
 	switch {
+	case errors.As(err, &pe):
+		return http.StatusBadRequest, pe.Error()
 	case errors.As(err, &le):
 		return le.code, le.Error()
 	case errors.Is(err, eventlog.ErrTooManyClients):

@@ -18,6 +18,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/universe"
 )
 
@@ -76,7 +77,22 @@ func checkSystems(t *testing.T, systems []int64, maxSystems int) {
 // fuzzMaxSystems is small so that the cap is within the fuzzer's reach.
 const fuzzMaxSystems = 50
 
-var pollFields = []string{"client_id", "systems", "constellations", "regions", "all", "limit", "wait"}
+var pollFields = []string{"client_id", "systems", "constellations", "regions", "all", "limit", "wait", "query",
+	"characters", "corporations", "alliances", "factions", "ships", "groups", "labels", "min_value", "side", "locations"}
+
+// withQueryKeys adds the keys of a raw query, as an error may name them
+// (unknown, indexed or badly escaped), to fields.
+func withQueryKeys(fields []string, raw string) []string {
+	out := append([]string(nil), fields...)
+	for _, pair := range strings.Split(raw, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		out = append(out, k, strconv.Quote(k))
+		if u, err := url.QueryUnescape(k); err == nil {
+			out = append(out, u)
+		}
+	}
+	return out
+}
 
 // FuzzParsePoll: the query of GET /api/killfeed and /api/killfeed/next.
 func FuzzParsePoll(f *testing.F) {
@@ -102,16 +118,16 @@ func FuzzParsePoll(f *testing.F) {
 		if len(rawQuery) > maxFuzzInput {
 			t.Skip()
 		}
-		q, _ := url.ParseQuery(rawQuery) // as net/http's Request.URL.Query: bad pairs are dropped
-		p, err := parsePoll(u, q, fuzzMaxSystems, withLimit)
+		p, err := parsePoll(u, rawQuery, fuzzMaxSystems, withLimit)
 		if err != nil {
-			checkBadParam(t, err, pollFields)
+			checkBadParam(t, err, withQueryKeys(pollFields, rawQuery))
 			return
 		}
+		q, _ := parseQuery(rawQuery)
 		if !clientIDPattern.MatchString(p.clientID) || p.clientID != q.Get("client_id") {
 			t.Fatalf("accepted client_id %q", p.clientID)
 		}
-		checkSystems(t, p.systems, fuzzMaxSystems)
+		checkSystems(t, p.sel.Systems, fuzzMaxSystems)
 		if withLimit && (p.limit < 1 || p.limit > MaxLimit) || !withLimit && p.limit != 0 {
 			t.Fatalf("accepted limit %d", p.limit)
 		}
@@ -140,10 +156,9 @@ func FuzzRedisqQuery(f *testing.F) {
 		if len(rawQuery) > maxFuzzInput {
 			t.Skip()
 		}
-		q, _ := url.ParseQuery(rawQuery)
-		rq, err := parseRedisqQuery(u, q, fuzzMaxSystems)
+		rq, err := parseRedisqQuery(u, rawQuery, fuzzMaxSystems)
 		if err != nil {
-			checkBadParam(t, err, redisqFields)
+			checkBadParam(t, err, withQueryKeys(redisqFields, rawQuery))
 			return
 		}
 		if rq.queueID == "" || len(rq.queueID) > redisqMaxQueueID || rq.queueID != strings.TrimSpace(rq.queueID) {
@@ -152,7 +167,7 @@ func FuzzRedisqQuery(f *testing.F) {
 		if rq.ttw < 1 || rq.ttw > redisqDefaultTTW {
 			t.Fatalf("accepted ttw %d", rq.ttw)
 		}
-		checkSystems(t, rq.systems, fuzzMaxSystems)
+		checkSystems(t, rq.sel.Systems, fuzzMaxSystems)
 	})
 }
 
@@ -161,15 +176,17 @@ func FuzzRedisqQuery(f *testing.F) {
 // error naming the field.
 func checkTopics(t *testing.T, u *universe.Universe, cmd wsCommand) {
 	t.Helper()
-	if len(cmd.topics) == 0 {
-		t.Fatalf("command %d without topics", cmd.op)
+	if len(cmd.subs) == 0 {
+		t.Fatalf("command %d without subscriptions", cmd.op)
 	}
-	for _, topic := range cmd.topics {
-		if _, _, ok := topicKey(topic); !ok {
-			t.Fatalf("accepted topic %q", topic)
+	var topics []string
+	for _, sub := range cmd.subs {
+		if _, _, ok := selection.ParseTopic(sub.loc); !ok {
+			t.Fatalf("accepted location %q", sub.loc)
 		}
+		topics = append(topics, sub.loc)
 	}
-	systems, err := expandTopics(u, cmd.topics, fuzzMaxSystems)
+	systems, err := selection.ExpandTopics(u, topics, fuzzMaxSystems)
 	if err != nil {
 		checkBadParam(t, err, []string{"systems", "constellations", "regions"})
 		return
@@ -177,7 +194,8 @@ func checkTopics(t *testing.T, u *universe.Universe, cmd wsCommand) {
 	checkSystems(t, systems, fuzzMaxSystems)
 }
 
-var nativeFields = []string{"frame", "type", "ping", "unsubscribe", "systems", "constellations", "regions", "all", "since", "client_id", "since, client_id"}
+var nativeFields = []string{"frame", "type", "ping", "unsubscribe", "systems", "constellations", "regions", "all", "since", "client_id", "since, client_id",
+	"characters", "corporations", "alliances", "factions", "ships", "groups", "labels", "min_value", "side", "locations", "filter"}
 
 // FuzzNativeFrame: a client frame on GET /api/ws.
 func FuzzNativeFrame(f *testing.F) {
@@ -490,7 +508,7 @@ func FuzzIngestHTTP(f *testing.F) {
 // readEvent reads event id back from the log.
 func readEvent(t *testing.T, srv *Server, id uint64) (eventlog.Event, bool) {
 	t.Helper()
-	b, err := srv.svc.Fetch(t.Context(), &actors.FetchSince{Systems: []int64{eventlog.AllSystems}, After: id - 1, Limit: 1})
+	b, err := srv.svc.Fetch(t.Context(), &actors.FetchSince{Selection: selection.Of([]int64{eventlog.AllSystems}), After: id - 1, Limit: 1})
 	if err != nil {
 		t.Fatalf("read event %d: %v", id, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/universe"
 )
 
@@ -16,15 +17,72 @@ const (
 	MaxLimit     = 10000
 	MaxWait      = 30 * time.Second
 	// DefaultMaxSystems is how many systems one request or connection may follow.
-	DefaultMaxSystems = 5000
+	DefaultMaxSystems = selection.DefaultMaxSystems
+	// MaxParams is how many parameters one query may hold.
+	MaxParams = 10000
 )
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
 
+// indexedParam is name[0]=…, a PHP-style indexed list that killfeed does
+// not read.
+var indexedParam = regexp.MustCompile(`^([^\[\]]+)\[([^\]]+)\]$`)
+
+// parseQuery reads a raw query string. Pairs are split on '&' only, so a
+// ';' stays in its value, as RedisQ's filter= needs (net/url drops a pair
+// that holds one). A bad %-escape is an error naming the parameter, as is
+// more than MaxParams pairs.
+func parseQuery(raw string) (url.Values, error) {
+	q := make(url.Values)
+	n := 0
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		if n++; n > MaxParams {
+			return nil, badParam("query", "more than "+strconv.Itoa(MaxParams)+" parameters")
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, badParam(strconv.Quote(k), "not a valid %-escaped parameter name")
+		}
+		val, err := url.QueryUnescape(v)
+		if err != nil {
+			return nil, badParam(key, strconv.Quote(v)+" is not a valid %-escaped value")
+		}
+		q[key] = append(q[key], val)
+	}
+	return q, nil
+}
+
+// checkParams refuses an indexed parameter (systems[1]=…) and, when strict,
+// a parameter that neither the selection nor one of own reads.
+func checkParams(q url.Values, strict bool, own ...string) error {
+	for key := range q {
+		if m := indexedParam.FindStringSubmatch(key); m != nil {
+			return badParam(key, "indexed parameters are not read; use "+m[1]+"[]=… for each value, or "+m[1]+"=1,2")
+		}
+		if !strict || selection.IsQueryParam(key) {
+			continue
+		}
+		known := false
+		for _, o := range own {
+			known = known || key == o
+		}
+		if !known {
+			return badParam(key, "unknown parameter")
+		}
+	}
+	return nil
+}
+
 // pollQuery is a validated poll request.
 type pollQuery struct {
 	clientID string
-	systems  []int64
+	sel      selection.Selection
 	limit    int
 	wait     time.Duration
 }
@@ -40,60 +98,15 @@ func parseClientID(q url.Values) (string, error) {
 	return id, nil
 }
 
-// parseIDs reads name[]=1&name[]=2, name=1,2 and repeated name=,
-// deduplicated in first-seen order.
-func parseIDs(q url.Values, name, what string) ([]int64, error) {
-	var out []int64
-	seen := make(map[int64]struct{})
-	for _, key := range []string{name + "[]", name} {
-		for _, v := range q[key] {
-			for _, part := range strings.Split(v, ",") {
-				part = strings.TrimSpace(part)
-				id, err := strconv.ParseInt(part, 10, 64)
-				if err != nil || id <= 0 {
-					return nil, badParam(name, "\""+part+"\" is not a positive integer "+what+" id")
-				}
-				if _, dup := seen[id]; dup {
-					continue
-				}
-				seen[id] = struct{}{}
-				out = append(out, id)
-			}
-		}
+// parseSelection reads the selection of an HTTP query (see
+// selection.ParseQuery) and expands it; without all, at most maxSystems
+// systems.
+func parseSelection(u *universe.Universe, q url.Values, maxSystems int) (selection.Selection, error) {
+	loc, terms, err := selection.ParseQuery(q)
+	if err != nil {
+		return selection.Selection{}, err
 	}
-	return out, nil
-}
-
-// parseSystems reads systems, constellations and regions (each as name[]=1,
-// name=1,2 or repeated name=) and all=true, and expands them into the
-// systems to read: deduplicated in first-seen order, or just
-// eventlog.AllSystems for all=true. Without all, at most maxSystems systems.
-func parseSystems(u *universe.Universe, q url.Values, maxSystems int) ([]int64, error) {
-	var sel topicSel
-	var err error
-	if sel.systems, err = parseIDs(q, "systems", "system"); err != nil {
-		return nil, err
-	}
-	if sel.constellations, err = parseIDs(q, "constellations", "constellation"); err != nil {
-		return nil, err
-	}
-	if sel.regions, err = parseIDs(q, "regions", "region"); err != nil {
-		return nil, err
-	}
-	switch v := q.Get("all"); v {
-	case "", "false", "0":
-	case "true", "1":
-		sel.all = true
-	default:
-		return nil, badParam("all", "must be true or false")
-	}
-	if len(sel.systems) > maxSystems {
-		return nil, badParam("systems", "more than "+strconv.Itoa(maxSystems)+" systems")
-	}
-	if sel.empty() {
-		return nil, badParam("systems", "at least one system id is required (systems[]=30000142), or regions[], constellations[] or all=true")
-	}
-	return expandTopics(u, sel.topics(), maxSystems)
+	return selection.Build(u, loc, terms, maxSystems)
 }
 
 func parseIntParam(q url.Values, name string, def, lo, hi int) (int, error) {
@@ -108,13 +121,25 @@ func parseIntParam(q url.Values, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-func parsePoll(u *universe.Universe, q url.Values, maxSystems int, withLimit bool) (pollQuery, error) {
+// parsePoll reads the raw query of GET /api/killfeed (withLimit) or
+// /api/killfeed/next. Every parameter must be one they read.
+func parsePoll(u *universe.Universe, raw string, maxSystems int, withLimit bool) (pollQuery, error) {
 	var p pollQuery
-	var err error
+	q, err := parseQuery(raw)
+	if err != nil {
+		return p, err
+	}
+	own := []string{"client_id", "wait", "key"}
+	if withLimit {
+		own = append(own, "limit")
+	}
+	if err := checkParams(q, true, own...); err != nil {
+		return p, err
+	}
 	if p.clientID, err = parseClientID(q); err != nil {
 		return p, err
 	}
-	if p.systems, err = parseSystems(u, q, maxSystems); err != nil {
+	if p.sel, err = parseSelection(u, q, maxSystems); err != nil {
 		return p, err
 	}
 	if withLimit {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // servePhoenix serves GET /socket/websocket?vsn=2.0.0, the Phoenix
@@ -27,14 +28,17 @@ func (s *Server) servePhoenix(c echo.Context) error {
 // phoenixProtocol speaks Phoenix Channels v2: every frame is the JSON array
 // [join_ref, ref, topic, event, payload].
 //
-//   - phx_join on "system:<id>", "constellation:<id>", "region:<id>" or
-//     "all" with an optional payload {"since": N} or {"client_id": "…"}
-//     follows the topic: phx_reply
+//   - phx_join on "system:<id>", "constellation:<id>", "region:<id>",
+//     "all", or on "character:<id>", "corporation:<id>", "alliance:<id>",
+//     "faction:<id>", "ship:<type id>", "group:<group id>", "label:<label>"
+//     (every system, narrowed by that term; see selection.Channel) with an
+//     optional payload {"since": N} or {"client_id": "…"}, which may also
+//     narrow the topic with the terms of selection.Terms ("min_value",
+//     "side", "labels", …), follows the topic: phx_reply
 //     {"status":"ok","response":{"head":N,"missed":false}}, then new_killmail
 //     pushes {"event_id","system_id","killmail"} carrying the join_ref. An
 //     event in several joined topics is pushed once: on its system's topic
-//     when that is joined, else on the constellation or region topic joined
-//     first, else on "all".
+//     when that is joined, else on the first joined topic that wants it.
 //   - heartbeat on "phoenix" gets phx_reply ok.
 //   - phx_leave gets phx_reply ok, then phx_close.
 //   - a join on an unknown topic gets phx_reply error "unmatched topic"; a
@@ -46,6 +50,7 @@ var jsonNull = json.RawMessage("null")
 type phoenixJoinPayload struct {
 	Since    *uint64 `json:"since"`
 	ClientID *string `json:"client_id"`
+	selection.Terms
 }
 
 func (p phoenixProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
@@ -69,10 +74,12 @@ func (p phoenixProtocol) parse(typ websocket.MessageType, data []byte) wsCommand
 		}
 		return reply("error", `{"reason":"unknown event"}`)
 	}
-	if _, _, ok := topicKey(topic); !ok {
+	loc, terms, ok := selection.Channel(topic, false)
+	if !ok {
 		return reply("error", `{"reason":"unmatched topic"}`)
 	}
-	cmd.topics = []string{topic}
+	cmd.topic = topic
+	cmd.subs = []wsSub{{key: topic, topic: topic, loc: loc}}
 	switch event {
 	case "phx_join":
 		var pl phoenixJoinPayload
@@ -83,6 +90,13 @@ func (p phoenixProtocol) parse(typ websocket.MessageType, data []byte) wsCommand
 		}
 		if pl.Since != nil && pl.ClientID != nil {
 			return reply("error", reasonJSON("since, client_id: give one or the other, not both"))
+		}
+		narrowed, err := terms.Narrow(pl.Terms)
+		if err != nil {
+			return reply("error", reasonJSON(err.Error()))
+		}
+		if cmd.subs[0].where, err = narrowed.Compile(); err != nil {
+			return reply("error", reasonJSON(err.Error()))
 		}
 		cmd.op = opSubscribe
 		if pl.Since != nil {
@@ -154,15 +168,15 @@ func (phoenixProtocol) subscribed(dst []byte, cmd *wsCommand, head uint64, misse
 	resp = append(resp, `,"missed":`...)
 	resp = strconv.AppendBool(resp, missed)
 	resp = append(resp, '}')
-	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, cmd.topics[0], "ok", string(resp))
+	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, cmd.topic, "ok", string(resp))
 }
 
 func (phoenixProtocol) failed(dst []byte, cmd *wsCommand, msg string) []byte {
-	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, cmd.topics[0], "error", reasonJSON(msg))
+	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, cmd.topic, "error", reasonJSON(msg))
 }
 
 func (phoenixProtocol) unsubscribed(dst []byte, cmd *wsCommand) []byte {
-	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, cmd.topics[0], "ok", "{}")
+	return appendPhoenixReply(dst, cmd.joinRef, cmd.ref, cmd.topic, "ok", "{}")
 }
 
 func (phoenixProtocol) left(dst []byte, j *wsJoin) []byte {

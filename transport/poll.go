@@ -19,13 +19,13 @@ func (s *Server) requestContext(c echo.Context, wait time.Duration) (context.Con
 
 // poll serves GET /api/killfeed.
 func (s *Server) poll(c echo.Context) error {
-	q, err := parsePoll(s.universe, c.QueryParams(), s.cfg.MaxSystems, true)
+	q, err := parsePoll(s.universe, c.Request().URL.RawQuery, s.cfg.MaxSystems, true)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := s.requestContext(c, q.wait)
 	defer cancel()
-	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Systems: q.systems, Limit: q.limit, Owner: ownerOf(c)})
+	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Selection: q.sel, Limit: q.limit, Owner: ownerOf(c)})
 	if err != nil {
 		return err
 	}
@@ -48,13 +48,13 @@ func (s *Server) poll(c echo.Context) error {
 
 // next serves GET /api/killfeed/next: one event, or 204.
 func (s *Server) next(c echo.Context) error {
-	q, err := parsePoll(s.universe, c.QueryParams(), s.cfg.MaxSystems, false)
+	q, err := parsePoll(s.universe, c.Request().URL.RawQuery, s.cfg.MaxSystems, false)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := s.requestContext(c, q.wait)
 	defer cancel()
-	b, err := s.fetchWaiting(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Systems: q.systems, Owner: ownerOf(c)})
+	b, err := s.fetchOne(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Selection: q.sel, Owner: ownerOf(c)})
 	if err != nil {
 		return err
 	}
@@ -95,14 +95,34 @@ func deliver(c echo.Context, b *eventlog.Batch, body []byte) error {
 	return nil
 }
 
-// appendPosition appends ,"missed":…,"oldest_event_id":…,"head":… .
+// appendPosition appends ,"missed":…,"oldest_event_id":…,"head":…,
+// "more":… .
 func appendPosition(buf []byte, b eventlog.Batch) []byte {
+	buf = append(buf, `,"more":`...)
+	buf = strconv.AppendBool(buf, b.More)
 	buf = append(buf, `,"missed":`...)
 	buf = strconv.AppendBool(buf, b.Missed)
 	buf = append(buf, `,"oldest_event_id":`...)
 	buf = strconv.AppendUint(buf, b.Oldest, 10)
 	buf = append(buf, `,"head":`...)
 	return strconv.AppendUint(buf, b.Head, 10)
+}
+
+// fetchOnePages is how many reads one request for a single event makes at
+// most while filtered reads stop at their scan bound with nothing that
+// matches.
+const fetchOnePages = 10
+
+// fetchOne fetches one event as fetchWaiting does; while a filtered read
+// stops at its scan bound with nothing matching, it reads on (a few pages
+// at most), since the answer has no room to say more.
+func (s *Server) fetchOne(ctx context.Context, q pollQuery, msg any) (eventlog.Batch, error) {
+	for page := 1; ; page++ {
+		b, err := s.fetchWaiting(ctx, q, msg)
+		if err != nil || len(b.Events) > 0 || !b.More || page == fetchOnePages {
+			return b, err
+		}
+	}
 }
 
 // fetchWaiting fetches; with a wait and nothing new it holds the request
@@ -112,7 +132,7 @@ func (s *Server) fetchWaiting(ctx context.Context, q pollQuery, msg any) (eventl
 	if q.wait == 0 {
 		return s.svc.Fetch(ctx, msg)
 	}
-	topics := pubsubTopics(q.systems)
+	topics := selectionTopics(q.sel, s.cfg.EntityTopics)
 	// One buffered event is enough to wake up; an overflow closes C, which
 	// wakes us too.
 	sub, err := s.svc.SubscribeTopics(ctx, 1, topics...)
@@ -121,8 +141,8 @@ func (s *Server) fetchWaiting(ctx context.Context, q pollQuery, msg any) (eventl
 	}
 	defer sub.Close()
 	b, err := s.svc.Fetch(ctx, msg)
-	if err != nil || len(b.Events) > 0 {
-		return b, err
+	if err != nil || len(b.Events) > 0 || b.More {
+		return b, err // with More, the client reads the next page at once
 	}
 	s.metrics.LongPollsWaiting.Inc()
 	defer s.metrics.LongPollsWaiting.Dec()
@@ -142,7 +162,7 @@ func (s *Server) fetchWaiting(ctx context.Context, q pollQuery, msg any) (eventl
 		// The event that woke us may hold nothing for this client (another
 		// poll of it took it, or it came before a new queue's start): wait
 		// on, unless the subscription ended (an overflow closes C).
-		if b, err = s.svc.Fetch(ctx, msg); err != nil || len(b.Events) > 0 || !open {
+		if b, err = s.svc.Fetch(ctx, msg); err != nil || len(b.Events) > 0 || b.More || !open {
 			return b, err
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/universe"
 )
 
@@ -88,22 +88,35 @@ func (q *redisqQueues) release(id string) {
 // once, in event_id order, and is remembered for the client TTL.
 func (s *Server) redisqListen(c echo.Context) error {
 	c.Response().Header().Set("Access-Control-Allow-Origin", "*")
-	rq, err := parseRedisqQuery(s.universe, c.QueryParams(), s.cfg.MaxSystems)
+	rq, err := parseRedisqQuery(s.universe, c.Request().URL.RawQuery, s.cfg.MaxSystems)
 	if err != nil {
 		return err
 	}
-	queueID, ttw, systems := rq.queueID, rq.ttw, rq.systems
+	queueID, ttw := rq.queueID, rq.ttw
 	if !s.redisq.acquire(c.Request().Context(), queueID) {
 		return echo.NewHTTPError(http.StatusTooManyRequests, "queueID: another request for this queue is in progress")
 	}
 	defer s.redisq.release(queueID)
 
-	pq := pollQuery{clientID: redisqClientPrefix + queueID, systems: systems, wait: time.Duration(ttw) * time.Second}
+	pq := pollQuery{clientID: redisqClientPrefix + queueID, sel: rq.sel, wait: time.Duration(ttw) * time.Second}
 	ctx, cancel := s.requestContext(c, pq.wait)
 	defer cancel()
-	b, err := s.fetchWaiting(ctx, pq, &actors.FetchOneEvent{ClientID: pq.clientID, Systems: pq.systems, NewAtHead: true, Owner: ownerOf(c)})
-	if err != nil {
-		return err
+	deadline := time.Now().Add(pq.wait)
+	msg := &actors.FetchOneEvent{ClientID: pq.clientID, Selection: pq.sel, NewAtHead: true, Owner: ownerOf(c)}
+	var b eventlog.Batch
+	for skipped := 0; ; skipped++ {
+		if b, err = s.fetchOne(ctx, pq, msg); err != nil {
+			return err
+		}
+		// A rule on a key the facts do not hold is decided on the body;
+		// an event it refuses was considered, and its queue moved past it.
+		if len(b.Events) == 0 || rq.sel.Where.MatchBody(b.Events[0].Facts, b.Events[0].Killmail) {
+			break
+		}
+		b.Events = nil
+		if pq.wait = max(time.Until(deadline), 0); skipped == redisqMaxSkips {
+			break
+		}
 	}
 	if len(b.Events) == 0 {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, []byte(`{"package":null}`))
@@ -115,16 +128,26 @@ func (s *Server) redisqListen(c echo.Context) error {
 	return deliver(c, &b, buf) // a package that was not written stays first in the queue
 }
 
+// redisqMaxSkips bounds the killmails one listen.php call reads past when
+// its filter decides on the body.
+const redisqMaxSkips = 1000
+
 // redisqQuery is a validated listen.php request.
 type redisqQuery struct {
 	queueID string
-	ttw     int     // seconds, 1-10
-	systems []int64 // [eventlog.AllSystems] without a filter
+	ttw     int // seconds, 1-10
+	sel     selection.Selection
 }
 
 // parseRedisqQuery reads queueID (required), ttw (clamped to 1-10 seconds;
-// anything that is not an integer means the default) and filter.
-func parseRedisqQuery(u *universe.Universe, q url.Values, maxSystems int) (redisqQuery, error) {
+// anything that is not an integer means the default), filter and esi (the
+// package always carries the killmail). Other parameters (bots send
+// cache-busters) are ignored.
+func parseRedisqQuery(u *universe.Universe, raw string, maxSystems int) (redisqQuery, error) {
+	q, err := parseQuery(raw)
+	if err != nil {
+		return redisqQuery{}, err
+	}
 	queueID := strings.TrimSpace(q.Get("queueID"))
 	if queueID == "" {
 		return redisqQuery{}, badParam("queueID", "required (listen.php?queueID=yourbot)")
@@ -136,33 +159,50 @@ func parseRedisqQuery(u *universe.Universe, q url.Values, maxSystems int) (redis
 	if n, err := strconv.Atoi(strings.TrimSpace(q.Get("ttw"))); err == nil {
 		ttw = min(redisqDefaultTTW, max(1, n))
 	}
-	systems := []int64{eventlog.AllSystems}
+	sel := selection.All()
 	if f := strings.TrimSpace(q.Get("filter")); f != "" {
-		topics, err := parseRedisqFilter(f)
-		if err != nil {
-			return redisqQuery{}, err
-		}
-		if systems, err = expandTopics(u, topics, maxSystems); err != nil {
+		if sel, err = parseRedisqFilter(u, f, maxSystems); err != nil {
 			return redisqQuery{}, err
 		}
 	}
-	return redisqQuery{queueID: queueID, ttw: ttw, systems: systems}, nil
+	return redisqQuery{queueID: queueID, ttw: ttw, sel: sel}, nil
 }
 
-// parseRedisqFilter reads filter=system:30000142,region:10000002,… into
-// topics; a killmail matching any term is delivered.
-func parseRedisqFilter(f string) ([]string, error) {
+// parseRedisqFilter reads filter= in either of its two kinds: killfeed's
+// own system:<id>, constellation:<id> and region:<id> terms separated by
+// commas (a killmail matching any term is delivered), or RedisQ's
+// key<op>value rules (see selection.ParseRedisQFilter). Every error names
+// filter.
+func parseRedisqFilter(u *universe.Universe, f string, maxSystems int) (selection.Selection, error) {
+	if selection.IsRedisQFilter(f) {
+		where, err := selection.ParseRedisQFilter(f)
+		if err != nil {
+			return selection.Selection{}, err
+		}
+		return selection.Selection{Systems: []int64{selection.AllSystems}, Where: where}, nil
+	}
 	var topics []string
 	for _, term := range strings.Split(f, ",") {
 		term = strings.TrimSpace(term)
-		kind, _, ok := topicKey(term)
-		if !ok || kind == AllTopic {
-			return nil, badParam("filter", strconv.Quote(term)+
-				" is not system:<id>, constellation:<id> or region:<id> (terms separated by commas)")
+		kind, _, ok := selection.ParseTopic(term)
+		if !ok || kind == "all" {
+			return selection.Selection{}, badParam("filter", strconv.Quote(term)+
+				" is not system:<id>, constellation:<id> or region:<id> (terms separated by commas), nor RedisQ's key<op>value")
+		}
+		if _, err := selection.TopicSystems(u, term); err != nil {
+			return selection.Selection{}, badParam("filter", strconv.Quote(term)+" names no known "+kind)
 		}
 		topics = append(topics, term)
 	}
-	return topics, nil
+	systems, err := selection.ExpandTopics(u, topics, maxSystems)
+	if err != nil {
+		var pe *selection.ParamError
+		if errors.As(err, &pe) {
+			return selection.Selection{}, badParam("filter", pe.Problem)
+		}
+		return selection.Selection{}, err
+	}
+	return selection.Of(systems), nil
 }
 
 var errNoKillmailID = errors.New("stored killmail has no killmail_id")

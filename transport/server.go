@@ -43,6 +43,12 @@ type Config struct {
 	// Registry receives the serving metrics and is served at GET /metrics;
 	// nil means no metrics and no /metrics route.
 	Registry *prometheus.Registry
+	// EntityTopics makes a subscription of every system narrowed by an
+	// entity (alliances[], corporations[]…) follow the PubSub topics of
+	// those entities (see Topics) instead of every event, so that it is
+	// handed only their killmails. An edge leaves it off: it follows its
+	// core by system.
+	EntityTopics bool
 	// Ready, when set, is asked by GET /readyz after the store answered: a
 	// non-nil error (e.g. the disk guard refusing writes) makes it 503 with
 	// the error's text.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
 )
 
 // Defaults of a zero WebsocketConfig.
@@ -53,7 +54,21 @@ type WebsocketConfig struct {
 	// ReadLimit bounds a client frame in bytes; a larger frame closes the
 	// connection with 1009. 0 means 256 KiB.
 	ReadLimit int64
+	// SubscribeRate is how many subscribe frames a second one connection
+	// may send, after a burst of SubscribeBurst; past it a subscribe is
+	// answered with an error frame and the connection stays open. 0 means
+	// DefaultWSSubscribeRate and DefaultWSSubscribeBurst.
+	SubscribeRate  rate.Limit
+	SubscribeBurst int
+
+	entityTopics bool // Config.EntityTopics
 }
+
+// Defaults of the subscribe pacing (WebsocketConfig.SubscribeRate).
+const (
+	DefaultWSSubscribeRate  rate.Limit = 10
+	DefaultWSSubscribeBurst int        = 10
+)
 
 func (c WebsocketConfig) withDefaults() WebsocketConfig {
 	if c.MaxSystems <= 0 {
@@ -70,6 +85,12 @@ func (c WebsocketConfig) withDefaults() WebsocketConfig {
 	}
 	if c.ReadLimit <= 0 {
 		c.ReadLimit = DefaultWSReadLimit
+	}
+	if c.SubscribeRate <= 0 {
+		c.SubscribeRate = DefaultWSSubscribeRate
+	}
+	if c.SubscribeBurst <= 0 {
+		c.SubscribeBurst = DefaultWSSubscribeBurst
 	}
 	return c
 }
@@ -110,6 +131,7 @@ type wsConn struct {
 // websocketRoutes registers the websocket endpoints.
 func (s *Server) websocketRoutes() {
 	cfg := s.cfg.Websocket.withDefaults()
+	cfg.entityTopics = s.cfg.EntityTopics
 	s.ws = &wsHub{cfg: cfg, conns: make(map[*wsConn]struct{}), pool: newDrainPool(), keep: newKeepalive(cfg)}
 	s.echo.GET("/api/ws", func(c echo.Context) error { return s.serveWebsocket(c, nativeProtocol{}) }, s.readGuard)
 	s.echo.GET("/socket/websocket", s.servePhoenix, s.readGuard)

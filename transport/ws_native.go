@@ -12,6 +12,7 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // nativeProtocol is killfeed's JSON protocol on GET /api/ws.
@@ -22,12 +23,18 @@ import (
 //	{"type":"subscribe","systems":[30000142],"client_id":"me"} // resume from stored offsets
 //	{"type":"subscribe","regions":[10000002],"constellations":[20000020]}
 //	{"type":"subscribe","all":true}
+//	{"type":"subscribe","alliances":[99000001],"side":"victim","min_value":1e9}
 //	{"type":"unsubscribe","systems":[30000142]}
 //
-// A subscribe may name systems, constellations, regions and all together;
-// an event in several of them is sent once. Unsubscribe drops what an
-// earlier subscribe named (unsubscribing a system that was only followed
-// through its region changes nothing).
+// A subscribe may name systems, constellations, regions and all together,
+// and narrow them with the terms of selection.Terms (characters,
+// corporations, alliances, factions, ships, groups, side, labels,
+// min_value, locations); terms without a location mean every system. Each
+// location of a subscribe, with its terms, is a subscription of its own:
+// an event matching several of a connection's subscriptions is sent once,
+// and a subscribe never sends again what the connection was sent.
+// Unsubscribe with the same locations and terms ends them (unsubscribing a
+// system that was only followed through its region changes nothing).
 //
 //	{"type":"ping"}
 //
@@ -44,6 +51,7 @@ type nativeFrame struct {
 	All            *bool   `json:"all"`
 	Since          *uint64 `json:"since"`
 	ClientID       *string `json:"client_id"`
+	selection.Terms
 }
 
 var pongFrame = []byte(`{"type":"pong"}`)
@@ -71,7 +79,7 @@ func (nativeProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
 	}
 	switch f.Type {
 	case "ping":
-		if f.Systems != nil || f.Constellations != nil || f.Regions != nil || f.All != nil || f.Since != nil || f.ClientID != nil {
+		if f.Systems != nil || f.Constellations != nil || f.Regions != nil || f.All != nil || f.Since != nil || f.ClientID != nil || !f.Terms.Empty() || f.Side != "" {
 			return nativeError("ping: takes no fields besides type")
 		}
 		return wsCommand{op: opReply, reply: pongFrame}
@@ -81,28 +89,37 @@ func (nativeProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
 	default:
 		return nativeError("type: " + strconv.Quote(f.Type) + " is not subscribe, unsubscribe or ping")
 	}
-	var sel topicSel
-	var msg string
-	if sel.systems, msg = checkIDs("systems", "system", f.Systems); msg != "" {
-		return nativeError(msg)
+	if f.Filter != "" {
+		return nativeError("filter: not a subscribe field (RedisQ's filter= is for listen.php; use alliances, min_value… here)")
 	}
-	if sel.constellations, msg = checkIDs("constellations", "constellation", f.Constellations); msg != "" {
-		return nativeError(msg)
+	var loc selection.Locations
+	var err error
+	if loc.Systems, err = selection.CheckIDs("systems", "system", f.Systems); err != nil {
+		return nativeError(err.Error())
 	}
-	if sel.regions, msg = checkIDs("regions", "region", f.Regions); msg != "" {
-		return nativeError(msg)
+	if loc.Constellations, err = selection.CheckIDs("constellations", "constellation", f.Constellations); err != nil {
+		return nativeError(err.Error())
 	}
-	sel.all = f.All != nil && *f.All
-	if sel.empty() {
-		return nativeError("systems: at least one system id is required (or regions, constellations or all)")
+	if loc.Regions, err = selection.CheckIDs("regions", "region", f.Regions); err != nil {
+		return nativeError(err.Error())
 	}
+	loc.All = f.All != nil && *f.All
+	where, err := f.Terms.Compile()
+	if err != nil {
+		return nativeError(err.Error())
+	}
+	if loc.Empty() && where.Empty() {
+		return nativeError("systems: at least one system id is required (or regions, constellations, all, or a term such as alliances)")
+	}
+	cmd := wsCommand{loc: loc, where: where, subs: nativeSubs(loc, where)}
 	if f.Type == "unsubscribe" {
 		if f.Since != nil || f.ClientID != nil {
-			return nativeError("unsubscribe: takes only systems, constellations, regions and all")
+			return nativeError("unsubscribe: takes only the locations and terms of a subscribe")
 		}
-		return wsCommand{op: opUnsubscribe, sel: sel, topics: sel.topics()}
+		cmd.op = opUnsubscribe
+		return cmd
 	}
-	cmd := wsCommand{op: opSubscribe, sel: sel, topics: sel.topics()}
+	cmd.op = opSubscribe
 	if f.Since != nil && f.ClientID != nil {
 		return nativeError("since, client_id: give one or the other, not both")
 	}
@@ -118,20 +135,22 @@ func (nativeProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
 	return cmd
 }
 
-// checkIDs validates and deduplicates ids (first-seen order).
-func checkIDs(name, what string, ids []int64) ([]int64, string) {
-	out := make([]int64, 0, len(ids))
-	seen := make(map[int64]struct{}, len(ids))
-	for _, id := range ids {
-		if id <= 0 {
-			return nil, name + ": " + strconv.FormatInt(id, 10) + " is not a positive " + what + " id"
-		}
-		if _, dup := seen[id]; !dup {
-			seen[id] = struct{}{}
-			out = append(out, id)
-		}
+// nativeSubs makes one subscription per location topic of loc (all, when
+// loc is empty), narrowed by where.
+func nativeSubs(loc selection.Locations, where selection.Predicate) []wsSub {
+	if loc.Empty() {
+		loc.All = true
 	}
-	return out, ""
+	topics := loc.Topics()
+	subs := make([]wsSub, len(topics))
+	for i, t := range topics {
+		key := t
+		if !where.Empty() {
+			key += "|" + where.String()
+		}
+		subs[i] = wsSub{key: key, topic: t, loc: t, where: where}
+	}
+	return subs
 }
 
 func describeJSONError(err error) string {
@@ -165,7 +184,7 @@ func jsonKind(goKind string) string {
 
 func (nativeProtocol) subscribed(dst []byte, cmd *wsCommand, head uint64, missed bool) []byte {
 	dst = append(dst, `{"type":"subscribed"`...)
-	dst = appendSel(dst, &cmd.sel)
+	dst = appendSel(dst, cmd)
 	dst = append(dst, `,"head":`...)
 	dst = strconv.AppendUint(dst, head, 10)
 	dst = append(dst, `,"missed":`...)
@@ -179,25 +198,30 @@ func (nativeProtocol) failed(dst []byte, _ *wsCommand, msg string) []byte {
 
 func (nativeProtocol) unsubscribed(dst []byte, cmd *wsCommand) []byte {
 	dst = append(dst, `{"type":"unsubscribed"`...)
-	dst = appendSel(dst, &cmd.sel)
+	dst = appendSel(dst, cmd)
 	return append(dst, '}')
 }
 
 // appendSel appends ,"systems":[…] and, when given, ,"constellations":[…],
-// ,"regions":[…] and ,"all":true.
-func appendSel(dst []byte, sel *topicSel) []byte {
+// ,"regions":[…], ,"all":true and the terms (canonical: ids sorted).
+func appendSel(dst []byte, cmd *wsCommand) []byte {
+	sel := &cmd.loc
 	dst = append(dst, `,"systems":`...)
-	dst = appendSystems(dst, sel.systems)
-	if len(sel.constellations) > 0 {
+	dst = appendSystems(dst, sel.Systems)
+	if len(sel.Constellations) > 0 {
 		dst = append(dst, `,"constellations":`...)
-		dst = appendSystems(dst, sel.constellations)
+		dst = appendSystems(dst, sel.Constellations)
 	}
-	if len(sel.regions) > 0 {
+	if len(sel.Regions) > 0 {
 		dst = append(dst, `,"regions":`...)
-		dst = appendSystems(dst, sel.regions)
+		dst = appendSystems(dst, sel.Regions)
 	}
-	if sel.all {
+	if sel.All {
 		dst = append(dst, `,"all":true`...)
+	}
+	if w := cmd.where.String(); w != "" && w != "{}" {
+		dst = append(dst, ',')
+		dst = append(dst, w[1:len(w)-1]...) // the terms' members
 	}
 	return dst
 }

@@ -10,13 +10,20 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // zkillProtocol speaks zKillboard's websocket protocol on GET /websocket/:
 //
-//	{"action":"sub","channel":"killstream"}       // every killmail
+//	{"action":"sub","channel":"killstream"}       // every killmail (also all:*, label:all)
 //	{"action":"sub","channel":"system:30000142"}  // also constellation:<id>, region:<id>
+//	{"action":"sub","channel":"alliance:99000001"}
 //	{"action":"unsub","channel":"killstream"}
+//
+// Every channel zKillboard published is followed: character:, corporation:,
+// alliance:, faction:, ship:, group: (any party, victim or attacker),
+// label:<label>, location:<id> and total_value:10b+ (see
+// selection.Channel).
 //
 // Each matching killmail is pushed once per connection, however many of
 // the connection's channels it matches, as the stored killmail: the ESI
@@ -39,19 +46,6 @@ func zkillError(msg string) []byte {
 	return b
 }
 
-// zkillTopic maps a zKillboard channel to a killfeed topic.
-func zkillTopic(channel string) (string, bool) {
-	switch channel {
-	case "killstream", "all:*":
-		return AllTopic, true
-	}
-	kind, _, ok := topicKey(channel)
-	if !ok || kind == AllTopic {
-		return "", false
-	}
-	return channel, true
-}
-
 func (zkillProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
 	reply := func(msg string) wsCommand { return wsCommand{op: opReply, reply: zkillError(msg)} }
 	if typ != websocket.MessageText {
@@ -72,12 +66,22 @@ func (zkillProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
 	default:
 		return reply("action: " + strconv.Quote(f.Action) + " is not sub or unsub")
 	}
-	topic, ok := zkillTopic(strings.TrimSpace(f.Channel))
+	channel := strings.TrimSpace(f.Channel)
+	loc, terms, ok := selection.Channel(channel, true)
 	if !ok {
 		return reply("channel: " + strconv.Quote(f.Channel) +
-			" is not killstream, system:<id>, constellation:<id> or region:<id>")
+			" is not killstream, system:<id>, constellation:<id>, region:<id>, character:<id>, corporation:<id>," +
+			" alliance:<id>, faction:<id>, ship:<id>, group:<id>, label:<label>, location:<id> or total_value:10b+")
 	}
-	return wsCommand{op: op, topics: []string{topic}}
+	where, err := terms.Compile()
+	if err != nil {
+		return reply("channel: " + err.Error())
+	}
+	key := loc
+	if !where.Empty() {
+		key = channel
+	}
+	return wsCommand{op: op, topic: channel, subs: []wsSub{{key: key, topic: channel, loc: loc, where: where}}}
 }
 
 func (zkillProtocol) subscribed(dst []byte, _ *wsCommand, _ uint64, _ bool) []byte { return dst }

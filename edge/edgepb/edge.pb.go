@@ -762,13 +762,16 @@ func (x *Events) GetEvents() []*Event {
 
 // Fetch is a read of the core's store. Reply: FetchResult.
 type Fetch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          FetchKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=killfeed.edge.v1.FetchKind" json:"kind,omitempty"`
-	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	Systems       []int64                `protobuf:"varint,3,rep,packed,name=systems,proto3" json:"systems,omitempty"`
-	Limit         int64                  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
-	After         uint64                 `protobuf:"varint,5,opt,name=after,proto3" json:"after,omitempty"`
-	NewAtHead     bool                   `protobuf:"varint,6,opt,name=new_at_head,json=newAtHead,proto3" json:"new_at_head,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Kind      FetchKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=killfeed.edge.v1.FetchKind" json:"kind,omitempty"`
+	ClientId  string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Systems   []int64                `protobuf:"varint,3,rep,packed,name=systems,proto3" json:"systems,omitempty"`
+	Limit     int64                  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	After     uint64                 `protobuf:"varint,5,opt,name=after,proto3" json:"after,omitempty"`
+	NewAtHead bool                   `protobuf:"varint,6,opt,name=new_at_head,json=newAtHead,proto3" json:"new_at_head,omitempty"`
+	// where is the selection's predicate in its canonical form
+	// (selection.Predicate.String); "" keeps every event of systems.
+	Where         string `protobuf:"bytes,20,opt,name=where,proto3" json:"where,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -845,14 +848,24 @@ func (x *Fetch) GetNewAtHead() bool {
 	return false
 }
 
+func (x *Fetch) GetWhere() string {
+	if x != nil {
+		return x.Where
+	}
+	return ""
+}
+
 // FetchResult answers Fetch with an eventlog.Batch.
 type FetchResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
-	Missed        bool                   `protobuf:"varint,2,opt,name=missed,proto3" json:"missed,omitempty"`
-	Oldest        uint64                 `protobuf:"varint,3,opt,name=oldest,proto3" json:"oldest,omitempty"`
-	Head          uint64                 `protobuf:"varint,4,opt,name=head,proto3" json:"head,omitempty"`
-	Failure       *Failure               `protobuf:"bytes,5,opt,name=failure,proto3" json:"failure,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Events  []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	Missed  bool                   `protobuf:"varint,2,opt,name=missed,proto3" json:"missed,omitempty"`
+	Oldest  uint64                 `protobuf:"varint,3,opt,name=oldest,proto3" json:"oldest,omitempty"`
+	Head    uint64                 `protobuf:"varint,4,opt,name=head,proto3" json:"head,omitempty"`
+	Failure *Failure               `protobuf:"bytes,5,opt,name=failure,proto3" json:"failure,omitempty"`
+	// more and through are eventlog.Batch.More and Batch.Through.
+	More          bool   `protobuf:"varint,20,opt,name=more,proto3" json:"more,omitempty"`
+	Through       uint64 `protobuf:"varint,21,opt,name=through,proto3" json:"through,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -920,6 +933,20 @@ func (x *FetchResult) GetFailure() *Failure {
 		return x.Failure
 	}
 	return nil
+}
+
+func (x *FetchResult) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+func (x *FetchResult) GetThrough() uint64 {
+	if x != nil {
+		return x.Through
+	}
+	return 0
 }
 
 // Advance moves client_id's offsets for systems forward to through.
@@ -1305,20 +1332,23 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\tsystem_id\x18\x02 \x01(\x03R\bsystemId\x12\x1a\n" +
 	"\bkillmail\x18\x03 \x01(\fR\bkillmail\"9\n" +
 	"\x06Events\x12/\n" +
-	"\x06events\x18\x01 \x03(\v2\x17.killfeed.edge.v1.EventR\x06events\"\xbb\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.killfeed.edge.v1.EventR\x06events\"\xd1\x01\n" +
 	"\x05Fetch\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.killfeed.edge.v1.FetchKindR\x04kind\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x18\n" +
 	"\asystems\x18\x03 \x03(\x03R\asystems\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x03R\x05limit\x12\x14\n" +
 	"\x05after\x18\x05 \x01(\x04R\x05after\x12\x1e\n" +
-	"\vnew_at_head\x18\x06 \x01(\bR\tnewAtHead\"\xb7\x01\n" +
+	"\vnew_at_head\x18\x06 \x01(\bR\tnewAtHead\x12\x14\n" +
+	"\x05where\x18\x14 \x01(\tR\x05where\"\xe5\x01\n" +
 	"\vFetchResult\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.killfeed.edge.v1.EventR\x06events\x12\x16\n" +
 	"\x06missed\x18\x02 \x01(\bR\x06missed\x12\x16\n" +
 	"\x06oldest\x18\x03 \x01(\x04R\x06oldest\x12\x12\n" +
 	"\x04head\x18\x04 \x01(\x04R\x04head\x123\n" +
-	"\afailure\x18\x05 \x01(\v2\x19.killfeed.edge.v1.FailureR\afailure\"Z\n" +
+	"\afailure\x18\x05 \x01(\v2\x19.killfeed.edge.v1.FailureR\afailure\x12\x12\n" +
+	"\x04more\x18\x14 \x01(\bR\x04more\x12\x18\n" +
+	"\athrough\x18\x15 \x01(\x04R\athrough\"Z\n" +
 	"\aAdvance\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x18\n" +
 	"\asystems\x18\x02 \x03(\x03R\asystems\x12\x18\n" +

@@ -14,6 +14,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // Opener opens a fresh, empty Log with cfg; the spec closes it.
@@ -79,7 +80,7 @@ func Specs(name string, open Opener) bool {
 		}
 		fetch := func(client string, systems []int64, limit int) eventlog.Batch {
 			GinkgoHelper()
-			b, err := log.Fetch(client, systems, limit)
+			b, err := log.Fetch(client, selection.Of(systems), limit)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(b.ReadBodies()).To(Succeed())
 			return b
@@ -187,7 +188,7 @@ func Specs(name string, open Opener) bool {
 			It("reads a system listed twice once", func() {
 				appendAll(InSystem(jita, 0, 2))
 				Expect(ids(fetch("twice", []int64{jita, amarr, jita}, 0))).To(Equal([]uint64{1, 2}))
-				b, err := log.Since([]int64{jita, jita}, 0, 0)
+				b, err := log.Since(selection.Of([]int64{jita, jita}), 0, 0)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(b.ReadBodies()).To(Succeed())
 				Expect(ids(b)).To(Equal([]uint64{1, 2}))
@@ -235,7 +236,7 @@ func Specs(name string, open Opener) bool {
 						defer GinkgoRecover()
 						defer wg.Done()
 						for range 20 {
-							b, err := log.Fetch("same", []int64{jita}, 3)
+							b, err := log.Fetch("same", selection.Of([]int64{jita}), 3)
 							Expect(err).NotTo(HaveOccurred())
 							Expect(b.ReadBodies()).To(Succeed())
 							mu.Lock()
@@ -256,14 +257,14 @@ func Specs(name string, open Opener) bool {
 			It("serves Since without touching client offsets and flags a dropped range", func() {
 				appendAll(InSystem(jita, 0, 3))
 				appendAll(InSystem(amarr, 3, 1))
-				b, err := log.Since([]int64{jita, amarr}, 1, 0)
+				b, err := log.Since(selection.Of([]int64{jita, amarr}), 1, 0)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(b.ReadBodies()).To(Succeed())
 				Expect(ids(b)).To(Equal([]uint64{2, 3, 4}))
 				Expect(b.Missed).To(BeFalse())
 				fetch("a", []int64{jita}, 2) // a at 2
 				Expect(collect().Through).To(Equal(uint64(2)))
-				b, err = log.Since([]int64{jita}, 1, 0)
+				b, err = log.Since(selection.Of([]int64{jita}), 1, 0)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(b.ReadBodies()).To(Succeed())
 				Expect(b.Missed).To(BeTrue())
@@ -282,7 +283,7 @@ func Specs(name string, open Opener) bool {
 
 			It("persists nothing of a peek and advances on demand", func() {
 				appendAll(InSystem(jita, 0, 3))
-				b, err := log.Peek("ws", []int64{jita}, 0)
+				b, err := log.Peek("ws", selection.Of([]int64{jita}), 0)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(b.ReadBodies()).To(Succeed())
 				Expect(ids(b)).To(Equal([]uint64{1, 2, 3}))
@@ -354,11 +355,11 @@ func Specs(name string, open Opener) bool {
 				appendAll(InSystem(jita, 0, 2))  // 1, 2
 				appendAll(InSystem(amarr, 2, 2)) // 3, 4
 				Expect(ids(fetch("mixed", []int64{jita, eventlog.AllSystems, amarr}, 0))).To(Equal([]uint64{1, 2, 3, 4}))
-				b, err := log.Since([]int64{amarr, eventlog.AllSystems}, 1, 0)
+				b, err := log.Since(selection.Of([]int64{amarr, eventlog.AllSystems}), 1, 0)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(b.ReadBodies()).To(Succeed())
 				Expect(ids(b)).To(Equal([]uint64{2, 3, 4}))
-				b, err = log.Peek("fresh", []int64{eventlog.AllSystems, jita}, 3)
+				b, err = log.Peek("fresh", selection.Of([]int64{eventlog.AllSystems, jita}), 3)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(b.ReadBodies()).To(Succeed())
 				Expect(ids(b)).To(Equal([]uint64{1, 2, 3}))
@@ -388,11 +389,11 @@ func Specs(name string, open Opener) bool {
 				Expect(ids(b)).To(Equal([]uint64{3, 4}))
 				Expect(fetch("all", all, 0).Missed).To(BeFalse())
 
-				b, err := log.Since(all, 1, 0)
+				b, err := log.Since(selection.Of(all), 1, 0)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(b.ReadBodies()).To(Succeed())
 				Expect(b.Missed).To(BeTrue())
-				b, err = log.Since(all, 2, 0)
+				b, err = log.Since(selection.Of(all), 2, 0)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(b.ReadBodies()).To(Succeed())
 				Expect(b.Missed).To(BeFalse())

@@ -14,10 +14,12 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/eventlog/pebblestore"
 	fx "github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // sharedDay is the first day of the shared corpus (17,862 killmails).
@@ -285,7 +287,7 @@ func benchFetch(b *testing.B, l *eventlog.Log, systems []int64, behind uint64) {
 		if err := l.Advance(client, systems, head-10_000-rng.Uint64N(behind-10_000)); err != nil {
 			b.Fatal(err)
 		}
-		batch, err := l.Fetch(client, systems, 100)
+		batch, err := l.Fetch(client, selection.Of(systems), 100)
 		if err == nil {
 			err = batch.ReadBodies()
 		}

@@ -13,12 +13,14 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/eventlog/pebblestore"
 	fx "github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // The crash specs run the test binary again as a child process (helperEnv
@@ -132,7 +134,7 @@ func expectAcked(dir string, acks []ack) {
 	defer func() { Expect(l.Close()).To(Succeed()) }()
 	var maxKM int64
 	for _, a := range acks {
-		b, err := l.Since([]int64{a.systemID}, a.eventID-1, 1)
+		b, err := l.Since(selection.Of([]int64{a.systemID}), a.eventID-1, 1)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.ReadBodies()).To(Succeed())
 		Expect(b.Events).NotTo(BeEmpty(), "event %d", a.eventID)

@@ -11,12 +11,14 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/eventlog/pebblestore"
 	fx "github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
+	"github.com/killfeed/killfeed/selection"
 )
 
 // clock is a settable time source for eventlog.Config.Now.
@@ -90,15 +92,15 @@ var _ = Describe("Store under a Log", func() {
 			mustAppend(l, kms[i:i+50], &eventlog.Cursor{Name: "r2z2", Value: uint64(1000 + i)})
 		}
 		all := systemsOf(kms)
-		a, err := l.Fetch("a", all, 0)
+		a, err := l.Fetch("a", selection.Of(all), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(a.ReadBodies()).To(Succeed())
 		Expect(a.Events).To(HaveLen(len(kms)))
-		b, err := l.Fetch("b", all[:10], 5)
+		b, err := l.Fetch("b", selection.Of(all[:10]), 5)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.ReadBodies()).To(Succeed())
 		Expect(b.Events).To(HaveLen(5))
-		before, err := l.Since(all, 0, 0)
+		before, err := l.Since(selection.Of(all), 0, 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(before.ReadBodies()).To(Succeed())
 		stats := l.Stats()
@@ -106,7 +108,7 @@ var _ = Describe("Store under a Log", func() {
 		Expect(l.Close()).To(Succeed())
 
 		l = openLog(dir, cfg, pebblestore.Options{})
-		after, err := l.Since(all, 0, 0)
+		after, err := l.Since(selection.Of(all), 0, 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(after.ReadBodies()).To(Succeed())
 		Expect(after.Events).To(Equal(before.Events))
@@ -117,11 +119,11 @@ var _ = Describe("Store under a Log", func() {
 		Expect(ok).To(BeTrue())
 		Expect(cur).To(Equal(uint64(1250)))
 
-		again, err := l.Fetch("a", all, 0)
+		again, err := l.Fetch("a", selection.Of(all), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(again.ReadBodies()).To(Succeed())
 		Expect(again.Events).To(BeEmpty(), "client a read everything before the restart")
-		rest, err := l.Fetch("b", all[:10], 0)
+		rest, err := l.Fetch("b", selection.Of(all[:10]), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(rest.ReadBodies()).To(Succeed())
 		var want []eventlog.Event
@@ -151,7 +153,7 @@ var _ = Describe("Store under a Log", func() {
 		l := openLog(dir, cfg, pebblestore.Options{})
 		mustAppend(l, kms, nil)
 		all := systemsOf(kms)
-		read, err := l.Fetch("a", all, 0)
+		read, err := l.Fetch("a", selection.Of(all), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(read.ReadBodies()).To(Succeed())
 		st, err := l.Collect()
@@ -164,14 +166,14 @@ var _ = Describe("Store under a Log", func() {
 		Expect(l.Head()).To(Equal(uint64(len(kms))))
 		res := mustAppend(l, kms[:1], nil)
 		Expect(res[0]).To(Equal(eventlog.AppendResult{EventID: 1, Duplicate: true}))
-		b, err := l.Fetch("a", all, 0)
+		b, err := l.Fetch("a", selection.Of(all), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.ReadBodies()).To(Succeed())
 		Expect(b.Events).To(BeEmpty())
 		Expect(b.Missed).To(BeFalse())
 
 		clk.Add(eventlog.DefaultMaxAge + time.Hour) // the ids age out of dedupe
-		b, err = l.Fetch("a", all, 0)
+		b, err = l.Fetch("a", selection.Of(all), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.ReadBodies()).To(Succeed())
 		_, err = l.Collect()
@@ -245,7 +247,7 @@ var _ = Describe("Store under a Log", func() {
 		var res []eventlog.AppendResult
 		Eventually(second).Should(Receive(&res))
 		Expect(res[0].Duplicate).To(BeFalse())
-		b, err := l.Fetch("reader", systemsOf(kms[:1]), 0)
+		b, err := l.Fetch("reader", selection.Of(systemsOf(kms[:1])), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.ReadBodies()).To(Succeed())
 		Expect(b.Events).To(HaveLen(1))
@@ -262,7 +264,7 @@ var _ = Describe("Store under a Log", func() {
 		_, err := l.Append(kms[10:20], nil)
 		Expect(err).To(MatchError(eventlog.ErrWrite))
 		Expect(err).To(MatchError(ContainSubstring("disk nearly full")))
-		b, err := l.Fetch("reader", systemsOf(kms[:10]), 0)
+		b, err := l.Fetch("reader", selection.Of(systemsOf(kms[:10])), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.ReadBodies()).To(Succeed())
 		Expect(b.Events).To(HaveLen(10))
@@ -283,12 +285,12 @@ var _ = Describe("Store under a Log", func() {
 		l = openLog(dir, cfg, pebblestore.Options{FS: faults.wrap(vfs.Default)})
 		faults.armed.Store(true)
 		all := systemsOf(kms)
-		b, err := l.Fetch("a", all, 0)
+		b, err := l.Fetch("a", selection.Of(all), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.OnDisk()).To(BeTrue())
 		Expect(b.ReadBodies()).To(MatchError(ContainSubstring("injected error")))
 		faults.armed.Store(false)
-		b, err = l.Fetch("a", all, 0)
+		b, err = l.Fetch("a", selection.Of(all), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.ReadBodies()).To(Succeed())
 		Expect(b.Events).To(HaveLen(len(kms)), "the failed read put the client's offsets back")
@@ -302,7 +304,7 @@ var _ = Describe("Store under a Log", func() {
 		l = openLog(dir, cfg, pebblestore.Options{}) // every body on disk
 
 		all := systemsOf(kms)
-		b, err := l.Fetch("only", all, 0)
+		b, err := l.Fetch("only", selection.Of(all), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.OnDisk()).To(BeTrue())
 		Expect(b.Events).To(HaveLen(len(kms)))
@@ -323,7 +325,7 @@ var _ = Describe("Store under a Log", func() {
 	It("reads new events from memory, with nothing left to ReadBodies", func() {
 		l := openLog(dir, cfg, pebblestore.Options{})
 		mustAppend(l, kms[:10], nil)
-		b, err := l.Since(systemsOf(kms[:10]), 0, 0)
+		b, err := l.Since(selection.Of(systemsOf(kms[:10])), 0, 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.OnDisk()).To(BeFalse())
 		Expect(b.Events).To(HaveLen(10))
@@ -589,7 +591,7 @@ var _ = Describe("Store", func() {
 				return
 			}
 			defer l.Close()
-			b, err := l.Since(systemsOf(kms), 0, 0)
+			b, err := l.Since(selection.Of(systemsOf(kms)), 0, 0)
 			if err == nil {
 				err = b.ReadBodies()
 			}

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { Cursor, Live, backoff } from "../../transport/ui/feed.js";
+import { Cursor, Live, backoff, isEmpty } from "../../transport/ui/feed.js";
 import { Universe } from "../../transport/ui/universe.js";
 
 test("the first subscribe starts at the head, later ones after the last event", () => {
@@ -172,4 +172,13 @@ test("the search finds systems, regions and constellations by name or id", () =>
   assert.deepEqual(u.entry("constellation", 20000020), {
     kind: "constellation", id: 20000020, label: "Constellation 20000020", detail: "Jita, Perimeter · The Forge",
   });
+});
+
+test("a selection of who and how much is a subscribe of its own terms", () => {
+  const c = new Cursor();
+  const sel = { systems: [], constellations: [], regions: [10000002], characters: [], corporations: [], alliances: [99000001], groups: [29], min_value: 1e9 };
+  assert.deepEqual(c.subscribeFrame(sel), { type: "subscribe", regions: [10000002], alliances: [99000001], groups: [29], min_value: 1e9 });
+  assert.equal(isEmpty({ alliances: [1] }), false);
+  assert.equal(isEmpty({ min_value: 0 }), false);
+  assert.equal(isEmpty({ systems: [], alliances: [] }), true);
 });

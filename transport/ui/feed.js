@@ -20,12 +20,13 @@ export class Cursor {
     return this.#since;
   }
 
-  /** The native protocol's subscribe frame for a selection ({systems, constellations, regions}). */
+  /** The native protocol's subscribe frame for a selection ({systems, constellations, regions, alliances, …, min_value}). */
   subscribeFrame(selection) {
     const frame = { type: "subscribe" };
-    for (const key of ["systems", "constellations", "regions"]) {
+    for (const key of SELECTION_LISTS) {
       if (selection[key]?.length) frame[key] = [...selection[key]];
     }
+    if (typeof selection.min_value === "number") frame.min_value = selection.min_value;
     if (this.#since !== null) frame.since = this.#since;
     return frame;
   }
@@ -52,9 +53,12 @@ export function backoff(attempt, random = Math.random) {
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
+/** The list members of a selection: where, then who and what. */
+export const SELECTION_LISTS = ["systems", "constellations", "regions", "characters", "corporations", "alliances", "groups"];
+
 /** True when a selection follows nothing. */
 export function isEmpty(selection) {
-  return !["systems", "constellations", "regions"].some((k) => selection[k]?.length);
+  return !SELECTION_LISTS.some((k) => selection[k]?.length) && typeof selection.min_value !== "number";
 }
 
 // Live keeps one websocket to /api/ws subscribed to a selection and hands

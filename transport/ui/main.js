@@ -8,6 +8,8 @@ import { displaySec, loadUniverse } from "./universe.js";
 const MAX_ROWS = 500;
 const STATS_EVERY_MS = 3000;
 const KINDS = { system: "systems", constellation: "constellations", region: "regions" };
+// Who and what: followed by id, narrowing the locations (or everything).
+const TERMS = { character: "characters", corporation: "corporations", alliance: "alliances", group: "groups" };
 
 const $ = (id) => document.getElementById(id);
 
@@ -77,6 +79,19 @@ class Dashboard {
       $("feed").replaceChildren();
       this.updateCount();
     });
+    $("who").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const id = $("who-id").value.trim();
+      if (!/^[1-9]\d{0,17}$/.test(id)) return this.notice("Give a positive id, e.g. 99000001");
+      $("who-id").value = "";
+      this.follow(this.term($("who-kind").value, Number(id)));
+    });
+    $("min-value").addEventListener("change", () => {
+      const v = $("min-value").value.trim();
+      if (v !== "" && !(Number(v) >= 0)) return this.notice("The minimum value is a number of ISK, 0 or more");
+      this.minValue = v === "" ? null : Number(v);
+      this.commit(this.following);
+    });
     window.addEventListener("hashchange", () => this.fromHash());
     this.fromHash();
     this.pollStats();
@@ -87,23 +102,37 @@ class Dashboard {
   fromHash() {
     const params = new URLSearchParams(location.hash.slice(1));
     const next = new Map();
-    for (const [kind, key] of Object.entries(KINDS)) {
+    for (const [kind, key] of Object.entries({ ...KINDS, ...TERMS })) {
       for (const part of (params.get(key) ?? "").split(",")) {
-        const entry = /^\d+$/.test(part) ? this.universe.entry(kind, Number(part)) : null;
+        if (!/^[1-9]\d{0,17}$/.test(part)) continue;
+        const entry = KINDS[kind] ? this.universe.entry(kind, Number(part)) : this.term(kind, Number(part));
         if (entry) next.set(`${kind}:${entry.id}`, entry);
       }
     }
-    const same = next.size === this.following.size && [...next.keys()].every((k) => this.following.has(k));
+    const mv = params.get("min_value");
+    const minValue = mv !== null && mv !== "" && Number(mv) >= 0 ? Number(mv) : null;
+    const same = next.size === this.following.size && [...next.keys()].every((k) => this.following.has(k)) &&
+      minValue === this.minValue;
     if (same && this.started) return;
     this.started = true;
     this.following = next;
+    this.minValue = minValue;
+    $("min-value").value = minValue ?? "";
     this.renderFollowing();
     this.live.follow(this.selection());
   }
 
+  /** A who-or-what entry: followed by id, named by its kind. */
+  term(kind, id) {
+    if (!TERMS[kind]) return null;
+    const label = kind === "group" ? "ship group" : kind;
+    return { kind, id, label: `${label} ${id}`, detail: "" };
+  }
+
   selection(following = this.following) {
-    const sel = { systems: [], constellations: [], regions: [] };
-    for (const e of following.values()) sel[KINDS[e.kind]].push(e.id);
+    const sel = { systems: [], constellations: [], regions: [], characters: [], corporations: [], alliances: [], groups: [] };
+    for (const e of following.values()) sel[KINDS[e.kind] ?? TERMS[e.kind]].push(e.id);
+    if (this.minValue !== null && this.minValue !== undefined) sel.min_value = this.minValue;
     return sel;
   }
 
@@ -113,7 +142,10 @@ class Dashboard {
    */
   commit(following) {
     const params = new URLSearchParams();
-    for (const [key, ids] of Object.entries(this.selection(following))) if (ids.length) params.set(key, ids.join(","));
+    for (const [key, ids] of Object.entries(this.selection(following))) {
+      if (Array.isArray(ids) && ids.length) params.set(key, ids.join(","));
+    }
+    if (this.minValue !== null && this.minValue !== undefined) params.set("min_value", String(this.minValue));
     location.hash = params.toString().replaceAll("%2C", ",");
   }
 

@@ -1,0 +1,244 @@
+package transport
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/selection"
+)
+
+// wsJoin is one subscription of a connection: a location topic narrowed by
+// a predicate. A native subscribe makes one per location topic it names, a
+// Phoenix join one per channel topic, a zKillboard sub one per channel.
+type wsJoin struct {
+	// key names the subscription on its connection: a subscribe of a key
+	// that is joined already is the same subscription.
+	key string
+	// topic is what a push names (Phoenix's topic); loc the location
+	// topic it reads ("system:<id>", "region:<id>", "all"…).
+	topic, loc string
+	systems    []int64 // loc expanded; [eventlog.AllSystems] for all
+	where      selection.Predicate
+	topics     []string        // the PubSub topics that carry its events
+	clientID   string          // the client_id it was joined with, if any
+	joinRef    json.RawMessage // Phoenix join_ref
+	// Every event of the join's selection with start < id <= from was
+	// sent by its replay or by another subscription; live events after
+	// from are its own to send.
+	start, from uint64
+}
+
+// covers says whether ev is one of j's events.
+func (j *wsJoin) covers(ev eventlog.Event) bool {
+	if len(j.systems) != 1 || j.systems[0] != eventlog.AllSystems {
+		if !slices.Contains(j.systems, ev.SystemID) {
+			return false
+		}
+	}
+	return j.where.Match(ev.Facts)
+}
+
+// wsFollow is the state of one followed system (eventlog.AllSystems for
+// all). A system in several subscriptions is followed once.
+type wsFollow struct {
+	system int64
+	// Every live event of the system at or below floor was dealt with
+	// (sent when a subscription wanted it); it is not looked at again.
+	floor    uint64
+	clientID string    // advanced as events are written, when set
+	joins    []*wsJoin // the subscriptions holding it, system topics first
+}
+
+// wsSent remembers what an ended subscription sent: every event of its
+// selection in (start, end].
+type wsSent struct {
+	j          *wsJoin
+	start, end uint64
+}
+
+// wsMaxRemembered is how many ended subscriptions a connection remembers,
+// so that subscribing again does not send their events a second time.
+const wsMaxRemembered = 32
+
+// wsFollows is what one connection follows, and the rule that it sends an
+// event once: a live event goes out on the first subscription that wants
+// it, and a subscribe's replay skips what the connection's subscriptions,
+// current or among the last ended ones, sent or will send. It holds no
+// socket and does no I/O.
+type wsFollows struct {
+	joins   map[string]*wsJoin
+	order   []*wsJoin // joined order
+	follows map[int64]*wsFollow
+	all     *wsFollow // follows[eventlog.AllSystems]
+	last    *wsFollow // the follow of the last live event's system
+	clients int       // follows with a client id
+	sent    []wsSent  // ended subscriptions, oldest first
+}
+
+func newWSFollows() *wsFollows {
+	return &wsFollows{joins: make(map[string]*wsJoin), follows: make(map[int64]*wsFollow)}
+}
+
+// systems counts the followed systems, all aside, with extra added.
+func (w *wsFollows) systems(extra []int64) int {
+	n := 0
+	for id := range w.follows {
+		if id != eventlog.AllSystems {
+			n++
+		}
+	}
+	for _, id := range extra {
+		if _, ok := w.follows[id]; !ok && id != eventlog.AllSystems {
+			n++
+		}
+	}
+	return n
+}
+
+// covered says whether the connection sent ev or will send it live, by a
+// subscription other than the one being joined.
+func (w *wsFollows) covered(ev eventlog.Event) bool {
+	if ev.Facts == nil {
+		ev.Facts = selection.Extract(ev.Killmail)
+	}
+	for _, f := range [2]*wsFollow{w.follows[ev.SystemID], w.all} {
+		if f == nil {
+			continue
+		}
+		for _, j := range f.joins {
+			if ev.ID > j.start && j.where.Match(ev.Facts) {
+				return true
+			}
+		}
+	}
+	for _, s := range w.sent {
+		if ev.ID > s.start && ev.ID <= s.end && s.j.covers(ev) {
+			return true
+		}
+	}
+	return false
+}
+
+// add records joins as followed. New follows have dealt with every event
+// up to head; existing ones keep their floor.
+func (w *wsFollows) add(joins []*wsJoin, head uint64) {
+	for _, j := range joins {
+		w.joins[j.key] = j
+		w.order = append(w.order, j)
+		for _, id := range j.systems {
+			f, ok := w.follows[id]
+			if !ok {
+				f = &wsFollow{system: id, floor: head}
+				w.follows[id] = f
+				if id == eventlog.AllSystems {
+					w.all = f
+				}
+			}
+			if strings.HasPrefix(j.loc, "system:") {
+				f.joins = slices.Insert(f.joins, 0, j) // the most specific topic carries it
+			} else {
+				f.joins = append(f.joins, j)
+			}
+			if f.clientID == "" && j.clientID != "" {
+				f.clientID = j.clientID
+				w.clients++
+			}
+		}
+	}
+}
+
+// leave drops a subscription, remembering what it sent, and returns the
+// systems no other subscription holds, which are no longer followed.
+func (w *wsFollows) leave(j *wsJoin) []int64 {
+	delete(w.joins, j.key)
+	w.order = slices.DeleteFunc(w.order, func(x *wsJoin) bool { return x == j })
+	// Every event of j up to from, and up to the lowest floor of its
+	// follows, went out.
+	var floor uint64
+	have := false
+	var gone []int64
+	for _, id := range j.systems {
+		f := w.follows[id]
+		if f == nil {
+			continue
+		}
+		if !have || f.floor < floor {
+			floor, have = f.floor, true
+		}
+		f.joins = slices.DeleteFunc(f.joins, func(x *wsJoin) bool { return x == j })
+		if len(f.joins) == 0 {
+			if f.clientID != "" {
+				w.clients--
+			}
+			delete(w.follows, id)
+			if id == eventlog.AllSystems {
+				w.all = nil
+			}
+			if w.last == f {
+				w.last = nil
+			}
+			gone = append(gone, id)
+		}
+	}
+	end := max(j.from, floor)
+	if end > j.start {
+		if len(w.sent) == wsMaxRemembered {
+			w.sent = slices.Delete(w.sent, 0, 1)
+		}
+		w.sent = append(w.sent, wsSent{j: j, start: j.start, end: end})
+	}
+	return gone
+}
+
+// live decides about a published event: the subscription it goes out on
+// (nil: none wants it, or it was dealt with), and the follows that have
+// now dealt with it, whose client ids advance.
+func (w *wsFollows) live(ev eventlog.Event) (to *wsJoin, dealt []*wsFollow) {
+	if ev.Facts == nil {
+		ev.Facts = selection.Extract(ev.Killmail)
+	}
+	f := w.last
+	if f == nil || f.system != ev.SystemID {
+		if f = w.follows[ev.SystemID]; f != nil {
+			w.last = f
+		}
+	}
+	for _, f := range [2]*wsFollow{f, w.all} {
+		if f == nil || ev.ID <= f.floor {
+			continue
+		}
+		f.floor = ev.ID
+		dealt = append(dealt, f)
+		for _, j := range f.joins {
+			if to == nil && ev.ID > j.from && j.where.Match(ev.Facts) {
+				to = j
+			}
+		}
+	}
+	return to, dealt
+}
+
+// accept is the subscription queue's filter: whether some subscription
+// may want ev. The queue carries only the followed systems' topics, so a
+// subscription without a predicate wants every event it is handed. nil
+// means every event.
+func (w *wsFollows) accept() func(eventlog.Event) bool {
+	narrowed := false
+	for _, j := range w.order {
+		narrowed = narrowed || !j.where.Empty()
+	}
+	if !narrowed {
+		return nil
+	}
+	joins := slices.Clone(w.order) // PubSub's goroutine reads it; the joins' selections never change
+	return func(ev eventlog.Event) bool {
+		for _, j := range joins {
+			if j.covers(ev) {
+				return true
+			}
+		}
+		return false
+	}
+}
