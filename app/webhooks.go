@@ -3,34 +3,37 @@ package app
 import (
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/transport"
 	"github.com/killfeed/killfeed/universe"
 	"github.com/killfeed/killfeed/webhook"
 )
 
-// webhookTerms are the filter terms a webhook takes: those GET
-// /api/killfeed takes.
-var webhookTerms = []string{"systems", "constellations", "regions", "all"}
-
 // parseWebhookFilter parses a webhook's filter as GET /api/killfeed parses
-// its query; a term the API does not take is an error.
+// its query: the same terms, the same errors; a term the API does not take
+// is an error.
 func parseWebhookFilter(terms url.Values) (webhook.Filter, error) {
 	for k := range terms {
-		if !slices.Contains(webhookTerms, strings.TrimSuffix(k, "[]")) {
-			return webhook.Filter{}, fmt.Errorf("%s: not a filter term (%s)", strings.TrimSuffix(k, "[]"), strings.Join(webhookTerms, ", "))
+		if !selection.IsQueryParam(k) {
+			return webhook.Filter{}, fmt.Errorf("%s: not a filter term (the terms of GET /api/killfeed: systems, constellations, regions, all, characters, corporations, alliances, factions, ships, groups, locations, labels, min_value, side)", strings.TrimSuffix(k, "[]"))
 		}
 	}
-	systems, err := transport.ParseSelection(universe.Default(), terms, 0)
+	loc, t, err := selection.ParseQuery(terms)
 	if err != nil {
 		return webhook.Filter{}, err
 	}
-	return webhook.Filter{Systems: systems}, nil
+	sel, err := selection.Build(universe.Default(), loc, t, transport.DefaultMaxSystems)
+	if err != nil {
+		return webhook.Filter{}, err
+	}
+	return webhook.Filter{Selection: sel, Entities: webhook.Entities{
+		Characters: t.Characters, Corporations: t.Corporations, Alliances: t.Alliances, Factions: t.Factions,
+	}}, nil
 }
 
 // loadWebhooks reads the webhooks file; nil without one.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
+	"github.com/killfeed/killfeed/selection"
 )
 
 var _ = Describe("client retention modes and JoinSystems", func() {
@@ -45,7 +46,7 @@ var _ = Describe("client retention modes and JoinSystems", func() {
 		st, err = log.Collect()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(st.Through).To(Equal(uint64(4)), "the released clients hold nothing back")
-		b, err := log.Peek("released", all, 0)
+		b, err := log.Peek("released", selection.Of(all), 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.Missed).To(BeTrue(), "a released client is told what it missed")
 		Expect(log.Stats().Clients).To(Equal(3))
@@ -75,7 +76,7 @@ var _ = Describe("client retention modes and JoinSystems", func() {
 		got, ok := log.Position("hook", []int64{b})
 		Expect(ok).To(BeTrue())
 		Expect(got).To(Equal(uint64(4)), "system b, new to the client, starts at the head")
-		batch, err := log.Peek("hook", []int64{a, b}, 0)
+		batch, err := log.Peek("hook", selection.Of([]int64{a, b}), 0)
 		Expect(err).NotTo(HaveOccurred())
 		for _, ev := range batch.Events {
 			Expect(ev.ID).To(BeNumerically(">", 2))

@@ -95,6 +95,7 @@ type discordFake struct {
 	*httptest.Server
 	mu       sync.Mutex
 	ids      []int64
+	colours  map[int64]int
 	requests int
 	until    time.Time
 	early    int
@@ -105,7 +106,8 @@ func newDiscordFake() *discordFake {
 	d.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		var m struct {
 			Embeds []struct {
-				URL string `json:"url"`
+				URL   string `json:"url"`
+				Color int    `json:"color"`
 			} `json:"embeds"`
 		}
 		body, _ := io.ReadAll(req.Body)
@@ -130,6 +132,10 @@ func newDiscordFake() *discordFake {
 			var id int64
 			_, _ = fmt.Sscanf(e.URL, "https://zkillboard.com/kill/%d/", &id)
 			d.ids = append(d.ids, id)
+			if d.colours == nil {
+				d.colours = map[int64]int{}
+			}
+			d.colours[id] = e.Color
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -316,6 +322,74 @@ var _ = Describe("webhooks of the killfeed binary", func() {
 	}, SpecTimeout(60*time.Second))
 })
 
+var _ = Describe("webhook filters", func() {
+	It("take the terms of GET /api/killfeed: each webhook gets exactly what its filter matches, a Discord embed coloured by the side its entity was on", func(ctx SpecContext) {
+		const token = "admin"
+		const alliance = 99010928 // a victim in some fixture killmails, an attacker in others
+		rcv, victims := newHookReceiver(""), newHookReceiver("")
+		disc := newDiscordFake()
+		file := filepath.Join(GinkgoT().TempDir(), "webhooks.yaml")
+		writeHooks(file, fmt.Sprintf(`webhooks:
+  - {name: involved, url: '%s', format: json, filter: {alliances: [%d]}}
+  - {name: losses, url: '%s', format: json, filter: {alliances: [%d], side: victim, systems: [%d]}}
+  - {name: channel, url: '%s', format: discord, filter: {alliances: [%d]}}
+`, rcv.URL, alliance, victims.URL, alliance, jita, disc.URL, alliance))
+		p := startProcess(nil, "--storage", "memory", "--r2z2=false", "--webhooks-file", file, "--admin-token", token)
+		waitIdle(ctx, p.URL, token, "involved", "losses", "channel")
+
+		body := wsKillmails(jita, 40)
+		ids := postKillmails(ctx, p.URL, body)
+		moreBody := wsKillmails(amarr, 40)
+		ids = append(ids, postKillmails(ctx, p.URL, moreBody)...)
+		type facts struct {
+			ID     int64 `json:"killmail_id"`
+			System int64 `json:"solar_system_id"`
+			Victim struct {
+				Alliance int64 `json:"alliance_id"`
+			} `json:"victim"`
+			Attackers []struct {
+				Alliance int64 `json:"alliance_id"`
+			} `json:"attackers"`
+		}
+		var kms, more []facts
+		Expect(json.Unmarshal(body, &kms)).To(Succeed())
+		Expect(json.Unmarshal(moreBody, &more)).To(Succeed())
+		kms = append(kms, more...)
+		var involved, losses []uint64
+		var channel []int64
+		red := map[int64]bool{}
+		for i, km := range kms {
+			attacker := false
+			for _, a := range km.Attackers {
+				attacker = attacker || a.Alliance == alliance
+			}
+			victim := km.Victim.Alliance == alliance
+			if victim || attacker {
+				involved = append(involved, ids[i])
+				channel = append(channel, km.ID)
+				red[km.ID] = victim
+			}
+			if victim && km.System == jita {
+				losses = append(losses, ids[i])
+			}
+		}
+		Expect(losses).NotTo(BeEmpty())
+		Expect(len(involved)).To(BeNumerically(">", len(losses)))
+		Eventually(rcv.ids).WithContext(ctx).Should(Equal(involved))
+		Eventually(victims.ids).WithContext(ctx).Should(Equal(losses))
+		Eventually(disc.killmailIDs).WithContext(ctx).Should(Equal(channel))
+		disc.mu.Lock()
+		defer disc.mu.Unlock()
+		for id, loss := range red {
+			if loss {
+				Expect(disc.colours[id]).To(Equal(0xE74C3C), "killmail %d: a loss is red", id)
+			} else {
+				Expect(disc.colours[id]).To(Equal(0x2ECC71), "killmail %d: a kill is green", id)
+			}
+		}
+	}, SpecTimeout(60*time.Second))
+})
+
 var _ = DescribeTable("the binary refuses a bad webhooks file with a message naming the entry and field, and exit status 1",
 	func(ctx SpecContext, content, mentions string) {
 		file := filepath.Join(GinkgoT().TempDir(), "webhooks.yaml")
@@ -334,6 +408,8 @@ var _ = DescribeTable("the binary refuses a bad webhooks file with a message nam
 		`webhooks[0] (a): format: "slack" is not discord or json`),
 	Entry("an unknown filter term", "webhooks:\n  - {name: a, url: 'https://x.example', format: json, filter: {colour: red}}\n",
 		`webhooks[0] (a): filter: colour: not a filter term`),
+	Entry("an unknown side", "webhooks:\n  - {name: a, url: 'https://x.example', format: json, filter: {alliances: [1], side: sideways}}\n",
+		`webhooks[0] (a): filter: side: "sideways" is not any, victim or attacker`),
 	Entry("an unknown region", "webhooks:\n  - {name: a, url: 'https://x.example', format: json, filter: {regions: [1]}}\n",
 		`webhooks[0] (a): filter: regions: 1 is not a known region id`),
 	Entry("a missing file", "", "webhooks-file: webhooks file: open"),

@@ -4,12 +4,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/killfeed/killfeed/universe"
 )
 
 // adminRoutes serves GET /api/webhooks when an admin token is configured.
@@ -52,24 +49,3 @@ func (s *Server) webhooks(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, map[string]any{"webhooks": list})
 }
-
-// ParseSelection reads the location terms of GET /api/killfeed (systems,
-// constellations, regions, each as name[]=1 or name=1,2, and all=true)
-// into the systems to read, as a poll does; the error names the term.
-// Other parameters are not looked at.
-func ParseSelection(u *universe.Universe, q url.Values, maxSystems int) ([]int64, error) {
-	if maxSystems <= 0 {
-		maxSystems = DefaultMaxSystems
-	}
-	systems, err := parseSystems(u, q, maxSystems)
-	if err != nil {
-		_, msg := statusOf(err)
-		return nil, plainError(msg)
-	}
-	return systems, nil
-}
-
-// plainError is an error that is only its text.
-type plainError string
-
-func (e plainError) Error() string { return string(e) }

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/killfeed/killfeed/selection"
 )
 
 // Formats of a webhook.
@@ -51,9 +53,9 @@ func (w Webhook) same(o Webhook) bool {
 type Filter struct {
 	// Terms are the filter's terms as query parameters (alliances[]=1&…).
 	Terms url.Values
-	// Systems are the systems the log reads for it (eventlog.AllSystems for
-	// everything).
-	Systems []int64
+	// Selection is what the log reads for it: its systems (the offset
+	// keys) and the predicate over each killmail's facts.
+	Selection selection.Selection
 	// Entities are the characters, corporations, alliances and factions
 	// the filter names, which colour a Discord embed; empty when it names
 	// none.
@@ -175,13 +177,19 @@ func parseEntry(i int, n *yaml.Node, parse ParseFilter) (Webhook, error) {
 		return w, configErr(n, "%s: name: required", entry)
 	}
 	var filter *yaml.Node
-	seen := map[string]bool{}
+	seen := map[string]*yaml.Node{} // each field's value, whose line an error names
+	at := func(field string) *yaml.Node {
+		if v := seen[field]; v != nil {
+			return v
+		}
+		return n
+	}
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		k, v := n.Content[j], n.Content[j+1]
-		if seen[k.Value] {
+		if seen[k.Value] != nil {
 			return w, configErr(k, "%s: %s: given twice", entry, k.Value)
 		}
-		seen[k.Value] = true
+		seen[k.Value] = v
 		scalar := func() (string, error) {
 			if v.Kind != yaml.ScalarNode {
 				return "", configErr(v, "%s: %s: must be a string", entry, k.Value)
@@ -207,17 +215,17 @@ func parseEntry(i int, n *yaml.Node, parse ParseFilter) (Webhook, error) {
 		}
 	}
 	if u, err := url.Parse(w.URL); w.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return w, configErr(n, "%s: url: must be an http:// or https:// URL", entry)
+		return w, configErr(at("url"), "%s: url: must be an http:// or https:// URL", entry)
 	}
 	switch w.Format {
 	case FormatJSON, FormatDiscord:
 	case "":
 		return w, configErr(n, "%s: format: required (discord or json)", entry)
 	default:
-		return w, configErr(n, "%s: format: %q is not discord or json", entry, w.Format)
+		return w, configErr(at("format"), "%s: format: %q is not discord or json", entry, w.Format)
 	}
 	if w.Secret != "" && w.Format != FormatJSON {
-		return w, configErr(n, "%s: secret: only the json format is signed", entry)
+		return w, configErr(at("secret"), "%s: secret: only the json format is signed", entry)
 	}
 	if filter == nil {
 		return w, configErr(n, "%s: filter: required (e.g. {all: true} or {regions: [10000002]})", entry)

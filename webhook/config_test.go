@@ -23,9 +23,9 @@ func parseTerms(terms url.Values) (webhook.Filter, error) {
 			if vs[0] != "true" {
 				return f, errors.New("all: must be true or false")
 			}
-			f.Systems = append(f.Systems, 0)
+			f.Selection.Systems = append(f.Selection.Systems, 0)
 		case "regions[]":
-			f.Systems = append(f.Systems, 1)
+			f.Selection.Systems = append(f.Selection.Systems, 1)
 		case "min_value":
 		default:
 			return f, fmt.Errorf("%s: not a filter term", strings.TrimSuffix(k, "[]"))

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/webhook"
 )
 
@@ -87,7 +88,7 @@ var _ = Describe("json webhooks", func() {
 		more := h.insert(ctx, 30, 0) // the store takes inserts while a request hangs
 		Eventually(fine.ids).WithContext(ctx).Should(Equal(append(first, more...)))
 		Expect(h.status("stuck")).To(And(HaveField("State", webhook.StateDelivering), HaveField("Lag", uint64(31))))
-		polled, err := h.svc.FetchForClient(ctx, "reader", []int64{eventlog.AllSystems})
+		polled, err := h.svc.FetchForClient(ctx, "reader", selection.All())
 		Expect(err).NotTo(HaveOccurred())
 		Expect(polled.Events).To(HaveLen(31), "a poll is served while a webhook hangs")
 

@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/webhook"
 )
 
@@ -50,7 +51,7 @@ var _ = Describe("discord webhooks", func() {
 		h.waitRunning(ctx, "feed")
 		ids := h.insert(ctx, 35, 0)
 		var want []int64
-		batch, err := h.log.Since([]int64{eventlog.AllSystems}, 0, 0)
+		batch, err := h.log.Since(selection.All(), 0, 0)
 		Expect(err).NotTo(HaveOccurred())
 		for _, ev := range batch.Events {
 			want = append(want, factsOf(ev.Killmail).ID)
@@ -109,7 +110,7 @@ var _ = Describe("discord webhooks", func() {
 		h.waitRunning(ctx, "kills")
 		h.mgr.Apply(nil)                    // both stop, their offsets stay at the head
 		ids := h.insertFixtures(ctx, 0, 13) // a killmail with alliances on both sides
-		batch, err := h.log.Since([]int64{eventlog.AllSystems}, ids[0]-1, 1)
+		batch, err := h.log.Since(selection.All(), ids[0]-1, 1)
 		Expect(err).NotTo(HaveOccurred())
 		f := factsOf(batch.Events[0].Killmail)
 		Expect(f.Victim.AllianceID).NotTo(BeZero())

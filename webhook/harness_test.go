@@ -14,6 +14,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/webhook"
 )
 
@@ -104,7 +105,7 @@ func hook(name, u, format, secret string, systems ...int64) webhook.Webhook {
 		}
 	}
 	return webhook.Webhook{Name: name, URL: u, Format: format, Secret: secret,
-		Filter: webhook.Filter{Terms: terms, Systems: systems}}
+		Filter: webhook.Filter{Terms: terms, Selection: selection.Of(systems)}}
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }

@@ -42,8 +42,8 @@ type Batch struct {
 	// Through is how far the read looked: once every event is delivered
 	// the offsets advance to it.
 	Through uint64
-	// More says the read stopped before the head (at its limit): read
-	// again at once.
+	// More says the read stopped before the head (at its limit, or at the
+	// log's scan bound for a filtered read): read again at once.
 	More bool
 }
 
@@ -71,25 +71,21 @@ func (s *LogSource) Close() {
 
 // Join implements Source.
 func (s *LogSource) Join(_ context.Context, client string, f Filter) (uint64, error) {
-	return s.svc.JoinSystems(client, f.Systems)
+	return s.svc.JoinSystems(client, f.Selection.Systems)
 }
 
 // Peek implements Source.
 func (s *LogSource) Peek(ctx context.Context, client string, f Filter, limit int) (Batch, error) {
-	b, err := s.svc.Fetch(ctx, &actors.PeekForClient{ClientID: client, Systems: f.Systems, Limit: limit})
+	b, err := s.svc.Fetch(ctx, &actors.PeekForClient{ClientID: client, Selection: f.Selection, Limit: limit})
 	if err != nil {
 		return Batch{}, err
 	}
-	out := Batch{Events: b.Events, Missed: b.Missed, Oldest: b.Oldest, Through: b.Head}
-	if limit > 0 && len(b.Events) == limit {
-		out.Through, out.More = b.Events[len(b.Events)-1].ID, true
-	}
-	return out, nil
+	return Batch{Events: b.Events, Missed: b.Missed, Oldest: b.Oldest, Through: b.Through, More: b.More}, nil
 }
 
 // Advance implements Source.
 func (s *LogSource) Advance(ctx context.Context, client string, f Filter, through uint64) error {
-	return s.svc.Advance(ctx, client, f.Systems, through)
+	return s.svc.Advance(ctx, client, f.Selection.Systems, through)
 }
 
 // SetRetention implements Source.
