@@ -31,6 +31,11 @@ type Config struct {
 	// Registry receives the store's metrics (inserts by source, GC, the
 	// log's gauges); nil exports none.
 	Registry *prometheus.Registry
+	// BeforeInsert, when set, is called by Insert before the killmails go
+	// to the store, on the caller's goroutine: the names resolver's Warm,
+	// which starts their lookups and waits for them a bounded time. nil
+	// calls nothing.
+	BeforeInsert func(ctx context.Context, kms []killmail.Killmail)
 }
 
 // Service runs the actor tree over an event log and is the Go API to it.
@@ -43,6 +48,8 @@ type Service struct {
 	log     *eventlog.Log
 	// stats replaces log.Stats for a Service without a local log (an edge).
 	stats func() eventlog.Stats
+	// beforeInsert is Config.BeforeInsert.
+	beforeInsert func(ctx context.Context, kms []killmail.Killmail)
 }
 
 // Start spawns the actor tree over log. durable says whether appends wait
@@ -69,7 +76,7 @@ func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
 		system.Shutdown()
 		return nil, fmt.Errorf("spawn root: %w", err)
 	}
-	s := &Service{system: system, root: root, timeout: cfg.RequestTimeout, log: log}
+	s := &Service{system: system, root: root, timeout: cfg.RequestTimeout, log: log, beforeInsert: cfg.BeforeInsert}
 	ch, err := request[*children](context.Background(), s, root, &whereAreChildren{})
 	if err != nil {
 		system.Shutdown()
@@ -145,6 +152,9 @@ func request[T any](ctx context.Context, s *Service, pid *actor.PID, msg any) (T
 // Insert stores killmails, deduplicated by killmail id, and the optional
 // upstream cursor in the same write.
 func (s *Service) Insert(ctx context.Context, kms []killmail.Killmail, cursor *eventlog.Cursor) ([]eventlog.AppendResult, error) {
+	if s.beforeInsert != nil {
+		s.beforeInsert(ctx, kms)
+	}
 	r, err := request[*InsertKillmailResult](ctx, s, s.store, &InsertKillmail{Killmails: kms, Cursor: cursor, Source: SourceOf(ctx)})
 	if err != nil {
 		return nil, err

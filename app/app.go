@@ -14,6 +14,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/eventlog/pebblestore"
+	"github.com/killfeed/killfeed/names"
 	"github.com/killfeed/killfeed/transport"
 	"github.com/killfeed/killfeed/universe"
 )
@@ -35,6 +36,8 @@ type App struct {
 	registry *prometheus.Registry
 	// hooks delivers the webhooks; nil without Config.WebhooksFile.
 	hooks *webhooks
+	// names resolves and adds the names beside ids.
+	names *names.Resolver
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -63,7 +66,9 @@ func Start(cfg Config) (*App, error) {
 	}
 	durable := store != nil
 	reg := newRegistry(cfg, store)
+	res, render := startNames(cfg, store, reg)
 	svc, err := actors.Start(log, durable, actors.Config{
+		BeforeInsert:   res.Warm,
 		Registry:       reg,
 		GCInterval:     cfg.GCInterval,
 		FlushInterval:  cfg.OffsetFlush,
@@ -72,16 +77,18 @@ func Start(cfg Config) (*App, error) {
 		Logger:         logger,
 	})
 	if err != nil {
+		res.Close()
 		_ = log.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		svc.Stop()
+		res.Close()
 		_ = log.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	hooked := startWebhooks(cfg, svc, reg, hooks)
+	hooked := startWebhooks(cfg, svc, reg, hooks, render)
 	api := transport.New(svc, transport.Config{
 		EntityTopics:   true,
 		RequestTimeout: cfg.RequestTimeout,
@@ -94,15 +101,20 @@ func Start(cfg Config) (*App, error) {
 		Ready:          storeReady(store),
 		AdminToken:     cfg.AdminToken,
 		Webhooks:       hooked.status,
+		Names:          render,
 	})
+	if cfg.Names.ESI {
+		cfg.Ingest.R2Z2.Names, cfg.Ingest.RedisQ.Names = res, res
+	}
 	stopIngest, err := startIngest(withUpstreamMetrics(cfg, reg), svc)
 	if err == nil {
-		stopIngest, err = withEdgeEndpoint(cfg, svc, stopIngest)
+		stopIngest, err = withEdgeEndpoint(cfg, svc, render, stopIngest)
 	}
 	if err != nil {
 		hooked.close()
 		_ = ln.Close()
 		svc.Stop()
+		res.Close()
 		_ = log.Close()
 		return nil, err
 	}
@@ -117,6 +129,7 @@ func Start(cfg Config) (*App, error) {
 		keys:       keys,
 		registry:   reg,
 		hooks:      hooked,
+		names:      res,
 		http: &http.Server{
 			Handler:           api.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -193,6 +206,7 @@ func (a *App) shutdown(ctx context.Context) error {
 	}
 	a.hooks.close()
 	a.actors.Stop()
+	a.names.Close() // before the log: its keyspace lives in the store
 	if err := a.log.Close(); err != nil && !errors.Is(err, eventlog.ErrClosed) {
 		errs = append(errs, fmt.Errorf("close log: %w", err))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/edge"
 	"github.com/killfeed/killfeed/ingest"
+	"github.com/killfeed/killfeed/names"
 	"github.com/killfeed/killfeed/transport"
 	"github.com/killfeed/killfeed/universe"
 )
@@ -147,6 +148,9 @@ func StartEdge(cfg EdgeConfig) (*Edge, error) {
 		Websocket:      cfg.Websocket,
 		Limits:         cfg.Limits,
 		Logger:         logger,
+		// The core sends its rendering of the names with every event; this
+		// one adds static names to events from a core that sends none.
+		Names: names.NewRenderer(nil, nil, 0),
 		// GET /readyz: 200 only while the edge is in step with its core, so
 		// that a load balancer sends new clients elsewhere.
 		Ready: func() error {
@@ -235,11 +239,12 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 // withEdgeEndpoint starts the core's edge endpoint beside the remote ingest
 // endpoint (edges reach the core at its --remote-listen address); the
 // returned stop stops it, then what stop stopped.
-func withEdgeEndpoint(cfg Config, svc *actors.Service, stop func()) (func(), error) {
+func withEdgeEndpoint(cfg Config, svc *actors.Service, render *names.Renderer, stop func()) (func(), error) {
 	if cfg.Ingest.Remote.Listen == "" {
 		return stop, nil
 	}
-	core, err := edge.StartCore(svc, edge.CoreConfig{Timeout: cfg.RequestTimeout, Logger: cfg.Logger.With("component", "edge-endpoint")})
+	core, err := edge.StartCore(svc, edge.CoreConfig{Timeout: cfg.RequestTimeout, Logger: cfg.Logger.With("component", "edge-endpoint"),
+		Render: render.RenderPartial})
 	if err != nil {
 		stop()
 		return nil, err

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/names"
 	"github.com/killfeed/killfeed/selection"
 	"github.com/killfeed/killfeed/transport"
 	"github.com/killfeed/killfeed/universe"
@@ -54,14 +57,18 @@ type webhooks struct {
 	mgr *webhook.Manager
 }
 
-// startWebhooks starts hooks; nil without a webhooks file.
-func startWebhooks(cfg Config, svc *actors.Service, reg *prometheus.Registry, hooks []webhook.Webhook) *webhooks {
+// startWebhooks starts hooks, which deliver killmails with the names
+// render adds; nil without a webhooks file.
+func startWebhooks(cfg Config, svc *actors.Service, reg *prometheus.Registry, hooks []webhook.Webhook, render *names.Renderer) *webhooks {
 	if cfg.WebhooksFile == "" {
 		return nil
 	}
 	src := webhook.NewLogSource(svc, transport.AllTopic)
 	wc := cfg.Webhooks
 	wc.Logger, wc.Registry = cfg.Logger, reg
+	if render != nil && wc.Enrich == nil {
+		wc.Enrich = func(_ context.Context, ev eventlog.Event) []byte { return render.Render(ev) }
+	}
 	mgr := webhook.NewManager(src, wc)
 	mgr.Apply(hooks)
 	cfg.Logger.Info("webhooks started", "file", cfg.WebhooksFile, "webhooks", len(hooks))

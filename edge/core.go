@@ -37,6 +37,10 @@ type CoreConfig struct {
 	MaxUnacked int
 	// Logger receives the endpoint's logs; nil discards them.
 	Logger *slog.Logger
+	// Render, when set, adds the names beside the ids of the events sent to
+	// edges (names.Renderer.RenderPartial): an edge serves the core's
+	// rendering, never an older one of its own. nil sends none.
+	Render func(eventlog.Event) (named []byte, partial bool)
 }
 
 // Core is the core's side of the edge protocol: the endpoint actor, on the
@@ -186,7 +190,7 @@ func (e *endpoint) fetch(ctx actor.Context, msg *edgepb.Fetch) {
 				if r.Err != nil {
 					err = r.Err
 				} else {
-					return batchToPB(r.Batch)
+					return batchToPB(r.Batch, e.cfg.Render)
 				}
 			} else {
 				err = replyError(res)
@@ -262,13 +266,22 @@ func failure(err error) *edgepb.Failure {
 	return &edgepb.Failure{Code: code, Message: err.Error()}
 }
 
-func batchToPB(b eventlog.Batch) *edgepb.FetchResult {
+func batchToPB(b eventlog.Batch, render func(eventlog.Event) ([]byte, bool)) *edgepb.FetchResult {
 	out := &edgepb.FetchResult{Missed: b.Missed, Oldest: b.Oldest, Head: b.Head, More: b.More, Through: b.Through,
 		Events: make([]*edgepb.Event, len(b.Events))}
 	for i, ev := range b.Events {
-		out.Events[i] = &edgepb.Event{EventId: ev.ID, SystemId: ev.SystemID, Killmail: ev.Killmail}
+		out.Events[i] = eventToPB(ev, render)
 	}
 	return out
+}
+
+// eventToPB is ev with the core's rendering of its names, when it renders.
+func eventToPB(ev eventlog.Event, render func(eventlog.Event) ([]byte, bool)) *edgepb.Event {
+	pb := &edgepb.Event{EventId: ev.ID, SystemId: ev.SystemID, Killmail: ev.Killmail}
+	if render != nil {
+		pb.Named, pb.NamedPartial = render(ev)
+	}
+	return pb
 }
 
 // forwarder pushes the events of the topics one edge follows to its relay:
@@ -334,7 +347,7 @@ func (f *forwarder) Receive(ctx actor.Context) {
 			return
 		}
 		f.unacked = append(f.unacked, msg.EventID)
-		ctx.Send(f.relay, &edgepb.Events{Events: []*edgepb.Event{{EventId: msg.EventID, SystemId: msg.SystemID, Killmail: msg.Killmail}}})
+		ctx.Send(f.relay, &edgepb.Events{Events: []*edgepb.Event{eventToPB(msg.Event(), f.cfg.Render)}})
 	case *edgepb.Ping:
 		f.lastPing = time.Now()
 		n := 0

@@ -474,9 +474,10 @@ func (r *relay) publish(ctx actor.Context, evs []*edgepb.Event) {
 			continue
 		}
 		r.last = e.GetEventId()
-		ev := eventlog.Event{ID: e.GetEventId(), SystemID: e.GetSystemId(), Killmail: e.GetKillmail()}
+		ev := eventFromPB(e)
 		r.cache.add(ev)
-		ctx.Send(r.pubsub, &actors.KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail})
+		ctx.Send(r.pubsub, &actors.KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail,
+			Named: ev.Named, NamedPartial: ev.NamedPartial})
 	}
 }
 
@@ -536,11 +537,25 @@ func (r *relay) fromCache(msg *actors.FetchSince) (eventlog.Batch, bool) {
 	}
 	b := eventlog.Batch{Head: r.last, Oldest: r.node.stats.Load().Oldest}
 	b.Events = r.cache.since(msg.After, systems, all, msg.Limit)
+	for _, ev := range b.Events {
+		if ev.NamedPartial {
+			return eventlog.Batch{}, false // the core may know its names by now
+		}
+	}
 	b.Through = b.Head
 	if n := len(b.Events); msg.Limit > 0 && n == msg.Limit {
 		b.Through, b.More = b.Events[n-1].ID, true
 	}
 	return b, true
+}
+
+// eventFromPB is an event as the core sent it, with its rendering.
+func eventFromPB(e *edgepb.Event) eventlog.Event {
+	ev := eventlog.Event{ID: e.GetEventId(), SystemID: e.GetSystemId(), Killmail: e.GetKillmail(), NamedPartial: e.GetNamedPartial()}
+	if len(e.GetNamed()) > 0 {
+		ev.Named = e.GetNamed()
+	}
+	return ev
 }
 
 // forward sends req to the core's endpoint and answers the caller with
@@ -576,8 +591,8 @@ func (r *relay) fetch(ctx actor.Context, req *edgepb.Fetch) {
 		out := eventlog.Batch{Missed: b.GetMissed(), Oldest: b.GetOldest(), Head: b.GetHead(), More: b.GetMore(), Through: b.GetThrough(),
 			Events: make([]eventlog.Event, len(b.GetEvents()))}
 		for i, e := range b.GetEvents() {
-			out.Events[i] = eventlog.Event{ID: e.GetEventId(), SystemID: e.GetSystemId(), Killmail: e.GetKillmail(),
-				Facts: selection.Extract(e.GetKillmail())}
+			out.Events[i] = eventFromPB(e)
+			out.Events[i].Facts = selection.Extract(e.GetKillmail())
 		}
 		return &actors.FetchResult{Batch: out}
 	}, func(err error) any { return &actors.FetchResult{Err: err} })

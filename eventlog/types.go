@@ -88,6 +88,12 @@ type Event struct {
 	// Facts are the killmail's facts, shared; nil for an event built
 	// elsewhere than the log (selection.Extract makes them).
 	Facts *selection.Facts
+	// Named, when set, is the killmail with the names beside its ids as the
+	// node that owns the log rendered it: an edge gets it from its core
+	// with each event. nil means a reader renders names itself.
+	Named []byte
+	// NamedPartial says Named lacked names that were not known yet.
+	NamedPartial bool
 }
 
 // AppendJSON appends {"event_id":…,"system_id":…,"killmail":…} to dst,

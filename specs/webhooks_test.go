@@ -21,6 +21,8 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
 
+	"github.com/killfeed/killfeed/app"
+	"github.com/killfeed/killfeed/internal/fakeesi"
 	"github.com/killfeed/killfeed/webhook"
 )
 
@@ -33,6 +35,7 @@ type hookReceiver struct {
 
 	mu        sync.Mutex
 	got       []uint64
+	bodies    []json.RawMessage // the killmail of each accepted event
 	hangAfter int
 	hung      bool
 	badSig    int
@@ -43,7 +46,8 @@ func newHookReceiver(secret string) *hookReceiver {
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		var ev struct {
-			EventID uint64 `json:"event_id"`
+			EventID  uint64          `json:"event_id"`
+			Killmail json.RawMessage `json:"killmail"`
 		}
 		if json.Unmarshal(body, &ev) != nil || req.Header.Get("X-Killfeed-Event-Id") != strconv.FormatUint(ev.EventID, 10) {
 			http.Error(w, "bad body", http.StatusBadRequest)
@@ -63,6 +67,7 @@ func newHookReceiver(secret string) *hookReceiver {
 			return
 		}
 		r.got = append(r.got, ev.EventID)
+		r.bodies = append(r.bodies, ev.Killmail)
 		r.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -96,6 +101,8 @@ type discordFake struct {
 	mu       sync.Mutex
 	ids      []int64
 	colours  map[int64]int
+	authors  map[int64]string
+	titles   map[int64]string
 	requests int
 	until    time.Time
 	early    int
@@ -106,8 +113,12 @@ func newDiscordFake() *discordFake {
 	d.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		var m struct {
 			Embeds []struct {
-				URL   string `json:"url"`
-				Color int    `json:"color"`
+				URL    string `json:"url"`
+				Color  int    `json:"color"`
+				Title  string `json:"title"`
+				Author struct {
+					Name string `json:"name"`
+				} `json:"author"`
 			} `json:"embeds"`
 		}
 		body, _ := io.ReadAll(req.Body)
@@ -133,9 +144,9 @@ func newDiscordFake() *discordFake {
 			_, _ = fmt.Sscanf(e.URL, "https://zkillboard.com/kill/%d/", &id)
 			d.ids = append(d.ids, id)
 			if d.colours == nil {
-				d.colours = map[int64]int{}
+				d.colours, d.authors, d.titles = map[int64]int{}, map[int64]string{}, map[int64]string{}
 			}
-			d.colours[id] = e.Color
+			d.colours[id], d.authors[id], d.titles[id] = e.Color, e.Author.Name, e.Title
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -386,6 +397,46 @@ var _ = Describe("webhook filters", func() {
 			} else {
 				Expect(disc.colours[id]).To(Equal(0x2ECC71), "killmail %d: a kill is green", id)
 			}
+		}
+	}, SpecTimeout(60*time.Second))
+})
+
+var _ = Describe("webhook deliveries with names", func() {
+	It("carry the names ESI and the static data give: json in the killmail, Discord in the embed", func(ctx SpecContext) {
+		esi := fakeesi.New(true)
+		DeferCleanup(esi.Close)
+		rcv := newHookReceiver("")
+		disc := newDiscordFake()
+		file := filepath.Join(GinkgoT().TempDir(), "webhooks.yaml")
+		writeHooks(file, fmt.Sprintf("webhooks:\n  - {name: j, url: '%s', format: json, filter: {all: true}}\n  - {name: d, url: '%s', format: discord, filter: {all: true}}\n", rcv.URL, disc.URL))
+		a := startKillfeed(app.Config{WebhooksFile: file, AdminToken: "t",
+			Names: app.NamesConfig{ESI: true, URL: esi.URL, Wait: 10 * time.Second, Contact: "ops@example.org"}})
+		waitIdle(ctx, a.URL(), "t", "j", "d")
+
+		body, kms := namesKillmails(0, 4)
+		ids := postKillmails(ctx, a.URL(), body)
+		Eventually(rcv.ids).WithContext(ctx).Should(Equal(ids))
+		rcv.mu.Lock()
+		bodies := slices.Clone(rcv.bodies)
+		rcv.mu.Unlock()
+		for i, k := range kms {
+			expectNamed(k.JSON, bodies[i], true)
+		}
+		Eventually(disc.killmailIDs).WithContext(ctx).Should(HaveLen(len(kms)))
+		disc.mu.Lock()
+		defer disc.mu.Unlock()
+		for _, k := range kms {
+			var v struct {
+				Victim struct {
+					Character int64 `json:"character_id"`
+				} `json:"victim"`
+			}
+			Expect(json.Unmarshal(k.JSON, &v)).To(Succeed())
+			if v.Victim.Character != 0 {
+				Expect(disc.authors[k.ID]).To(MatchRegexp(`^Character %d \[C\d+\]`, v.Victim.Character))
+			}
+			Expect(disc.titles[k.ID]).NotTo(HavePrefix("Type "), "the ship is named")
+			Expect(disc.titles[k.ID]).NotTo(HaveSuffix("System "), "the system is named")
 		}
 	}, SpecTimeout(60*time.Second))
 })

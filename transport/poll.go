@@ -23,6 +23,10 @@ func (s *Server) poll(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	names, err := parseNamesParam(c.QueryParams(), true)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.requestContext(c, q.wait)
 	defer cancel()
 	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Selection: q.sel, Limit: q.limit, Owner: ownerOf(c)})
@@ -30,8 +34,9 @@ func (s *Server) poll(c echo.Context) error {
 		return err
 	}
 	size := 64
-	for _, ev := range b.Events {
-		size += len(ev.Killmail) + 64
+	for i := range b.Events {
+		b.Events[i] = s.named(b.Events[i], names)
+		size += len(b.Events[i].Killmail) + 64
 	}
 	buf := make([]byte, 0, size)
 	buf = append(buf, `{"events":[`...)
@@ -52,6 +57,10 @@ func (s *Server) next(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	names, err := parseNamesParam(c.QueryParams(), true)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.requestContext(c, q.wait)
 	defer cancel()
 	b, err := s.fetchOne(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Selection: q.sel, Owner: ownerOf(c)})
@@ -61,6 +70,7 @@ func (s *Server) next(c echo.Context) error {
 	if len(b.Events) == 0 {
 		return c.NoContent(http.StatusNoContent)
 	}
+	b.Events[0] = s.named(b.Events[0], names)
 	buf := b.Events[0].AppendJSON(make([]byte, 0, len(b.Events[0].Killmail)+128))
 	buf = appendPosition(buf[:len(buf)-1], b)
 	return deliver(c, &b, append(buf, '}'))

@@ -656,10 +656,16 @@ func (x *Pong) GetClients() int64 {
 
 // Event is one stored killmail with its event_id in the core's log.
 type Event struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EventId       uint64                 `protobuf:"varint,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	SystemId      int64                  `protobuf:"varint,2,opt,name=system_id,json=systemId,proto3" json:"system_id,omitempty"`
-	Killmail      []byte                 `protobuf:"bytes,3,opt,name=killmail,proto3" json:"killmail,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EventId  uint64                 `protobuf:"varint,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	SystemId int64                  `protobuf:"varint,2,opt,name=system_id,json=systemId,proto3" json:"system_id,omitempty"`
+	Killmail []byte                 `protobuf:"bytes,3,opt,name=killmail,proto3" json:"killmail,omitempty"`
+	// named is the killmail with the names beside its ids, as the core
+	// renders it now (empty from a core that renders none).
+	Named []byte `protobuf:"bytes,4,opt,name=named,proto3" json:"named,omitempty"`
+	// named_partial says names lacked names the core did not know yet: an
+	// edge asks the core again rather than serve it from its tail.
+	NamedPartial  bool `protobuf:"varint,5,opt,name=named_partial,json=namedPartial,proto3" json:"named_partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -713,6 +719,20 @@ func (x *Event) GetKillmail() []byte {
 		return x.Killmail
 	}
 	return nil
+}
+
+func (x *Event) GetNamed() []byte {
+	if x != nil {
+		return x.Named
+	}
+	return nil
+}
+
+func (x *Event) GetNamedPartial() bool {
+	if x != nil {
+		return x.NamedPartial
+	}
+	return false
 }
 
 // Events are pushed by a forwarder to its edge's relay, in event_id order.
@@ -1326,11 +1346,13 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\x06oldest\x18\x02 \x01(\x04R\x06oldest\x12\x16\n" +
 	"\x06events\x18\x03 \x01(\x03R\x06events\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x18\n" +
-	"\aclients\x18\x05 \x01(\x03R\aclients\"[\n" +
+	"\aclients\x18\x05 \x01(\x03R\aclients\"\x96\x01\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\x04R\aeventId\x12\x1b\n" +
 	"\tsystem_id\x18\x02 \x01(\x03R\bsystemId\x12\x1a\n" +
-	"\bkillmail\x18\x03 \x01(\fR\bkillmail\"9\n" +
+	"\bkillmail\x18\x03 \x01(\fR\bkillmail\x12\x14\n" +
+	"\x05named\x18\x04 \x01(\fR\x05named\x12#\n" +
+	"\rnamed_partial\x18\x05 \x01(\bR\fnamedPartial\"9\n" +
 	"\x06Events\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.killfeed.edge.v1.EventR\x06events\"\xd1\x01\n" +
 	"\x05Fetch\x12/\n" +
