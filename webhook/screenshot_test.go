@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -18,10 +17,19 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/internal/fakeesi"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/names"
 	"github.com/killfeed/killfeed/webhook"
 )
+
+// party is what the spec reads of a victim or an attacker.
+type party struct {
+	Character   int64 `json:"character_id"`
+	Corporation int64 `json:"corporation_id"`
+	Alliance    int64 `json:"alliance_id"`
+}
 
 // The spec below draws docs/discord.png: a webhook delivers two killmails
 // to the fake Discord, whose received message is rendered as a page
@@ -33,34 +41,38 @@ var _ = Describe("a Discord message", func() {
 		if path == "" {
 			Skip("KILLFEED_DISCORD_SCREENSHOT is not set")
 		}
-		ships := shipNames()
-		cfg := fastRetries
-		// Ship names from the static data; character and corporation
-		// names as ESI would give them.
-		cfg.Enrich = func(_ context.Context, ev eventlog.Event) []byte {
-			var km map[string]any
-			Expect(json.Unmarshal(ev.Killmail, &km)).To(Succeed())
-			name := func(p map[string]any, who, corp, tick string) {
-				if id, ok := p["ship_type_id"].(float64); ok {
-					p["ship_type_name"] = ships[int64(id)]
+		kms := fixture.Killmails()
+		victims := []killmail.Killmail{kms[17], kms[13]}
+		// Names from the names renderer: ships, systems and regions from
+		// the static data, pilots and corporations from a fake ESI that
+		// knows them by these names.
+		esi := fakeesi.New(false)
+		DeferCleanup(esi.Close)
+		pilots := []string{"Aura Vexley", "Tarn Okonedo", "Rook Halvard", "Mira Oskane", "Jett Ramsay", "Ilse Varkonen", "Doran Pike"}
+		for i, k := range victims {
+			var km struct {
+				Victim    party   `json:"victim"`
+				Attackers []party `json:"attackers"`
+			}
+			Expect(json.Unmarshal(k.JSON, &km)).To(Succeed())
+			corp := [][2]string{{"Holdfast Logistics", "HOLD"}, {"Sundering Veil", "SVL"}}[i]
+			esi.Character(km.Victim.Character, pilots[i])
+			esi.Corporation(km.Victim.Corporation, corp[0], corp[1])
+			for j, a := range km.Attackers {
+				esi.Character(a.Character, pilots[2+(i+j)%5])
+				esi.Corporation(a.Corporation, "Ashen Lotus", "ASHL")
+			}
+			for _, al := range append([]party{km.Victim}, km.Attackers...) {
+				if al.Alliance != 0 {
+					esi.Alliance(al.Alliance, "Alliance "+strconv.FormatInt(al.Alliance%1000, 10), "A"+strconv.FormatInt(al.Alliance%100, 10))
 				}
-				if _, ok := p["character_id"]; ok {
-					p["character_name"] = who
-				}
-				p["corporation_name"], p["corporation_ticker"] = corp, tick
 			}
-			first := km["killmail_id"].(float64) == 2_000_000_000
-			if first {
-				name(km["victim"].(map[string]any), "Aura Vexley", "Holdfast Logistics", "HOLD")
-			} else {
-				name(km["victim"].(map[string]any), "Tarn Okonedo", "Sundering Veil", "SVL")
-			}
-			for i, a := range km["attackers"].([]any) {
-				name(a.(map[string]any), []string{"Rook Halvard", "Mira Oskane", "Jett Ramsay"}[i%3], "Ashen Lotus", "ASHL")
-			}
-			b, _ := json.Marshal(km)
-			return b
 		}
+		res := names.NewResolver(names.Config{Client: names.NewClient(names.ClientConfig{URL: esi.URL, Contact: "docs@example.org"}), Wait: 10 * time.Second})
+		DeferCleanup(res.Close)
+		render := names.NewRenderer(res, nil, 0)
+		cfg := fastRetries
+		cfg.Enrich = func(_ context.Context, ev eventlog.Event) []byte { return render.Render(ev) }
 		h := newHarness(cfg, eventlog.Config{})
 		disc := newFakeDiscord(100, time.Second, nil)
 		// The filter follows one alliance: the victim of the first
@@ -69,11 +81,10 @@ var _ = Describe("a Discord message", func() {
 		w.Filter.Entities.Alliances = []int64{99010928}
 		h.mgr.Apply([]webhook.Webhook{w})
 		h.waitRunning(ctx, "alliance-feed")
-		kms := fixture.Killmails()
 		var parts []map[string]any
 		for i, v := range []float64{1.25e9, 312.4e6} {
 			var obj map[string]any
-			Expect(json.Unmarshal(kms[[]int{17, 13}[i]].JSON, &obj)).To(Succeed())
+			Expect(json.Unmarshal(victims[i].JSON, &obj)).To(Succeed())
 			obj["killmail_id"] = 2_000_000_000 + i
 			obj["solar_system_id"] = []int64{30000142, 30000144}[i]
 			obj["zkb"] = map[string]any{"totalValue": v, "labels": []string{"pvp", "loc:highsec"}}
@@ -86,6 +97,7 @@ var _ = Describe("a Discord message", func() {
 			Expect(err).NotTo(HaveOccurred())
 			batch = append(batch, km)
 		}
+		res.Warm(ctx, batch) // as an insert does: the names are known when the webhook renders
 		Expect(h.svc.Insert(ctx, batch, nil)).Error().NotTo(HaveOccurred())
 		Eventually(disc.killmailIDs).WithContext(ctx).Should(HaveLen(2))
 		msgs, violations, _, _ := disc.snapshot()
@@ -110,24 +122,6 @@ func chromium() string {
 	}
 	Skip("no chromium to draw with")
 	return ""
-}
-
-// shipNames reads type names from ../shared/data/types.csv.
-func shipNames() map[int64]string {
-	GinkgoHelper()
-	f, err := os.Open(fixture.SharedData("types.csv"))
-	if err != nil {
-		Skip("no ../shared/data/types.csv: " + err.Error())
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	Expect(err).NotTo(HaveOccurred())
-	out := make(map[int64]string, len(recs))
-	for _, r := range recs[1:] {
-		id, _ := strconv.ParseInt(r[0], 10, 64)
-		out[id] = r[1]
-	}
-	return out
 }
 
 var bold = regexp.MustCompile(`\*\*(.+?)\*\*`)
