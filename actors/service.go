@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -131,22 +130,7 @@ func request[T any](ctx context.Context, s *Service, pid *actor.PID, msg any) (T
 	if timeout <= 0 {
 		return zero, ErrUnavailable
 	}
-	res, err := s.system.Root.RequestFuture(pid, msg, timeout).Result()
-	switch {
-	case errors.Is(err, actor.ErrTimeout), errors.Is(err, actor.ErrDeadLetter):
-		return zero, ErrUnavailable
-	case err != nil:
-		return zero, err
-	}
-	switch r := res.(type) {
-	case T:
-		return r, nil
-	case error:
-		return zero, r
-	case *actor.DeadLetterResponse:
-		return zero, ErrUnavailable
-	}
-	return zero, fmt.Errorf("unexpected reply %T", res)
+	return ReplyAs[T](s.system.Root.RequestFuture(pid, msg, timeout).Result())
 }
 
 // Insert stores killmails, deduplicated by killmail id, and the optional

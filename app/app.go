@@ -92,6 +92,8 @@ func Start(cfg Config) (*App, error) {
 	api := transport.New(svc, transport.Config{
 		EntityTopics:   true,
 		RequestTimeout: cfg.RequestTimeout,
+		ReadTimeout:    cfg.ReadTimeout,
+		CORSOrigins:    cfg.CORSOrigins,
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,
 		Logger:         logger,
@@ -133,10 +135,15 @@ func Start(cfg Config) (*App, error) {
 		http: &http.Server{
 			Handler:           api.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       max(cfg.IdleTimeout, 0), // negative: none
 			ErrorLog:          nil,
 		},
 	}
 	go func() { a.served <- a.http.Serve(ln) }()
+	if cfg.IngestToken == "" {
+		logger.Info("ingest open to loopback clients only: POST /api/killmails from other addresses needs --ingest-token",
+			"trusted_proxies", len(cfg.Limits.TrustedProxies))
+	}
 	st := log.Stats()
 	logger.Info("killfeed listening", "addr", ln.Addr().String(), "storage", cfg.Storage,
 		"events", st.Events, "head", st.Head)
@@ -152,6 +159,12 @@ func openLog(cfg Config) (*eventlog.Log, *pebblestore.Store, error) {
 		MaxBytes:  cfg.MaxBytes,
 		MaxAge:    cfg.MaxAge,
 		ClientTTL: cfg.ClientTTL,
+	}
+	switch {
+	case cfg.MinRetention == 0:
+		lc.MinRetention = DefaultMinRetention
+	case cfg.MinRetention > 0:
+		lc.MinRetention = cfg.MinRetention
 	}
 	lc.MaxClients = cfg.maxClients()
 	if cfg.Storage == StorageMemory {
@@ -216,6 +229,30 @@ func (a *App) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// drainGrace answers GET /readyz 503 for cfg.DrainGrace while serving
+// everything else, so that a load balancer stops sending traffic before
+// the listener closes. A listener that failed skips it.
+func (a *App) drainGrace() {
+	if a.cfg.DrainGrace <= 0 {
+		return
+	}
+	select {
+	case err := <-a.served:
+		a.served <- err
+		return
+	default:
+	}
+	a.api.Unready()
+	a.cfg.Logger.Info("draining: /readyz answers 503 until the listener closes", "grace", a.cfg.DrainGrace)
+	t := time.NewTimer(a.cfg.DrainGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case err := <-a.served:
+		a.served <- err
+	}
+}
+
 // Run starts the service and serves until ctx is done, then shuts down
 // within cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg Config) error {
@@ -230,6 +267,7 @@ func Run(ctx context.Context, cfg Config) error {
 		a.served <- err
 	}
 	stopReload()
+	a.drainGrace()
 	a.cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()

@@ -17,6 +17,15 @@ const (
 	StorageDisk   = "disk"
 )
 
+// DefaultMinRetention is the default Config.MinRetention.
+const DefaultMinRetention = time.Hour
+
+// DefaultIdleTimeout is the default Config.IdleTimeout.
+const DefaultIdleTimeout = 2 * time.Minute
+
+// DefaultDrainGrace is the default Config.DrainGrace.
+const DefaultDrainGrace = 5 * time.Second
+
 // Config is the whole service configuration. The zero value of a field
 // means its default.
 type Config struct {
@@ -41,12 +50,32 @@ type Config struct {
 	MaxBytes int64
 	// MaxAge drops older events and is how long killmail ids are remembered; 0 means 72h.
 	MaxAge time.Duration
+	// MinRetention keeps events younger than this even when every client
+	// has read them, so that a new client can backfill; 0 means
+	// DefaultMinRetention, negative means none.
+	MinRetention time.Duration
 	// IngestToken, when set, is required as a bearer token to POST killmails.
 	IngestToken string
 	// RequestTimeout bounds how long a request waits for the store; 0 means 5s.
 	RequestTimeout time.Duration
 	// ShutdownTimeout bounds a graceful shutdown; 0 means 10s.
 	ShutdownTimeout time.Duration
+	// ReadTimeout bounds how long a request body takes to arrive whole; 0
+	// means transport.DefaultReadTimeout, negative means none. Long-polls
+	// and websockets are not cut by it.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long between
+	// requests; 0 means DefaultIdleTimeout, negative means none.
+	IdleTimeout time.Duration
+	// DrainGrace is how long Run keeps serving with GET /readyz answering
+	// 503 after ctx is done, before the listener closes, so that a load
+	// balancer takes the node out first; 0 means DefaultDrainGrace,
+	// negative means none.
+	DrainGrace time.Duration
+	// CORSOrigins lists the Origin patterns whose pages may read the HTTP
+	// API from a browser (see transport.Config.CORSOrigins); empty means
+	// no CORS headers.
+	CORSOrigins []string
 	// Websocket tunes the websocket endpoints.
 	Websocket transport.WebsocketConfig
 	// Ingest configures the upstream sources.
@@ -96,6 +125,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.DrainGrace == 0 {
+		c.DrainGrace = DefaultDrainGrace
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

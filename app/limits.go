@@ -35,7 +35,12 @@ func (c Config) readKeys() (*transport.ReadKeys, error) {
 	if c.ReadKeysFile == "" {
 		return nil, nil
 	}
-	return transport.LoadReadKeys(c.ReadKeysFile)
+	k, err := transport.LoadReadKeys(c.ReadKeysFile)
+	if err == nil && k.Len() == 0 {
+		c.Logger.Warn("the read keys file holds no key: every read request is refused until keys are added and killfeed reloads (SIGHUP)",
+			"file", c.ReadKeysFile)
+	}
+	return k, err
 }
 
 // Reload re-reads the read keys file, so that keys added to it are
@@ -55,6 +60,10 @@ func (a *App) reloadKeys() error {
 	if err := a.keys.Reload(); err != nil {
 		a.cfg.Logger.Error("reload failed; the read keys are unchanged", "err", err)
 		return err
+	}
+	if a.keys.Len() == 0 {
+		a.cfg.Logger.Warn("read keys reloaded: the file holds no key, every read request is refused", "file", a.cfg.ReadKeysFile)
+		return nil
 	}
 	a.cfg.Logger.Info("read keys reloaded", "keys", a.keys.Len())
 	return nil

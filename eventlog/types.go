@@ -30,6 +30,10 @@ type Config struct {
 	MaxAge time.Duration
 	// ClientTTL expires clients idle this long; 0 means DefaultClientTTL.
 	ClientTTL time.Duration
+	// MinRetention keeps events younger than this (by insert time) even
+	// when every live client has read them, so that a new client can
+	// backfill; the caps and MaxAge still apply. 0 means none.
+	MinRetention time.Duration
 	// HotBytes is how many bytes of the newest killmails a Log over a Store
 	// that serves bodies keeps in memory, so that readers near the head do
 	// not touch the disk; 0 means DefaultHotBytes.
@@ -135,12 +139,34 @@ type Batch struct {
 	disk *diskBodies // the killmails ReadBodies reads; nil when none
 	// undo puts the offsets a Fetch advanced back; nil for other reads and
 	// for a Fetch that returned nothing.
-	undo *unread
+	undo undoer
 	// where decides after ReadBodies on the events whose facts were not
 	// known (Facts nil); log keeps the facts ReadBodies extracts.
 	where selection.Predicate
 	log   *Log
 }
+
+// undoer puts a read's offsets back (see Batch.Unread).
+type undoer interface{ run() }
+
+// SetUnread makes Unread call f, once, instead of anything this Log
+// would do: for a batch read on another node, whose offsets live there
+// (an edge relays its core's answer, and f asks the core to put them
+// back). nil makes Unread do nothing.
+func (b *Batch) SetUnread(f func()) {
+	b.undo = nil
+	if f != nil {
+		b.undo = unreadFunc(f)
+	}
+}
+
+type unreadFunc func()
+
+func (f unreadFunc) run() { f() }
+
+// Unreadable says whether Unread would put offsets back: the batch came
+// from a Fetch that advanced them.
+func (b *Batch) Unreadable() bool { return b.undo != nil }
 
 // Unread puts back the client offsets that the Fetch which returned b
 // advanced, except those a later read moved on since, so that the client
@@ -237,7 +263,7 @@ type Stats struct {
 
 // CollectStats says what one Collect removed.
 type CollectStats struct {
-	Dropped        int    // events deleted
+	Dropped        int    // events deleted, by this Collect and by the caps as appends came in since the last one
 	DroppedByCaps  int    // of which dropped by caps (count, bytes, age)
 	DroppedByAge   int    // of DroppedByCaps, dropped for being older than MaxAge
 	Through        uint64 // every event id <= Through is gone

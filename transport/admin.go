@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 )
@@ -22,21 +21,14 @@ func (s *Server) adminRoutes() {
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	want := sha256.Sum256([]byte(s.cfg.AdminToken))
 	return func(c echo.Context) error {
-		got := sha256.Sum256([]byte(bearer(c.Request())))
+		tok, _ := bearer(c.Request())
+		got := sha256.Sum256([]byte(tok))
 		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="killfeed admin"`)
 			return echo.NewHTTPError(http.StatusUnauthorized, "authorization: the admin token is required (Authorization: Bearer <token>)")
 		}
 		return next(c)
 	}
-}
-
-// bearer is the bearer token of r ("" without one).
-func bearer(r *http.Request) string {
-	if scheme, tok, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " "); ok && strings.EqualFold(scheme, "Bearer") {
-		return strings.TrimSpace(tok)
-	}
-	return ""
 }
 
 // webhooks answers {"webhooks":[…]}: each webhook's name, state,

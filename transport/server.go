@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -28,6 +29,13 @@ type Config struct {
 	MaxSystems int
 	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// CORSOrigins lists the Origin patterns (the syntax of
+	// WebsocketConfig.AllowedOrigins; "*": any) whose pages may read the
+	// HTTP API from a browser; empty means no CORS headers.
+	CORSOrigins []string
+	// ReadTimeout bounds how long a request body takes to arrive whole
+	// (408 past it); 0 means DefaultReadTimeout, negative means none.
+	ReadTimeout time.Duration
 	// Websocket tunes the websocket endpoints.
 	Websocket WebsocketConfig
 	// Universe is the static data that maps systems to constellations and
@@ -73,11 +81,14 @@ type Server struct {
 	// draining is closed when shutdown begins: long-polls answer at once.
 	draining  chan struct{}
 	drainOnce sync.Once
-	ws        *wsHub
-	universe  *universe.Universe
-	redisq    *redisqQueues
-	limits    *limiter
-	metrics   *metrics.Serving
+	// unready makes GET /readyz answer 503 while requests are still
+	// served: the drain grace before a shutdown (see Unready).
+	unready  atomic.Bool
+	ws       *wsHub
+	universe *universe.Universe
+	redisq   *redisqQueues
+	limits   *limiter
+	metrics  *metrics.Serving
 }
 
 // New builds the Echo routes over svc.
@@ -87,6 +98,9 @@ func New(svc *actors.Service, cfg Config) *Server {
 	}
 	if cfg.MaxSystems <= 0 {
 		cfg.MaxSystems = DefaultMaxSystems
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -99,14 +113,17 @@ func New(svc *actors.Service, cfg Config) *Server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.JSONSerializer = plainJSON{}
 	s := &Server{svc: svc, cfg: cfg, echo: e, draining: make(chan struct{}), universe: cfg.Universe, redisq: newRedisqQueues()}
 	s.limits = newLimiter(cfg.Limits, cfg.Registry)
 	e.HTTPErrorHandler = s.limits.limitErrors(errorHandler(cfg.Logger))
 
+	s.httpMiddleware()
 	e.GET("/healthz", s.health)
+	e.HEAD("/healthz", s.health)
 	e.GET("/api/killfeed", s.poll, s.readGuard)
 	e.GET("/api/killfeed/next", s.next, s.readGuard)
-	e.POST("/api/killmails", s.ingest, s.requireToken)
+	e.POST("/api/killmails", s.ingest, s.requireToken, s.bodyDeadline)
 	e.GET("/listen.php", s.redisqListen, s.readGuard)
 	e.GET("/api/redisq/listen.php", s.redisqListen, s.readGuard)
 	s.websocketRoutes()

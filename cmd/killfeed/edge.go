@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/edge"
@@ -31,6 +33,8 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	websocketFlags(fs, &cfg.Websocket)
 	addressLimitFlags(fs, &cfg.Limits)
+	fs.StringVar(&cfg.ReadKeysFile, "read-keys-file", "", "file of read keys the read endpoints require, one a line, plain or sha256:<hex> (empty: open); deploy the core's file; SIGHUP re-reads it")
+	fs.Var(invertedBool{&cfg.NoMetrics}, "metrics", "serve Prometheus metrics at GET /metrics (the edge's serving metrics and its link to the core)")
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprint(w, "usage: killfeed edge --core HOST:PORT [flags]\n\n"+
@@ -39,11 +43,8 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 			"Flags of edge (each also read from its environment variable when not given):\n")
 		printFlags(w, fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
@@ -56,5 +57,10 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	cfg.Reload = hup
+	warnUnknownEnv(cfg.Logger, fs, "edge")
 	return app.RunEdge(ctx, cfg)
 }

@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/killfeed/killfeed/app"
+	"github.com/killfeed/killfeed/transport"
 )
 
 // envName is the environment variable of a flag: --max-age → KILLFEED_MAX_AGE.
@@ -28,8 +30,8 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			if err := setFromEnv(fs, f, v); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	})
@@ -50,9 +52,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.IntVar(&cfg.MaxEvents, "max-events", 1_000_000, "most events retained")
 	fs.Int64Var(&cfg.MaxBytes, "max-bytes", 2<<30, "most killmail bytes retained")
 	fs.DurationVar(&cfg.MaxAge, "max-age", 72*3600e9, "oldest event retained; also how long killmail ids are remembered")
+	minRetention := fs.Duration("min-retention", app.DefaultMinRetention, "keep events this recent even when every client has read them, for new clients to backfill (0: none)")
 	fs.StringVar(&cfg.IngestToken, "ingest-token", "", "bearer token required by POST /api/killmails (empty: none)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5e9, "how long a request waits for the store")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	readTimeout := fs.Duration("read-timeout", transport.DefaultReadTimeout, "how long a request body may take to arrive whole, 408 past it (0: no limit); long-polls and websockets are not cut")
+	idleTimeout := fs.Duration("idle-timeout", app.DefaultIdleTimeout, "close a keep-alive connection idle this long between requests (0: never)")
+	drainGrace := fs.Duration("drain-grace", app.DefaultDrainGrace, "on SIGTERM, how long /readyz answers 503 before the listener closes (0: close at once)")
+	fs.Func("cors-origins", "comma-separated Origin patterns whose pages may read the HTTP API from a browser, as --ws-allowed-origins (\"*\": any; empty: no CORS headers)", func(v string) error {
+		cfg.CORSOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+			}
+		}
+		return nil
+	})
 	websocketFlags(fs, &cfg.Websocket)
 	ingestFlags(fs, &cfg.Ingest)
 	namesFlags(fs, &cfg.Names)
@@ -60,11 +75,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	webhookFlags(fs, &cfg)
 	fs.Var(invertedBool{&cfg.NoMetrics}, "metrics", "serve Prometheus metrics at GET /metrics")
 	fs.Usage = serveUsage(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprint(stderr, usage)
@@ -73,12 +85,44 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
 	}
+	for name, d := range map[string]*time.Duration{"read-timeout": readTimeout, "idle-timeout": idleTimeout} {
+		if *d < 0 {
+			return fmt.Errorf("%s: must not be negative, got %s", name, *d)
+		}
+	}
+	cfg.ReadTimeout, cfg.IdleTimeout = orNone(*readTimeout), orNone(*idleTimeout)
+	switch {
+	case *minRetention < 0:
+		return fmt.Errorf("min-retention: must not be negative, got %s", *minRetention)
+	case *minRetention == 0:
+		cfg.MinRetention = -1 // none
+	default:
+		cfg.MinRetention = *minRetention
+	}
+	switch {
+	case *drainGrace < 0:
+		return fmt.Errorf("drain-grace: must not be negative, got %s", *drainGrace)
+	case *drainGrace == 0:
+		cfg.DrainGrace = -1 // none
+	default:
+		cfg.DrainGrace = *drainGrace
+	}
 	var err error
 	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
 		return err
 	}
+	warnUnknownEnv(cfg.Logger, fs, "serve")
 	defer reloadOnSIGHUP(&cfg)()
 	return app.Run(ctx, cfg)
+}
+
+// orNone maps a flag's 0 ("no limit") to the negative duration that means
+// none in app.Config, whose zero value means the default.
+func orNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // newLogger is the text logger on w at the --log-level named level.
