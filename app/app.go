@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -229,27 +230,28 @@ func (a *App) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// drainGrace answers GET /readyz 503 for cfg.DrainGrace while serving
+// drainGrace answers GET /readyz 503 for grace while api serves
 // everything else, so that a load balancer stops sending traffic before
-// the listener closes. A listener that failed skips it.
-func (a *App) drainGrace() {
-	if a.cfg.DrainGrace <= 0 {
+// the listener closes. A listener that failed (served has its error) skips
+// it; so does a grace of 0 or less.
+func drainGrace(api *transport.Server, served chan error, grace time.Duration, logger *slog.Logger) {
+	if grace <= 0 {
 		return
 	}
 	select {
-	case err := <-a.served:
-		a.served <- err
+	case err := <-served:
+		served <- err
 		return
 	default:
 	}
-	a.api.Unready()
-	a.cfg.Logger.Info("draining: /readyz answers 503 until the listener closes", "grace", a.cfg.DrainGrace)
-	t := time.NewTimer(a.cfg.DrainGrace)
+	logger.Info("draining: /readyz answers 503 until the listener closes", "grace", grace)
+	api.Unready()
+	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case err := <-a.served:
-		a.served <- err
+	case err := <-served:
+		served <- err
 	}
 }
 
@@ -267,7 +269,7 @@ func Run(ctx context.Context, cfg Config) error {
 		a.served <- err
 	}
 	stopReload()
-	a.drainGrace()
+	drainGrace(a.api, a.served, a.cfg.DrainGrace, a.cfg.Logger)
 	a.cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()

@@ -75,7 +75,10 @@ func startSubcommand(env []string, sub []string, args ...string) *process {
 	GinkgoHelper()
 	head := append(sub, "--listen", "127.0.0.1:0")
 	if len(sub) == 0 || sub[0] == "serve" {
-		head = append(head, "--names=false") // no ESI from specs; a spec that wants names passes --names and a fake --esi-url
+		// No ESI and no R2Z2 from specs: a spec that wants names passes
+		// --names and a fake --esi-url; the upstream feeds are faked in
+		// ingest's own tests.
+		head = append(head, "--names=false", "--r2z2=false")
 	}
 	cmd := exec.Command(killfeedBinary(), append(head, args...)...)
 	cmd.Env = append(os.Environ(), env...)

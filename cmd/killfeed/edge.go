@@ -31,6 +31,7 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&cfg.IngestToken, "ingest-token", "", "bearer token required by POST /api/killmails (empty: none)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5e9, "how long a request waits for the core")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	servingDone := httpServingFlags(fs, httpServing{&cfg.ReadTimeout, &cfg.IdleTimeout, &cfg.DrainGrace, &cfg.CORSOrigins})
 	websocketFlags(fs, &cfg.Websocket)
 	addressLimitFlags(fs, &cfg.Limits)
 	fs.StringVar(&cfg.ReadKeysFile, "read-keys-file", "", "file of read keys the read endpoints require, one a line, plain or sha256:<hex> (empty: open); deploy the core's file; SIGHUP re-reads it")
@@ -51,6 +52,9 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 		return usagef("edge: unexpected argument %q (flags only)", fs.Arg(0))
 	}
 	if err := applyEnv(fs, getenv); err != nil {
+		return err
+	}
+	if err := servingDone(); err != nil {
 		return err
 	}
 	var err error

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/killfeed/killfeed/app"
-	"github.com/killfeed/killfeed/transport"
 )
 
 // envName is the environment variable of a flag: --max-age → KILLFEED_MAX_AGE.
@@ -56,18 +55,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.IngestToken, "ingest-token", "", "bearer token required by POST /api/killmails (empty: none)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5e9, "how long a request waits for the store")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	readTimeout := fs.Duration("read-timeout", transport.DefaultReadTimeout, "how long a request body may take to arrive whole, 408 past it (0: no limit); long-polls and websockets are not cut")
-	idleTimeout := fs.Duration("idle-timeout", app.DefaultIdleTimeout, "close a keep-alive connection idle this long between requests (0: never)")
-	drainGrace := fs.Duration("drain-grace", app.DefaultDrainGrace, "on SIGTERM, how long /readyz answers 503 before the listener closes (0: close at once)")
-	fs.Func("cors-origins", "comma-separated Origin patterns whose pages may read the HTTP API from a browser, as --ws-allowed-origins (\"*\": any; empty: no CORS headers)", func(v string) error {
-		cfg.CORSOrigins = nil
-		for _, o := range strings.Split(v, ",") {
-			if o = strings.TrimSpace(o); o != "" {
-				cfg.CORSOrigins = append(cfg.CORSOrigins, o)
-			}
-		}
-		return nil
-	})
+	servingDone := httpServingFlags(fs, httpServing{&cfg.ReadTimeout, &cfg.IdleTimeout, &cfg.DrainGrace, &cfg.CORSOrigins})
 	websocketFlags(fs, &cfg.Websocket)
 	ingestFlags(fs, &cfg.Ingest)
 	namesFlags(fs, &cfg.Names)
@@ -85,12 +73,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
 	}
-	for name, d := range map[string]*time.Duration{"read-timeout": readTimeout, "idle-timeout": idleTimeout} {
-		if *d < 0 {
-			return fmt.Errorf("%s: must not be negative, got %s", name, *d)
-		}
+	if err := servingDone(); err != nil {
+		return err
 	}
-	cfg.ReadTimeout, cfg.IdleTimeout = orNone(*readTimeout), orNone(*idleTimeout)
 	switch {
 	case *minRetention < 0:
 		return fmt.Errorf("min-retention: must not be negative, got %s", *minRetention)
@@ -98,14 +83,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		cfg.MinRetention = -1 // none
 	default:
 		cfg.MinRetention = *minRetention
-	}
-	switch {
-	case *drainGrace < 0:
-		return fmt.Errorf("drain-grace: must not be negative, got %s", *drainGrace)
-	case *drainGrace == 0:
-		cfg.DrainGrace = -1 // none
-	default:
-		cfg.DrainGrace = *drainGrace
 	}
 	var err error
 	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
