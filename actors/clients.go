@@ -13,15 +13,6 @@ func (s *Service) JoinSystems(clientID string, systems []int64) (uint64, error) 
 	return s.log.JoinSystems(clientID, systems)
 }
 
-// Position is clientID's lowest offset over systems (see
-// eventlog.Log.Position).
-func (s *Service) Position(clientID string, systems []int64) (uint64, bool) {
-	if s.log == nil {
-		return 0, false
-	}
-	return s.log.Position(clientID, systems)
-}
-
 // SetRetention sets how clientID takes part in retention (see
 // eventlog.Log.SetRetention).
 func (s *Service) SetRetention(clientID string, r eventlog.Retention) error {
