@@ -35,6 +35,8 @@ type App struct {
 	keys *transport.ReadKeys
 	// registry holds the App's metrics; nil when cfg.NoMetrics.
 	registry *prometheus.Registry
+	// hooks delivers the webhooks; nil without Config.WebhooksFile.
+	hooks *webhooks
 	// names resolves and adds the names beside ids.
 	names *names.Resolver
 
@@ -52,6 +54,10 @@ func Start(cfg Config) (*App, error) {
 	logger := cfg.Logger
 
 	keys, err := cfg.readKeys()
+	if err != nil {
+		return nil, err
+	}
+	hooks, err := cfg.loadWebhooks()
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +89,7 @@ func Start(cfg Config) (*App, error) {
 		_ = log.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	hooked := startWebhooks(cfg, svc, reg, hooks, render)
 	api := transport.New(svc, transport.Config{
 		EntityTopics:   true,
 		RequestTimeout: cfg.RequestTimeout,
@@ -95,6 +102,8 @@ func Start(cfg Config) (*App, error) {
 		ReadKeys:       keys,
 		Registry:       reg,
 		Ready:          storeReady(store),
+		AdminToken:     cfg.AdminToken,
+		Webhooks:       hooked.status,
 		Names:          render,
 	})
 	if cfg.Names.ESI {
@@ -105,6 +114,7 @@ func Start(cfg Config) (*App, error) {
 		stopIngest, err = withEdgeEndpoint(cfg, svc, render, stopIngest)
 	}
 	if err != nil {
+		hooked.close()
 		_ = ln.Close()
 		svc.Stop()
 		res.Close()
@@ -121,6 +131,7 @@ func Start(cfg Config) (*App, error) {
 		stopIngest: stopIngest,
 		keys:       keys,
 		registry:   reg,
+		hooks:      hooked,
 		names:      res,
 		http: &http.Server{
 			Handler:           api.Handler(),
@@ -207,6 +218,7 @@ func (a *App) shutdown(ctx context.Context) error {
 	if err := a.api.CloseWebsockets(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close websockets: %w", err))
 	}
+	a.hooks.close()
 	a.actors.Stop()
 	a.names.Close() // before the log: its keyspace lives in the store
 	if err := a.log.Close(); err != nil && !errors.Is(err, eventlog.ErrClosed) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/killfeed/killfeed/transport"
+	"github.com/killfeed/killfeed/webhook"
 )
 
 // Storage backends.
@@ -90,6 +91,16 @@ type Config struct {
 	// then require one of its keys (see transport.LoadReadKeys), and
 	// App.Reload re-reads it.
 	ReadKeysFile string
+	// WebhooksFile, when set, names the webhooks file (see
+	// webhook.Parse): each entry is delivered by the core, and App.Reload
+	// re-reads it.
+	WebhooksFile string
+	// Webhooks tunes webhook delivery (timeouts, backoff); its Logger and
+	// Registry are the App's.
+	Webhooks webhook.Config
+	// AdminToken, when set, serves GET /api/webhooks to requests with it
+	// as a bearer token; "" serves no admin route.
+	AdminToken string
 	// Reload, when set, makes Run call App.Reload on every value received
 	// (cmd/killfeed sends SIGHUP).
 	Reload <-chan os.Signal

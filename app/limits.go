@@ -44,9 +44,16 @@ func (c Config) readKeys() (*transport.ReadKeys, error) {
 }
 
 // Reload re-reads the read keys file, so that keys added to it are
-// accepted and keys removed from it are refused from now on. On an error
-// the keys stay as they were. Without Config.ReadKeysFile it does nothing.
+// accepted and keys removed from it are refused from now on, and the
+// webhooks file, so that its changes take effect (see
+// webhook.Manager.Apply). A file that does not load leaves what it
+// configures as it was, and is logged. Without either file it does
+// nothing.
 func (a *App) Reload() error {
+	return errors.Join(a.reloadKeys(), a.reloadWebhooks())
+}
+
+func (a *App) reloadKeys() error {
 	if a.keys == nil {
 		return nil
 	}

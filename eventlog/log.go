@@ -43,6 +43,8 @@ type client struct {
 	offsets  map[int64]uint64
 	lastSeen int64
 	owner    string // the read key it is bound to ("" while unbound)
+	// retention is how it takes part in retention (in memory only).
+	retention Retention
 }
 
 // pending is an appended batch that is written but not yet visible.
@@ -807,11 +809,14 @@ func (l *Log) Collect() (CollectStats, error) {
 	idleBefore := now - l.cfg.ClientTTL.Nanoseconds()
 	minOffset, any := uint64(0), false
 	for id, c := range l.clients {
-		if c.lastSeen < idleBefore {
+		if c.lastSeen < idleBefore && c.retention == RetainIdle {
 			delete(l.clients, id)
 			delete(l.dirty, id)
 			l.gone[id] = struct{}{}
 			st.ExpiredClients++
+			continue
+		}
+		if c.retention == RetainNothing {
 			continue
 		}
 		for _, o := range c.offsets {

@@ -65,6 +65,12 @@ type Config struct {
 	// non-nil error (e.g. the disk guard refusing writes) makes it 503 with
 	// the error's text.
 	Ready func() error
+	// AdminToken, when set, serves the admin routes (GET /api/webhooks)
+	// to requests that carry it as a bearer token; "" serves none.
+	AdminToken string
+	// Webhooks, when set, describes the configured webhooks for GET
+	// /api/webhooks (a JSON-encodable value, secrets redacted).
+	Webhooks func() any
 }
 
 // Server is the HTTP API over an actors.Service.
@@ -122,6 +128,7 @@ func New(svc *actors.Service, cfg Config) *Server {
 	e.GET("/api/redisq/listen.php", s.redisqListen, s.readGuard)
 	s.websocketRoutes()
 	s.dashboardRoutes()
+	s.adminRoutes()
 	s.instrument()
 	return s
 }

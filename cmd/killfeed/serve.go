@@ -60,6 +60,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	ingestFlags(fs, &cfg.Ingest)
 	namesFlags(fs, &cfg.Names)
 	limitFlags(fs, &cfg)
+	webhookFlags(fs, &cfg)
 	fs.Var(invertedBool{&cfg.NoMetrics}, "metrics", "serve Prometheus metrics at GET /metrics")
 	fs.Usage = serveUsage(fs)
 	if err := parseFlags(fs, args); err != nil {
