@@ -262,7 +262,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	stopReload := a.reloadOn(cfg.Reload)
+	stopReload := onSignal(cfg.Reload, a.Reload)
 	select {
 	case <-ctx.Done():
 	case err := <-a.served: // the listener failed; Shutdown reports it

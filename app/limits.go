@@ -2,8 +2,6 @@ package app
 
 import (
 	"errors"
-	"os"
-	"sync"
 
 	"github.com/killfeed/killfeed/transport"
 )
@@ -67,26 +65,4 @@ func (a *App) reloadKeys() error {
 	}
 	a.cfg.Logger.Info("read keys reloaded", "keys", a.keys.Len())
 	return nil
-}
-
-// reloadOn calls Reload on every value of ch until the returned stop runs.
-func (a *App) reloadOn(ch <-chan os.Signal) (stop func()) {
-	if ch == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-ch:
-				_ = a.Reload()
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
