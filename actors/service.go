@@ -116,8 +116,13 @@ func (s *Service) FlushOffsets(ctx context.Context) error {
 // deadline (or the default timeout). A timeout is ErrUnavailable; an error
 // reply is returned as is.
 func request[T any](ctx context.Context, s *Service, pid *actor.PID, msg any) (T, error) {
+	return requestUntil[T](ctx, s, pid, msg, s.deadline(ctx))
+}
+
+// requestUntil is request with the deadline given.
+func requestUntil[T any](ctx context.Context, s *Service, pid *actor.PID, msg any, deadline time.Time) (T, error) {
 	var zero T
-	timeout := time.Until(s.deadline(ctx))
+	timeout := time.Until(deadline)
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
@@ -185,23 +190,37 @@ func (s *Service) FetchOneEvent(ctx context.Context, clientID string, sel select
 // Fetch sends one of the fetch messages (FetchForClient, FetchOneEvent,
 // PeekForClient, FetchSince) to the store. A fetch that advances offsets
 // gets ctx's deadline (or the default timeout) as its Deadline, so that it
-// advances nothing when its answer would come too late to be received.
+// advances nothing when its answer would come too late to be received; one
+// that carries a Deadline already is waited for until then (or ctx's
+// deadline, the earlier), and is sent as it is when ctx's deadline is not
+// earlier.
 func (s *Service) Fetch(ctx context.Context, msg any) (eventlog.Batch, error) {
+	deadline := s.deadline(ctx)
+	_, ctxHas := ctx.Deadline()
+	// keep says whether the message's deadline d stands: it is set, and
+	// ctx's is not earlier. Then the reply is awaited until d.
+	keep := func(d time.Time) bool {
+		if d.IsZero() || (ctxHas && deadline.Before(d)) {
+			return false
+		}
+		deadline = d
+		return true
+	}
 	switch m := msg.(type) {
 	case *FetchForClient:
-		if m.Deadline.IsZero() {
+		if !keep(m.Deadline) {
 			c := *m
-			c.Deadline = s.deadline(ctx)
+			c.Deadline = deadline
 			msg = &c
 		}
 	case *FetchOneEvent:
-		if m.Deadline.IsZero() {
+		if !keep(m.Deadline) {
 			c := *m
-			c.Deadline = s.deadline(ctx)
+			c.Deadline = deadline
 			msg = &c
 		}
 	}
-	r, err := request[*FetchResult](ctx, s, s.store, msg)
+	r, err := requestUntil[*FetchResult](ctx, s, s.store, msg, deadline)
 	if err != nil {
 		return eventlog.Batch{}, err
 	}

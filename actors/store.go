@@ -169,35 +169,36 @@ func (a *killmailStore) answer(ctx actor.Context, b eventlog.Batch, err error) {
 // and the asker (if still there) gets ErrUnavailable.
 func (a *killmailStore) answerFetch(ctx actor.Context, b eventlog.Batch, err error, deadline time.Time) {
 	a.metrics.Answered(b.Missed)
-	respond := func(reply func(any), b eventlog.Batch) {
-		if expired(deadline) {
-			b.Unread()
-			reply(&FetchResult{Err: ErrUnavailable})
-			return
-		}
-		reply(&FetchResult{Batch: b})
-	}
 	if err != nil {
 		ctx.Respond(&FetchResult{Err: err})
 		return
 	}
 	if !b.OnDisk() {
-		respond(ctx.Respond, b)
+		ctx.Respond(fetchResult(b, deadline))
 		return
 	}
 	sender, root := ctx.Sender(), ctx.ActorSystem().Root
-	reply := func(m any) {
+	go func() {
+		var m any
+		if err := b.ReadBodies(); err != nil {
+			m = &FetchResult{Err: err}
+		} else {
+			m = fetchResult(b, deadline)
+		}
 		if sender != nil {
 			root.Send(sender, m)
 		}
-	}
-	go func() {
-		if err := b.ReadBodies(); err != nil {
-			reply(&FetchResult{Err: err})
-			return
-		}
-		respond(reply, b)
 	}()
+}
+
+// fetchResult is the answer of a read ready now: b, or, past the asker's
+// deadline, ErrUnavailable with b's offsets put back.
+func fetchResult(b eventlog.Batch, deadline time.Time) *FetchResult {
+	if expired(deadline) {
+		b.Unread()
+		return &FetchResult{Err: ErrUnavailable}
+	}
+	return &FetchResult{Batch: b}
 }
 
 // expired says whether a request's deadline (zero: none) has passed.

@@ -17,19 +17,32 @@ func (s *Server) requestContext(c echo.Context, wait time.Duration) (context.Con
 	return context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout+wait)
 }
 
+// pollContext is the context of a poll's fetches and the deadline of its
+// store reads: RequestTimeout, plus the wait of a long-poll. A poll that
+// does not wait needs no context of its own (its fetch carries the
+// deadline), and makes none.
+func (s *Server) pollContext(c echo.Context, wait time.Duration) (context.Context, time.Time, context.CancelFunc) {
+	deadline := time.Now().Add(s.cfg.RequestTimeout + wait)
+	if wait == 0 {
+		return c.Request().Context(), deadline, func() {}
+	}
+	ctx, cancel := context.WithDeadline(c.Request().Context(), deadline)
+	return ctx, deadline, cancel
+}
+
 // poll serves GET /api/killfeed.
 func (s *Server) poll(c echo.Context) error {
 	q, err := parsePoll(s.universe, c.Request().URL.RawQuery, s.cfg.MaxSystems, true)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.requestContext(c, q.wait)
+	ctx, deadline, cancel := s.pollContext(c, q.wait)
 	defer cancel()
-	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Selection: q.sel, Limit: q.limit, Owner: ownerOf(c)})
+	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Selection: q.sel, Limit: q.limit, Owner: ownerOf(c), Deadline: deadline})
 	if err != nil {
 		return err
 	}
-	size := 64
+	size := 128 // the brackets and the position
 	for _, ev := range b.Events {
 		size += len(ev.Killmail) + 64
 	}
@@ -52,9 +65,9 @@ func (s *Server) next(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.requestContext(c, q.wait)
+	ctx, deadline, cancel := s.pollContext(c, q.wait)
 	defer cancel()
-	b, err := s.fetchOne(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Selection: q.sel, Owner: ownerOf(c)})
+	b, err := s.fetchOne(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Selection: q.sel, Owner: ownerOf(c), Deadline: deadline})
 	if err != nil {
 		return err
 	}
