@@ -33,6 +33,10 @@ type Config struct {
 	Registry *prometheus.Registry
 }
 
+// storeThroughput is how many messages the store handles in a row before
+// it yields (Proto.Actor's default).
+const storeThroughput = 300
+
 // Service runs the actor tree over an event log and is the Go API to it.
 type Service struct {
 	system  *actor.ActorSystem
@@ -43,6 +47,8 @@ type Service struct {
 	log     *eventlog.Log
 	// stats replaces log.Stats for a Service without a local log (an edge).
 	stats func() eventlog.Stats
+	// worker runs the local store's mailbox; nil for an edge.
+	worker *worker
 }
 
 // Start spawns the actor tree over log. durable says whether appends wait
@@ -52,6 +58,7 @@ func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
 	cfg = cfg.withDefaults()
 	logger := cfg.Logger
 	storeMetrics := metrics.NewStore(cfg.Registry, log.Stats)
+	w := newWorker(storeThroughput)
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &rootActor{cfg: rootConfig{
@@ -59,6 +66,7 @@ func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
 			store: func(pubsub *actor.PID) actor.Producer {
 				return newKillmailStore(log, pubsub, durable, logger, storeMetrics)
 			},
+			storeDispatcher: w,
 			scheduler: func(store *actor.PID) actor.Producer {
 				return newScheduler(store, cfg.GCInterval, cfg.FlushInterval, logger)
 			},
@@ -67,12 +75,14 @@ func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
 	root, err := system.Root.SpawnNamed(props, "killfeed")
 	if err != nil {
 		system.Shutdown()
+		w.stop()
 		return nil, fmt.Errorf("spawn root: %w", err)
 	}
-	s := &Service{system: system, root: root, timeout: cfg.RequestTimeout, log: log}
+	s := &Service{system: system, root: root, timeout: cfg.RequestTimeout, log: log, worker: w}
 	ch, err := request[*children](context.Background(), s, root, &whereAreChildren{})
 	if err != nil {
 		system.Shutdown()
+		w.stop()
 		return nil, fmt.Errorf("start actors: %w", err)
 	}
 	s.store, s.pubsub = ch.store, ch.pubsub
@@ -92,6 +102,9 @@ func (s *Service) PubSub() *actor.PID { return s.pubsub }
 func (s *Service) Stop() {
 	_ = s.system.Root.PoisonFuture(s.root).Wait()
 	s.system.Shutdown()
+	if s.worker != nil {
+		s.worker.stop()
+	}
 }
 
 // deadline is when request stops waiting for a reply under ctx.
