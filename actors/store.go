@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -23,12 +24,22 @@ type killmailStore struct {
 	// flushing is set while a FlushOffsets runs; a tick that finds it set
 	// is skipped, and the running flush takes its changes too.
 	flushing *atomic.Bool
+	// diskReads bounds the reads of bodies left on disk running at once
+	// (see diskReaders).
+	diskReads chan struct{}
 }
+
+// diskReaders is how many reads of bodies left on disk run at once: half
+// the CPUs, at least one. Readers catching up from far back (every client,
+// after a restart) then leave the other half to inserts, which would
+// otherwise wait for a CPU behind them; they queue for a turn instead.
+func diskReaders() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 func newKillmailStore(log *eventlog.Log, pubsub *actor.PID, durable bool, logger *slog.Logger, m *metrics.Store) actor.Producer {
 	flushing := new(atomic.Bool) // shared by restarts of the actor
+	diskReads := make(chan struct{}, diskReaders())
 	return func() actor.Actor {
-		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger, metrics: m, flushing: flushing}
+		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger, metrics: m, flushing: flushing, diskReads: diskReads}
 	}
 }
 
@@ -179,8 +190,11 @@ func (a *killmailStore) answerFetch(ctx actor.Context, b eventlog.Batch, err err
 	}
 	sender, root := ctx.Sender(), ctx.ActorSystem().Root
 	go func() {
+		a.diskReads <- struct{}{}
+		err := b.ReadBodies()
+		<-a.diskReads
 		var m any
-		if err := b.ReadBodies(); err != nil {
+		if err != nil {
 			m = &FetchResult{Err: err}
 		} else {
 			m = fetchResult(b, deadline)
