@@ -132,9 +132,16 @@ type KillmailInserted struct {
 	// Facts are the killmail's facts (nil: not extracted yet; see
 	// FactsOf).
 	Facts *selection.Facts
+	// Named and NamedPartial are as in eventlog.Event (set on an edge).
+	Named        []byte
+	NamedPartial bool
 
-	encoded atomic.Pointer[encoding] // see Encoded
+	encoded [encodedKeys]atomic.Pointer[encoding] // see Encoded
 }
+
+// encodedKeys is how many encodings of one event are shared: a protocol
+// with and without names, for a few protocols.
+const encodedKeys = 4
 
 // EncodingKey names one way of encoding events for Encoded; its holder
 // decides what the bytes are.
@@ -145,30 +152,44 @@ type encoding struct {
 	b   []byte
 }
 
-// Encoded returns the event as build encodes it. The first key asked for
-// is built once and shared by every later caller with that key: a
-// transport that sends a busy system's event to thousands of connections
-// frames it once. Every caller with one key must pass a build that gives
-// the same bytes. Any other key (or nil) gets a build of its own each
-// time, so no caller ever sees another's encoding. Two callers racing may
-// both build; one result is kept.
+// Encoded returns the event as build encodes it. The first few keys
+// asked for (encodedKeys) are each built once and shared by every later
+// caller with that key: a transport that sends a busy system's event to
+// thousands of connections frames it once. Every caller with one key must
+// pass a build that gives the same bytes. Any other key (or nil) gets a
+// build of its own each time, so no caller ever sees another's encoding.
+// Two callers racing may both build; one result is kept.
 func (k *KillmailInserted) Encoded(key *EncodingKey, build func(eventlog.Event) []byte) []byte {
-	e := k.encoded.Load()
-	if e == nil && key != nil {
-		e = &encoding{key: key, b: build(k.Event())}
-		if !k.encoded.CompareAndSwap(nil, e) {
-			e = k.encoded.Load()
+	if key == nil {
+		return build(k.Event())
+	}
+	var mine *encoding // built here, not yet kept
+	for i := range k.encoded {
+		slot := &k.encoded[i]
+		e := slot.Load()
+		if e == nil {
+			if mine == nil {
+				mine = &encoding{key: key, b: build(k.Event())}
+			}
+			if slot.CompareAndSwap(nil, mine) {
+				return mine.b
+			}
+			e = slot.Load()
+		}
+		if e.key == key {
+			return e.b
 		}
 	}
-	if e != nil && e.key == key {
-		return e.b
+	if mine != nil {
+		return mine.b
 	}
 	return build(k.Event())
 }
 
 // Event returns the inserted killmail as an eventlog.Event.
 func (k *KillmailInserted) Event() eventlog.Event {
-	return eventlog.Event{ID: k.EventID, SystemID: k.SystemID, Killmail: k.Killmail, Facts: k.Facts}
+	return eventlog.Event{ID: k.EventID, SystemID: k.SystemID, Killmail: k.Killmail, Facts: k.Facts,
+		Named: k.Named, NamedPartial: k.NamedPartial}
 }
 
 // inserted is the message of a visible event.
@@ -177,7 +198,8 @@ func inserted(ev eventlog.Event) *KillmailInserted {
 	if f == nil {
 		f = selection.Extract(ev.Killmail) // an event from an upstream relay
 	}
-	return &KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail, Facts: f}
+	return &KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail, Facts: f,
+		Named: ev.Named, NamedPartial: ev.NamedPartial}
 }
 
 // Subscribe adds topics to a subscriber (created when new). Reply: *Subscribed.

@@ -42,3 +42,30 @@ func TestEncodedIsSharedBySubscribers(t *testing.T) {
 		}
 	}
 }
+
+// A few keys (a protocol with and without names, …) are each built once;
+// past encodedKeys, a key is built at every call.
+func TestEncodedKeepsAFewKeys(t *testing.T) {
+	ev := &KillmailInserted{EventID: 9, Killmail: []byte(`{}`)}
+	keys := make([]*EncodingKey, encodedKeys+1)
+	builds := make([]int, len(keys))
+	for i := range keys {
+		keys[i] = new(EncodingKey)
+	}
+	for range 3 {
+		for i, k := range keys {
+			b := ev.Encoded(k, func(eventlog.Event) []byte { builds[i]++; return []byte(strconv.Itoa(i)) })
+			if string(b) != strconv.Itoa(i) {
+				t.Fatalf("key %d got %q", i, b)
+			}
+		}
+	}
+	for i := range encodedKeys {
+		if builds[i] != 1 {
+			t.Errorf("key %d built %d times, want 1", i, builds[i])
+		}
+	}
+	if builds[encodedKeys] != 3 {
+		t.Errorf("the key past the kept ones built %d times, want 3", builds[encodedKeys])
+	}
+}

@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -31,6 +30,11 @@ type Config struct {
 	// Registry receives the store's metrics (inserts by source, GC, the
 	// log's gauges); nil exports none.
 	Registry *prometheus.Registry
+	// BeforeInsert, when set, is called by Insert before the killmails go
+	// to the store, on the caller's goroutine: the names resolver's Warm,
+	// which starts their lookups and waits for them a bounded time. nil
+	// calls nothing.
+	BeforeInsert func(ctx context.Context, kms []killmail.Killmail)
 }
 
 // storeThroughput is how many messages the store handles in a row before
@@ -49,6 +53,8 @@ type Service struct {
 	stats func() eventlog.Stats
 	// worker runs the local store's mailbox; nil for an edge.
 	worker *worker
+	// beforeInsert is Config.BeforeInsert.
+	beforeInsert func(ctx context.Context, kms []killmail.Killmail)
 }
 
 // Start spawns the actor tree over log. durable says whether appends wait
@@ -78,7 +84,7 @@ func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
 		w.stop()
 		return nil, fmt.Errorf("spawn root: %w", err)
 	}
-	s := &Service{system: system, root: root, timeout: cfg.RequestTimeout, log: log, worker: w}
+	s := &Service{system: system, root: root, timeout: cfg.RequestTimeout, log: log, worker: w, beforeInsert: cfg.BeforeInsert}
 	ch, err := request[*children](context.Background(), s, root, &whereAreChildren{})
 	if err != nil {
 		system.Shutdown()
@@ -142,27 +148,15 @@ func requestUntil[T any](ctx context.Context, s *Service, pid *actor.PID, msg an
 	if timeout <= 0 {
 		return zero, ErrUnavailable
 	}
-	res, err := s.system.Root.RequestFuture(pid, msg, timeout).Result()
-	switch {
-	case errors.Is(err, actor.ErrTimeout), errors.Is(err, actor.ErrDeadLetter):
-		return zero, ErrUnavailable
-	case err != nil:
-		return zero, err
-	}
-	switch r := res.(type) {
-	case T:
-		return r, nil
-	case error:
-		return zero, r
-	case *actor.DeadLetterResponse:
-		return zero, ErrUnavailable
-	}
-	return zero, fmt.Errorf("unexpected reply %T", res)
+	return ReplyAs[T](s.system.Root.RequestFuture(pid, msg, timeout).Result())
 }
 
 // Insert stores killmails, deduplicated by killmail id, and the optional
 // upstream cursor in the same write.
 func (s *Service) Insert(ctx context.Context, kms []killmail.Killmail, cursor *eventlog.Cursor) ([]eventlog.AppendResult, error) {
+	if s.beforeInsert != nil {
+		s.beforeInsert(ctx, kms)
+	}
 	r, err := request[*InsertKillmailResult](ctx, s, s.store, &InsertKillmail{Killmails: kms, Cursor: cursor, Source: SourceOf(ctx)})
 	if err != nil {
 		return nil, err

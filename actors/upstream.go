@@ -185,20 +185,11 @@ func (u *upstreamPubSub) subscribe(ctx actor.Context, msg *Subscribe) {
 				delete(u.following, t)
 			}
 		}
+		r, err := ReplyAs[*FollowTopicsResult](res, err)
 		if err == nil {
-			switch r := res.(type) {
-			case *FollowTopicsResult:
-				err = r.Err
-			case error:
-				err = r
-			default:
-				err = ErrUnavailable
-			}
+			err = r.Err
 		}
 		if err != nil {
-			if errors.Is(err, actor.ErrTimeout) || errors.Is(err, actor.ErrDeadLetter) {
-				err = ErrUnavailable
-			}
 			if sender != nil {
 				ctx.Send(sender, err)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/eventlog/pebblestore"
+	"github.com/killfeed/killfeed/names"
 	"github.com/killfeed/killfeed/transport"
 	"github.com/killfeed/killfeed/universe"
 )
@@ -33,6 +34,8 @@ type App struct {
 	keys *transport.ReadKeys
 	// registry holds the App's metrics; nil when cfg.NoMetrics.
 	registry *prometheus.Registry
+	// names resolves and adds the names beside ids.
+	names *names.Resolver
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -57,7 +60,9 @@ func Start(cfg Config) (*App, error) {
 	}
 	durable := store != nil
 	reg := newRegistry(cfg, store)
+	res, render := startNames(cfg, store, reg)
 	svc, err := actors.Start(log, durable, actors.Config{
+		BeforeInsert:   res.Warm,
 		Registry:       reg,
 		GCInterval:     cfg.GCInterval,
 		FlushInterval:  cfg.OffsetFlush,
@@ -66,12 +71,14 @@ func Start(cfg Config) (*App, error) {
 		Logger:         logger,
 	})
 	if err != nil {
+		res.Close()
 		_ = log.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		svc.Stop()
+		res.Close()
 		_ = log.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
@@ -85,14 +92,19 @@ func Start(cfg Config) (*App, error) {
 		ReadKeys:       keys,
 		Registry:       reg,
 		Ready:          storeReady(store),
+		Names:          render,
 	})
+	if cfg.Names.ESI {
+		cfg.Ingest.R2Z2.Names, cfg.Ingest.RedisQ.Names = res, res
+	}
 	stopIngest, err := startIngest(withUpstreamMetrics(cfg, reg), svc)
 	if err == nil {
-		stopIngest, err = withEdgeEndpoint(cfg, svc, stopIngest)
+		stopIngest, err = withEdgeEndpoint(cfg, svc, render, stopIngest)
 	}
 	if err != nil {
 		_ = ln.Close()
 		svc.Stop()
+		res.Close()
 		_ = log.Close()
 		return nil, err
 	}
@@ -106,6 +118,7 @@ func Start(cfg Config) (*App, error) {
 		stopIngest: stopIngest,
 		keys:       keys,
 		registry:   reg,
+		names:      res,
 		http: &http.Server{
 			Handler:           api.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -181,6 +194,7 @@ func (a *App) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("close websockets: %w", err))
 	}
 	a.actors.Stop()
+	a.names.Close() // before the log: its keyspace lives in the store
 	if err := a.log.Close(); err != nil && !errors.Is(err, eventlog.ErrClosed) {
 		errs = append(errs, fmt.Errorf("close log: %w", err))
 	}

@@ -66,6 +66,8 @@ type Config struct {
 	Reload <-chan os.Signal
 	// Logger receives every log line; nil discards them.
 	Logger *slog.Logger
+	// Names configures the names added beside ids (see NamesConfig).
+	Names NamesConfig
 	// NoMetrics turns the Prometheus metrics and GET /metrics off; the zero
 	// value serves them.
 	NoMetrics bool
@@ -112,5 +114,6 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateLimits())
 	errs = append(errs, c.Ingest.Validate())
+	errs = append(errs, c.Names.Validate())
 	return errors.Join(errs...)
 }

@@ -7,12 +7,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/edge"
 	"github.com/killfeed/killfeed/ingest"
+	"github.com/killfeed/killfeed/metrics"
+	"github.com/killfeed/killfeed/names"
 	"github.com/killfeed/killfeed/transport"
 	"github.com/killfeed/killfeed/universe"
 )
@@ -49,6 +54,17 @@ type EdgeConfig struct {
 	// Limits bounds what one client address may hold of the edge's read
 	// routes; the zero value means the defaults.
 	Limits transport.LimitsConfig
+	// ReadKeysFile, when set, names the read keys file, as on the core
+	// (deploy the same file to every node): the read routes require one of
+	// its keys, and each client_id is bound to its first key at the core,
+	// whichever node it reads through. Edge.Reload re-reads it.
+	ReadKeysFile string
+	// Reload, when set, makes RunEdge call Edge.Reload on every value
+	// received (cmd/killfeed sends SIGHUP).
+	Reload <-chan os.Signal
+	// NoMetrics turns the Prometheus metrics and GET /metrics off; the zero
+	// value serves them: the edge's serving metrics and its link's.
+	NoMetrics bool
 	// Logger receives every log line; nil discards them.
 	Logger *slog.Logger
 }
@@ -78,6 +94,8 @@ const remoteStopWait = 2 * time.Second
 type Edge struct {
 	cfg    EdgeConfig
 	node   *edge.Node
+	keys   *transport.ReadKeys // nil without ReadKeysFile
+	reg    *prometheus.Registry
 	actors *actors.Service
 	remote *ingest.Remote
 	api    *transport.Server
@@ -110,7 +128,20 @@ func StartEdge(cfg EdgeConfig) (*Edge, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	logger := cfg.Logger
+	var keys *transport.ReadKeys
+	if cfg.ReadKeysFile != "" {
+		k, err := transport.LoadReadKeys(cfg.ReadKeysFile)
+		if err != nil {
+			return nil, err
+		}
+		keys = k
+	}
+	var reg *prometheus.Registry
+	if !cfg.NoMetrics {
+		reg = metrics.NewRegistry()
+	}
 	nc := cfg.Node
+	nc.Registry = reg
 	if nc.RequestTimeout <= 0 {
 		nc.RequestTimeout = cfg.RequestTimeout
 	}
@@ -124,7 +155,9 @@ func StartEdge(cfg EdgeConfig) (*Edge, error) {
 	svc, err := actors.StartEdge(actors.Config{
 		RequestTimeout: cfg.RequestTimeout,
 		Topics:         transport.Topics(universe.Default()),
-		Logger:         logger,
+		// Proto.Actor remote logs its connection retries to an absent core
+		// every few seconds; the relay logs the outage once instead.
+		Logger: slog.New(edge.QuietRemote(logger.Handler())),
 	}, node.Upstream())
 	if err != nil {
 		return nil, err
@@ -146,18 +179,19 @@ func StartEdge(cfg EdgeConfig) (*Edge, error) {
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,
 		Limits:         cfg.Limits,
+		ReadKeys:       keys,
+		Registry:       reg,
 		Logger:         logger,
+		// The core sends its rendering of the names with every event; this
+		// one adds static names to events from a core that sends none.
+		Names: names.NewRenderer(nil, nil, 0),
 		// GET /readyz: 200 only while the edge is in step with its core, so
-		// that a load balancer sends new clients elsewhere.
-		Ready: func() error {
-			if !node.Ready() {
-				return errors.New("core unreachable: " + nc.Core)
-			}
-			return nil
-		},
+		// that a load balancer sends new clients elsewhere; /healthz stays
+		// 200 meanwhile (the edge is alive).
+		Ready: node.Check,
 	})
 	e := &Edge{
-		cfg: cfg, node: node, actors: svc, remote: rem, api: api, ln: ln,
+		cfg: cfg, node: node, keys: keys, reg: reg, actors: svc, remote: rem, api: api, ln: ln,
 		served: make(chan error, 1),
 		http:   &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second},
 	}
@@ -177,6 +211,47 @@ func (e *Edge) RemoteAddress() string { return e.remote.Address() }
 
 // Ready says whether the edge is in step with its core.
 func (e *Edge) Ready() bool { return e.node.Ready() }
+
+// Registry is the edge's metrics registry (served at GET /metrics); nil
+// when EdgeConfig.NoMetrics.
+func (e *Edge) Registry() *prometheus.Registry { return e.reg }
+
+// Reload re-reads the read keys file, as App.Reload does on the core. On
+// an error the keys stay as they were. Without EdgeConfig.ReadKeysFile it
+// does nothing.
+func (e *Edge) Reload() error {
+	if e.keys == nil {
+		return nil
+	}
+	if err := e.keys.Reload(); err != nil {
+		e.cfg.Logger.Error("reload failed; the read keys are unchanged", "err", err)
+		return err
+	}
+	e.cfg.Logger.Info("read keys reloaded", "keys", e.keys.Len())
+	return nil
+}
+
+// onSignal calls f on every value of ch until the returned stop runs.
+func onSignal(ch <-chan os.Signal, f func() error) (stop func()) {
+	if ch == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ch:
+				_ = f()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
 
 // Shutdown stops HTTP, closes websockets with 1001, says goodbye to the
 // core and stops the actors. Later calls return the first call's result.
@@ -221,11 +296,13 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 	if err != nil {
 		return err
 	}
+	stopReload := onSignal(cfg.Reload, e.Reload)
 	select {
 	case <-ctx.Done():
 	case err := <-e.served:
 		e.served <- err
 	}
+	stopReload()
 	e.cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout)
 	defer cancel()
@@ -235,11 +312,12 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 // withEdgeEndpoint starts the core's edge endpoint beside the remote ingest
 // endpoint (edges reach the core at its --remote-listen address); the
 // returned stop stops it, then what stop stopped.
-func withEdgeEndpoint(cfg Config, svc *actors.Service, stop func()) (func(), error) {
+func withEdgeEndpoint(cfg Config, svc *actors.Service, render *names.Renderer, stop func()) (func(), error) {
 	if cfg.Ingest.Remote.Listen == "" {
 		return stop, nil
 	}
-	core, err := edge.StartCore(svc, edge.CoreConfig{Timeout: cfg.RequestTimeout, Logger: cfg.Logger.With("component", "edge-endpoint")})
+	core, err := edge.StartCore(svc, edge.CoreConfig{Timeout: cfg.RequestTimeout, Logger: cfg.Logger.With("component", "edge-endpoint"),
+		Render: render.RenderPartial})
 	if err != nil {
 		stop()
 		return nil, err

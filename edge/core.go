@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/selection"
+	"github.com/killfeed/killfeed/transport"
 )
 
 // DefaultEndpointName is the name of the core's endpoint actor that edges
@@ -35,8 +35,19 @@ type CoreConfig struct {
 	// forwarder stops, so that a slow or stuck edge costs the core bounded
 	// memory, and the edge catches up by reading. 0 means 100,000.
 	MaxUnacked int
+	// UnreadHold is how long the core keeps what puts back an answer that
+	// advanced offsets, for its edge to send edgepb.Unread when it could
+	// not deliver it; 0 means 30s.
+	UnreadHold time.Duration
+	// MaxUnreads bounds the answers held so (the oldest go first); 0 means
+	// 100,000.
+	MaxUnreads int
 	// Logger receives the endpoint's logs; nil discards them.
 	Logger *slog.Logger
+	// Render, when set, adds the names beside the ids of the events sent to
+	// edges (names.Renderer.RenderPartial): an edge serves the core's
+	// rendering, never an older one of its own. nil sends none.
+	Render func(eventlog.Event) (named []byte, partial bool)
 }
 
 // Core is the core's side of the edge protocol: the endpoint actor, on the
@@ -61,12 +72,19 @@ func StartCore(svc *actors.Service, cfg CoreConfig) (*Core, error) {
 	if cfg.MaxUnacked <= 0 {
 		cfg.MaxUnacked = 100_000
 	}
+	if cfg.UnreadHold <= 0 {
+		cfg.UnreadHold = 30 * time.Second
+	}
+	if cfg.MaxUnreads <= 0 {
+		cfg.MaxUnreads = 100_000
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	system := svc.System()
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &endpoint{svc: svc, cfg: cfg, forwarders: make(map[string]*actor.PID)}
+		return &endpoint{svc: svc, cfg: cfg, forwarders: make(map[string]*actor.PID),
+			unreads: newUnreads(cfg.UnreadHold, cfg.MaxUnreads)}
 	})
 	pid, err := system.Root.SpawnNamed(props, cfg.Name)
 	if err != nil {
@@ -85,6 +103,7 @@ type endpoint struct {
 	svc        *actors.Service
 	cfg        CoreConfig
 	forwarders map[string]*actor.PID // by the edge relay's address/id
+	unreads    *unreads
 }
 
 func relayKey(address, id string) string { return address + "/" + id }
@@ -106,15 +125,14 @@ func (e *endpoint) Receive(ctx actor.Context) {
 		}
 	case *edgepb.Fetch:
 		e.fetch(ctx, msg)
+	case *edgepb.Unread:
+		e.unreads.unread(msg.GetToken())
 	case *edgepb.Advance:
 		req := &actors.AdvanceClient{ClientID: msg.GetClientId(), Systems: msg.GetSystems(), Through: msg.GetThrough()}
 		e.ask(ctx, req, func(res any, err error) any {
+			r, err := actors.ReplyAs[*actors.AdvanceClientResult](res, err)
 			if err == nil {
-				if r, ok := res.(*actors.AdvanceClientResult); ok {
-					err = r.Err
-				} else {
-					err = replyError(res)
-				}
+				err = r.Err
 			}
 			return &edgepb.AdvanceResult{Failure: failure(err)}
 		})
@@ -152,8 +170,13 @@ func (e *endpoint) hello(ctx actor.Context, msg *edgepb.Hello) {
 // ask sends req to the store and answers the edge with reply(res, err)
 // once the store has answered.
 func (e *endpoint) ask(ctx actor.Context, req any, reply func(res any, err error) any) {
+	e.askWithin(ctx, req, e.cfg.Timeout, reply)
+}
+
+// askWithin is ask waiting up to timeout for the store.
+func (e *endpoint) askWithin(ctx actor.Context, req any, timeout time.Duration, reply func(res any, err error) any) {
 	sender := ctx.Sender()
-	f := ctx.RequestFuture(e.svc.Store(), req, e.cfg.Timeout)
+	f := ctx.RequestFuture(e.svc.Store(), req, timeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		if sender != nil {
 			ctx.Send(sender, reply(res, err))
@@ -170,29 +193,42 @@ func (e *endpoint) fetch(ctx actor.Context, msg *edgepb.Fetch) {
 		return
 	}
 	sel := selection.Selection{Systems: msg.GetSystems(), Where: where}
+	var deadline time.Time
+	if ms := msg.GetTimeoutMs(); ms > 0 {
+		deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
+	}
 	switch msg.GetKind() {
 	case edgepb.FetchKind_FETCH_FOR_CLIENT:
-		req = &actors.FetchForClient{ClientID: msg.GetClientId(), Selection: sel, Limit: limit}
+		req = &actors.FetchForClient{ClientID: msg.GetClientId(), Selection: sel, Limit: limit,
+			Owner: msg.GetOwner(), Deadline: deadline}
 	case edgepb.FetchKind_FETCH_ONE:
-		req = &actors.FetchOneEvent{ClientID: msg.GetClientId(), Selection: sel, NewAtHead: msg.GetNewAtHead()}
+		req = &actors.FetchOneEvent{ClientID: msg.GetClientId(), Selection: sel, NewAtHead: msg.GetNewAtHead(),
+			Owner: msg.GetOwner(), Deadline: deadline}
 	case edgepb.FetchKind_FETCH_PEEK:
-		req = &actors.PeekForClient{ClientID: msg.GetClientId(), Selection: sel, Limit: limit}
+		req = &actors.PeekForClient{ClientID: msg.GetClientId(), Selection: sel, Limit: limit, Owner: msg.GetOwner()}
 	default:
 		req = &actors.FetchSince{Selection: sel, After: msg.GetAfter(), Limit: limit}
 	}
-	e.ask(ctx, req, func(res any, err error) any {
+	// The store answers a read with a deadline by then (past it, with
+	// ErrUnavailable and its offsets put back): wait for that answer, so
+	// that none is lost between the store and the edge.
+	timeout := e.cfg.Timeout
+	if !deadline.IsZero() {
+		timeout = max(timeout, time.Until(deadline)+time.Second)
+	}
+	e.askWithin(ctx, req, timeout, func(res any, err error) any {
+		r, err := actors.ReplyAs[*actors.FetchResult](res, err)
 		if err == nil {
-			if r, ok := res.(*actors.FetchResult); ok {
-				if r.Err != nil {
-					err = r.Err
-				} else {
-					return batchToPB(r.Batch)
-				}
-			} else {
-				err = replyError(res)
-			}
+			err = r.Err
 		}
-		return &edgepb.FetchResult{Failure: failure(err)}
+		if err != nil {
+			return &edgepb.FetchResult{Failure: failure(err)}
+		}
+		out := batchToPB(r.Batch, e.cfg.Render)
+		if r.Batch.Unreadable() {
+			out.UnreadToken = e.unreads.hold(r.Batch)
+		}
+		return out
 	})
 }
 
@@ -211,64 +247,41 @@ func (e *endpoint) insert(ctx actor.Context, msg *edgepb.Insert) {
 		req.Cursor = &eventlog.Cursor{Name: msg.GetCursorName(), Value: msg.GetCursorValue()}
 	}
 	e.ask(ctx, req, func(res any, err error) any {
+		r, err := actors.ReplyAs[*actors.InsertKillmailResult](res, err)
 		if err == nil {
-			if r, ok := res.(*actors.InsertKillmailResult); ok {
-				if r.Err != nil {
-					err = r.Err
-				} else {
-					out := &edgepb.InsertResult{Results: make([]*edgepb.Appended, len(r.Results))}
-					for i, a := range r.Results {
-						out.Results[i] = &edgepb.Appended{EventId: a.EventID, Duplicate: a.Duplicate}
-					}
-					return out
-				}
-			} else {
-				err = replyError(res)
-			}
+			err = r.Err
 		}
-		return &edgepb.InsertResult{Failure: failure(err)}
+		if err != nil {
+			return &edgepb.InsertResult{Failure: failure(err)}
+		}
+		out := &edgepb.InsertResult{Results: make([]*edgepb.Appended, len(r.Results))}
+		for i, a := range r.Results {
+			out.Results[i] = &edgepb.Appended{EventId: a.EventID, Duplicate: a.Duplicate}
+		}
+		return out
 	})
 }
 
-// replyError is the error of a store reply of an unexpected type.
-func replyError(res any) error {
-	switch r := res.(type) {
-	case error:
-		return r
-	case *actor.DeadLetterResponse:
-		return actors.ErrUnavailable
-	}
-	return fmt.Errorf("unexpected store reply %T", res)
-}
+// failure encodes a store error for the wire (by transport's error
+// table); nil for nil.
+func failure(err error) *edgepb.Failure { return transport.WireFailure(err) }
 
-// failure encodes a store error for the wire; nil for nil.
-func failure(err error) *edgepb.Failure {
-	if err == nil {
-		return nil
-	}
-	code := edgepb.Code_CODE_INTERNAL
-	switch {
-	case errors.Is(err, actor.ErrTimeout), errors.Is(err, actor.ErrDeadLetter), errors.Is(err, actors.ErrUnavailable):
-		code = edgepb.Code_CODE_UNAVAILABLE
-	case errors.Is(err, actors.ErrCrashed):
-		code = edgepb.Code_CODE_CRASHED
-	case errors.Is(err, eventlog.ErrWrite):
-		code = edgepb.Code_CODE_WRITE
-	case errors.Is(err, eventlog.ErrClosed):
-		code = edgepb.Code_CODE_CLOSED
-	case errors.Is(err, actors.ErrStopped):
-		code = edgepb.Code_CODE_STOPPED
-	}
-	return &edgepb.Failure{Code: code, Message: err.Error()}
-}
-
-func batchToPB(b eventlog.Batch) *edgepb.FetchResult {
+func batchToPB(b eventlog.Batch, render func(eventlog.Event) ([]byte, bool)) *edgepb.FetchResult {
 	out := &edgepb.FetchResult{Missed: b.Missed, Oldest: b.Oldest, Head: b.Head, More: b.More, Through: b.Through,
 		Events: make([]*edgepb.Event, len(b.Events))}
 	for i, ev := range b.Events {
-		out.Events[i] = &edgepb.Event{EventId: ev.ID, SystemId: ev.SystemID, Killmail: ev.Killmail}
+		out.Events[i] = eventToPB(ev, render)
 	}
 	return out
+}
+
+// eventToPB is ev with the core's rendering of its names, when it renders.
+func eventToPB(ev eventlog.Event, render func(eventlog.Event) ([]byte, bool)) *edgepb.Event {
+	pb := &edgepb.Event{EventId: ev.ID, SystemId: ev.SystemID, Killmail: ev.Killmail}
+	if render != nil {
+		pb.Named, pb.NamedPartial = render(ev)
+	}
+	return pb
 }
 
 // forwarder pushes the events of the topics one edge follows to its relay:
@@ -334,7 +347,7 @@ func (f *forwarder) Receive(ctx actor.Context) {
 			return
 		}
 		f.unacked = append(f.unacked, msg.EventID)
-		ctx.Send(f.relay, &edgepb.Events{Events: []*edgepb.Event{{EventId: msg.EventID, SystemId: msg.SystemID, Killmail: msg.Killmail}}})
+		ctx.Send(f.relay, &edgepb.Events{Events: []*edgepb.Event{eventToPB(msg.Event(), f.cfg.Render)}})
 	case *edgepb.Ping:
 		f.lastPing = time.Now()
 		n := 0
@@ -346,7 +359,8 @@ func (f *forwarder) Receive(ctx actor.Context) {
 			f.unacked = nil // let go of the backing array
 		}
 		st := f.svc.Stats()
-		ctx.Respond(&edgepb.Pong{Head: st.Head, Oldest: st.Oldest, Events: int64(st.Events), Bytes: st.Bytes, Clients: int64(st.Clients)})
+		ctx.Respond(&edgepb.Pong{Head: st.Head, Oldest: st.Oldest, Events: int64(st.Events), Bytes: st.Bytes, Clients: int64(st.Clients),
+			Unacked: int64(len(f.unacked))})
 	case *edgepb.Follow:
 		f.follow(ctx, msg)
 	case *edgepb.Unfollow:
@@ -369,28 +383,21 @@ func (f *forwarder) follow(ctx actor.Context, msg *edgepb.Follow) {
 	}
 	sub := ctx.RequestFuture(f.svc.PubSub(), &actors.Subscribe{Subscriber: f.sub, Topics: msg.GetTopics()}, f.cfg.Timeout)
 	ctx.ReenterAfter(sub, func(res any, err error) {
-		if err == nil {
-			if _, ok := res.(*actors.Subscribed); !ok {
-				err = replyError(res)
-			}
-		}
-		if err != nil {
+		if _, err = actors.ReplyAs[*actors.Subscribed](res, err); err != nil {
 			answer(0, err)
 			return
 		}
 		head := ctx.RequestFuture(f.svc.Store(), &actors.FetchSince{}, f.cfg.Timeout)
 		ctx.ReenterAfter(head, func(res any, err error) {
+			r, err := actors.ReplyAs[*actors.FetchResult](res, err)
 			if err == nil {
-				if r, ok := res.(*actors.FetchResult); ok {
-					if err = r.Err; err == nil {
-						answer(r.Batch.Head, nil)
-						return
-					}
-				} else {
-					err = replyError(res)
-				}
+				err = r.Err
 			}
-			answer(0, err)
+			if err != nil {
+				answer(0, err)
+				return
+			}
+			answer(r.Batch.Head, nil)
 		})
 	})
 }

@@ -14,4 +14,15 @@
 // answers at once with actors.ErrUnavailable, and past a grace it ends
 // every local subscription with actors.ErrRestarted (websockets close with
 // 1012) so that clients move to another node and resume by event_id.
+//
+// A read keeps its guarantees across the wire: its owner (the digest of
+// the client's read key) and how long its asker still waits go with it, so
+// the core binds client_ids and refuses late reads as for its own clients;
+// an answer that advanced offsets carries a token the edge sends back
+// (edgepb.Unread) when it could not deliver it, and the core puts the
+// offsets back. Failures cross as codes of transport's error table
+// (transport.WireFailure, transport.FailureError). The relay counts its
+// round trips, lag, tail-cache reads and reconnects (metrics.Relay), and
+// QuietRemote keeps Proto.Actor's retries out of the log while the core is
+// away: the relay logs the outage once and its end once.
 package edge

@@ -301,3 +301,59 @@ func TestCoreForwarderDropsAnEdgeTooFarBehind(t *testing.T) {
 	default:
 	}
 }
+
+func TestCoreHoldsUnreadTokensForAWhileAndBounded(t *testing.T) {
+	log, err := eventlog.Open(eventlog.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	const jita = 30000142
+	kms := fixture.Killmails()[:4]
+	for i := range kms {
+		kms[i].SystemID = jita
+	}
+	if _, err := log.Append(kms, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_000_000, 0)
+	u := newUnreads(30*time.Second, 2)
+	u.now = func() time.Time { return now }
+	fetch := func(client string) eventlog.Batch {
+		b, err := log.Fetch(client, selection.Selection{Systems: []int64{jita}}, 1)
+		if err != nil || len(b.Events) != 1 {
+			t.Fatalf("fetch %s: %v %v", client, b.Events, err)
+		}
+		return b
+	}
+	first := func(client string) uint64 { return fetch(client).Events[0].ID }
+
+	// Held: put back.
+	a := u.hold(fetch("a"))
+	u.unread(a)
+	if id := first("a"); id != 1 {
+		t.Fatalf("after unread, a reads %d, want 1 again", id)
+	}
+	// Past the hold: forgotten, the offsets stay.
+	b := u.hold(fetch("b"))
+	now = now.Add(31 * time.Second)
+	u.hold(fetch("c"))
+	u.unread(b)
+	if id := first("b"); id != 2 {
+		t.Fatalf("an expired token put b back: reads %d, want 2", id)
+	}
+	// Past the bound: the oldest goes.
+	d := u.hold(fetch("d"))
+	u.hold(fetch("e"))
+	u.hold(fetch("f"))
+	u.unread(d)
+	if id := first("d"); id != 2 {
+		t.Fatalf("a token past the bound put d back: reads %d, want 2", id)
+	}
+	if len(u.held) > 2 {
+		t.Fatalf("%d tokens held, bound 2", len(u.held))
+	}
+	// A token of nothing (another incarnation's, or 0) is ignored.
+	u.unread(0)
+	u.unread(12345)
+}

@@ -13,12 +13,14 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/edge/edgepb"
 	"github.com/killfeed/killfeed/eventlog"
-	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/metrics"
 	"github.com/killfeed/killfeed/selection"
+	"github.com/killfeed/killfeed/transport"
 )
 
 // Defaults of NodeConfig.
@@ -56,6 +58,9 @@ type NodeConfig struct {
 	RequestTimeout time.Duration
 	// Logger receives the link's logs; nil discards them.
 	Logger *slog.Logger
+	// Registry receives the link's metrics (core round trips, follow lag,
+	// tail-cache reads, reconnects); nil exports none.
+	Registry *prometheus.Registry
 }
 
 // Validate reports invalid fields by their flag names.
@@ -103,9 +108,11 @@ func (c NodeConfig) withDefaults() NodeConfig {
 // Node is an edge's link to its core: the relay actor that stands in for
 // the store of the edge's actors.Service (see Upstream).
 type Node struct {
-	cfg   NodeConfig
-	ready atomic.Bool
-	stats atomic.Pointer[eventlog.Stats]
+	cfg     NodeConfig
+	ready   atomic.Bool
+	why     atomic.Pointer[string] // why the core is unreachable
+	stats   atomic.Pointer[eventlog.Stats]
+	metrics *metrics.Relay
 }
 
 // NewNode prepares an edge's link; start the edge's service with
@@ -115,8 +122,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg.withDefaults()}
+	n := &Node{cfg: cfg.withDefaults(), metrics: metrics.NewRelay(cfg.Registry)}
 	n.stats.Store(&eventlog.Stats{})
+	n.setDown("not connected yet")
 	return n, nil
 }
 
@@ -139,6 +147,26 @@ func (n *Node) Connect(svc *actors.Service) {
 // Ready says whether the edge is in step with its core: connected and
 // caught up.
 func (n *Node) Ready() bool { return n.ready.Load() }
+
+// Check is nil while the edge is in step with its core, else an error
+// saying "core unreachable: <core>: <why>", for GET /readyz.
+func (n *Node) Check() error {
+	if n.ready.Load() {
+		return nil
+	}
+	return fmt.Errorf("core unreachable: %s: %s", n.cfg.Core, *n.why.Load())
+}
+
+func (n *Node) setUp() {
+	n.ready.Store(true)
+	n.metrics.Up.Set(1)
+}
+
+func (n *Node) setDown(why string) {
+	n.why.Store(&why)
+	n.ready.Store(false)
+	n.metrics.Up.Set(0)
+}
 
 // Messages of the relay to itself.
 type (
@@ -172,6 +200,8 @@ type relay struct {
 	pingOut    bool
 	downSince  time.Time
 	dropped    bool // this outage ended the subscribers already
+	reported   bool // this outage was logged
+	wasUp      bool // the link was up before: coming up again is a reconnect
 	timers     *scheduler.TimerScheduler
 	cancelTick scheduler.CancelFunc
 
@@ -197,7 +227,7 @@ func (r *relay) Receive(ctx actor.Context) {
 		r.stopTimer()
 	case *actor.Stopping:
 		r.stopTimer()
-		r.node.ready.Store(false)
+		r.node.setDown("edge stopping")
 		if r.state != stateIdle {
 			ctx.Send(r.endpoint, &edgepb.Bye{RelayAddress: ctx.ActorSystem().Address(), RelayId: ctx.Self().Id})
 		}
@@ -227,25 +257,40 @@ func (r *relay) Receive(ctx actor.Context) {
 			ctx.Send(r.forwarder, &edgepb.Unfollow{Topics: msg.Topics})
 		}
 	case *actors.FetchSince:
+		if len(msg.Selection.Systems) == 0 && r.state != stateUp {
+			// A head query (/healthz, /readyz, a websocket's start): the
+			// edge is alive while its core is away, and its head is the
+			// last event it published (what its tail replays up to).
+			ctx.Respond(&actors.FetchResult{Batch: eventlog.Batch{Head: r.last, Oldest: min(r.node.stats.Load().Oldest, r.last+1)}})
+			return
+		}
 		if b, ok := r.fromCache(msg); ok {
+			r.node.metrics.CacheHits.Inc()
 			ctx.Respond(&actors.FetchResult{Batch: b})
 			return
 		}
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_SINCE, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), After: msg.After, Limit: int64(msg.Limit)})
+		if len(msg.Selection.Systems) > 0 {
+			r.node.metrics.CacheMisses.Inc()
+		}
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_SINCE, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), After: msg.After, Limit: int64(msg.Limit)}, time.Time{})
 	case *actors.FetchForClient:
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_FOR_CLIENT, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), Limit: int64(msg.Limit)})
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_FOR_CLIENT, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), Limit: int64(msg.Limit),
+			Owner: msg.Owner}, msg.Deadline)
 	case *actors.FetchOneEvent:
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_ONE, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), NewAtHead: msg.NewAtHead})
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_ONE, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), NewAtHead: msg.NewAtHead,
+			Owner: msg.Owner}, msg.Deadline)
 	case *actors.PeekForClient:
-		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_PEEK, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), Limit: int64(msg.Limit)})
+		r.fetch(ctx, &edgepb.Fetch{Kind: edgepb.FetchKind_FETCH_PEEK, ClientId: msg.ClientID, Systems: msg.Selection.Systems, Where: msg.Selection.Where.String(), Limit: int64(msg.Limit),
+			Owner: msg.Owner}, time.Time{})
 	case *actors.AdvanceClient:
-		r.forward(ctx, &edgepb.Advance{ClientId: msg.ClientID, Systems: msg.Systems, Through: msg.Through}, func(res any) any {
-			ar, ok := res.(*edgepb.AdvanceResult)
-			if !ok {
-				return &actors.AdvanceClientResult{Err: unexpected(res)}
-			}
-			return &actors.AdvanceClientResult{Err: failureError(ar.GetFailure())}
-		}, func(err error) any { return &actors.AdvanceClientResult{Err: err} })
+		r.forward(ctx, metrics.CoreAdvance, &edgepb.Advance{ClientId: msg.ClientID, Systems: msg.Systems, Through: msg.Through}, r.cfg.RequestTimeout,
+			func(res any, err error) any {
+				ar, err := actors.ReplyAs[*edgepb.AdvanceResult](res, err)
+				if err == nil {
+					err = failureError(ar.GetFailure())
+				}
+				return &actors.AdvanceClientResult{Err: err}
+			})
 	case *actors.InsertKillmail:
 		r.insert(ctx, msg)
 	case *actors.CollectGarbage:
@@ -296,17 +341,23 @@ func (r *relay) tick(ctx actor.Context) {
 func (r *relay) ping(ctx actor.Context) {
 	r.pingOut = true
 	gen := r.gen
+	start := time.Now()
 	f := ctx.RequestFuture(r.forwarder, &edgepb.Ping{LastEventId: r.last}, r.cfg.CoreTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		r.pingOut = false
 		if gen != r.gen {
 			return
 		}
-		p, ok := res.(*edgepb.Pong)
-		if err != nil || !ok {
-			r.down(ctx, fmt.Sprintf("ping unanswered: %v", errOr(err, res)))
+		p, err := actors.ReplyAs[*edgepb.Pong](res, err)
+		if err != nil {
+			if errors.Is(err, actors.ErrUnavailable) {
+				err = errNoAnswer
+			}
+			r.down(ctx, fmt.Sprintf("ping: %v", err))
 			return
 		}
+		r.node.metrics.RoundTrip(metrics.CorePing).Observe(time.Since(start).Seconds())
+		r.node.metrics.FollowLag.Set(float64(p.GetUnacked()))
 		r.node.stats.Store(&eventlog.Stats{Events: int(p.GetEvents()), Bytes: p.GetBytes(), Clients: int(p.GetClients()),
 			Oldest: p.GetOldest(), Head: p.GetHead()})
 	})
@@ -323,8 +374,8 @@ func (r *relay) down(ctx actor.Context, why string) {
 		ctx.Unwatch(r.forwarder)
 	}
 	r.state, r.gen, r.forwarder, r.buffered = stateDown, r.gen+1, nil, nil
-	r.downSince, r.dropped = time.Now(), false
-	r.node.ready.Store(false)
+	r.downSince, r.dropped, r.reported = time.Now(), false, true
+	r.node.setDown(why)
 }
 
 // dropAll ends every local subscriber: they resume by event_id, here or
@@ -338,21 +389,35 @@ func (r *relay) hello(ctx actor.Context) {
 	r.helloOut = true
 	gen := r.gen
 	hello := &edgepb.Hello{Version: edgepb.Version, RelayAddress: ctx.ActorSystem().Address(), RelayId: ctx.Self().Id}
+	start := time.Now()
 	f := ctx.RequestFuture(r.endpoint, hello, r.cfg.CoreTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		r.helloOut = false
 		if gen != r.gen || r.state != stateDown {
 			return
 		}
-		h, ok := res.(*edgepb.HelloResult)
-		if err != nil || !ok {
-			r.cfg.Logger.Debug("core hello unanswered", "core", r.cfg.Core, "err", errOr(err, res))
+		h, err := actors.ReplyAs[*edgepb.HelloResult](res, err)
+		if err == nil {
+			if f := h.GetFailure(); f != nil {
+				err = fmt.Errorf("refused this edge: %s", f.GetMessage())
+			}
+		}
+		if err != nil {
+			// One line per outage; Proto.Actor's retries log at debug.
+			if errors.Is(err, actors.ErrUnavailable) {
+				err = errNoAnswer
+			}
+			why := fmt.Sprintf("hello: %v", err)
+			r.node.setDown(why)
+			if !r.reported {
+				r.reported = true
+				r.cfg.Logger.Warn("core unreachable", "core", r.cfg.Core, "why", why)
+			} else {
+				r.cfg.Logger.Debug("core hello unanswered", "core", r.cfg.Core, "err", err)
+			}
 			return
 		}
-		if f := h.GetFailure(); f != nil {
-			r.cfg.Logger.Error("core refused this edge", "core", r.cfg.Core, "err", f.GetMessage())
-			return
-		}
+		r.node.metrics.RoundTrip(metrics.CoreHello).Observe(time.Since(start).Seconds())
 		r.forwarder = actor.NewPID(r.cfg.Core, h.GetForwarderId())
 		ctx.Watch(r.forwarder)
 		r.state = stateSyncing
@@ -379,12 +444,12 @@ func (r *relay) sync(ctx actor.Context) {
 		if gen != r.gen {
 			return
 		}
-		fr, ok := res.(*edgepb.FollowResult)
-		if err == nil && ok {
+		fr, err := actors.ReplyAs[*edgepb.FollowResult](res, err)
+		if err == nil {
 			err = failureError(fr.GetFailure())
 		}
-		if err != nil || !ok {
-			r.down(ctx, fmt.Sprintf("follow again: %v", errOr(err, res)))
+		if err != nil {
+			r.down(ctx, fmt.Sprintf("follow again: %v", err))
 			return
 		}
 		if fr.GetHead() < r.last || !fillable {
@@ -420,12 +485,12 @@ func (r *relay) fill(ctx actor.Context, systems []int64, head uint64) {
 		if gen != r.gen {
 			return
 		}
-		b, ok := res.(*edgepb.FetchResult)
-		if err == nil && ok {
+		b, err := actors.ReplyAs[*edgepb.FetchResult](res, err)
+		if err == nil {
 			err = failureError(b.GetFailure())
 		}
-		if err != nil || !ok {
-			r.down(ctx, fmt.Sprintf("catch up: %v", errOr(err, res)))
+		if err != nil {
+			r.down(ctx, fmt.Sprintf("catch up: %v", err))
 			return
 		}
 		if b.GetMissed() {
@@ -448,9 +513,12 @@ func (r *relay) up(ctx actor.Context) {
 	r.buffered = nil
 	if r.state != stateUp {
 		r.cfg.Logger.Info("core link up", "core", r.cfg.Core, "last_event_id", r.last, "topics", len(r.followed))
+		if r.wasUp {
+			r.node.metrics.Reconnects.Inc()
+		}
 	}
-	r.state, r.dropped = stateUp, false
-	r.node.ready.Store(true)
+	r.state, r.dropped, r.reported, r.wasUp = stateUp, false, false, true
+	r.node.setUp()
 	if !r.pingOut {
 		r.ping(ctx)
 	}
@@ -474,9 +542,10 @@ func (r *relay) publish(ctx actor.Context, evs []*edgepb.Event) {
 			continue
 		}
 		r.last = e.GetEventId()
-		ev := eventlog.Event{ID: e.GetEventId(), SystemID: e.GetSystemId(), Killmail: e.GetKillmail()}
+		ev := eventFromPB(e)
 		r.cache.add(ev)
-		ctx.Send(r.pubsub, &actors.KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail})
+		ctx.Send(r.pubsub, &actors.KillmailInserted{EventID: ev.ID, SystemID: ev.SystemID, Killmail: ev.Killmail,
+			Named: ev.Named, NamedPartial: ev.NamedPartial})
 	}
 }
 
@@ -488,17 +557,18 @@ func (r *relay) follow(ctx actor.Context, msg *actors.FollowTopics) {
 		return
 	}
 	sender, gen := ctx.Sender(), r.gen
+	start := time.Now()
 	f := ctx.RequestFuture(r.forwarder, &edgepb.Follow{Topics: msg.Topics}, r.cfg.RequestTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
-		fr, ok := res.(*edgepb.FollowResult)
-		if err == nil && ok {
+		fr, err := actors.ReplyAs[*edgepb.FollowResult](res, err)
+		if err == nil {
+			r.node.metrics.RoundTrip(metrics.CoreFollow).Observe(time.Since(start).Seconds())
 			err = failureError(fr.GetFailure())
 		}
 		switch {
 		case gen != r.gen:
 			err = actors.ErrUnavailable
-		case err != nil || !ok:
-			err = toStoreError(errOr(err, res))
+		case err != nil:
 		default:
 			for _, t := range msg.Topics {
 				if _, ok := r.followed[t]; !ok {
@@ -536,6 +606,11 @@ func (r *relay) fromCache(msg *actors.FetchSince) (eventlog.Batch, bool) {
 	}
 	b := eventlog.Batch{Head: r.last, Oldest: r.node.stats.Load().Oldest}
 	b.Events = r.cache.since(msg.After, systems, all, msg.Limit)
+	for _, ev := range b.Events {
+		if ev.NamedPartial {
+			return eventlog.Batch{}, false // the core may know its names by now
+		}
+	}
 	b.Through = b.Head
 	if n := len(b.Events); msg.Limit > 0 && n == msg.Limit {
 		b.Through, b.More = b.Events[n-1].ID, true
@@ -543,44 +618,86 @@ func (r *relay) fromCache(msg *actors.FetchSince) (eventlog.Batch, bool) {
 	return b, true
 }
 
+// eventFromPB is an event as the core sent it, with its rendering.
+func eventFromPB(e *edgepb.Event) eventlog.Event {
+	ev := eventlog.Event{ID: e.GetEventId(), SystemID: e.GetSystemId(), Killmail: e.GetKillmail(), NamedPartial: e.GetNamedPartial()}
+	if len(e.GetNamed()) > 0 {
+		ev.Named = e.GetNamed()
+	}
+	return ev
+}
+
 // forward sends req to the core's endpoint and answers the caller with
-// ok(reply), or fail(err) when the core does not answer.
-func (r *relay) forward(ctx actor.Context, req any, ok func(res any) any, fail func(error) any) {
+// reply(res, err) once the core answered (or did not within timeout);
+// while the core is unreachable it answers reply(nil, ErrUnavailable) at
+// once.
+func (r *relay) forward(ctx actor.Context, request string, req any, timeout time.Duration, reply func(res any, err error) any) {
 	if r.state != stateUp {
-		ctx.Respond(fail(actors.ErrUnavailable))
+		ctx.Respond(reply(nil, actors.ErrUnavailable))
 		return
 	}
 	sender := ctx.Sender()
-	f := ctx.RequestFuture(r.endpoint, req, r.cfg.RequestTimeout)
+	start := time.Now()
+	r.node.metrics.InFlight.Inc()
+	f := ctx.RequestFuture(r.endpoint, req, timeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
-		if sender == nil {
-			return
+		r.node.metrics.InFlight.Dec()
+		if err == nil {
+			r.node.metrics.RoundTrip(request).Observe(time.Since(start).Seconds())
 		}
-		if err != nil {
-			ctx.Send(sender, fail(toStoreError(err)))
-			return
+		answer := reply(res, err)
+		if sender != nil {
+			ctx.Send(sender, answer)
 		}
-		ctx.Send(sender, ok(res))
 	})
 }
 
-func (r *relay) fetch(ctx actor.Context, req *edgepb.Fetch) {
-	r.forward(ctx, req, func(res any) any {
-		b, ok := res.(*edgepb.FetchResult)
-		if !ok {
-			return &actors.FetchResult{Err: unexpected(res)}
+// fetch forwards a read. A read with a deadline tells the core how long
+// its asker still waits, and waits for the core's answer a little longer
+// than that: an answer that comes past the deadline, which nobody here
+// receives any more, is put back at the core (edgepb.Unread), and so is
+// one the caller later could not deliver (Batch.Unread).
+func (r *relay) fetch(ctx actor.Context, req *edgepb.Fetch, deadline time.Time) {
+	timeout := r.cfg.RequestTimeout
+	if !deadline.IsZero() {
+		left := time.Until(deadline)
+		if left <= 0 {
+			ctx.Respond(&actors.FetchResult{Err: actors.ErrUnavailable})
+			return
 		}
-		if err := failureError(b.GetFailure()); err != nil {
+		req.TimeoutMs = max(1, left.Milliseconds())
+		timeout = left + r.cfg.CoreTimeout
+	}
+	root, endpoint := ctx.ActorSystem().Root, r.endpoint
+	r.forward(ctx, metrics.CoreFetch, req, timeout, func(res any, err error) any {
+		b, err := actors.ReplyAs[*edgepb.FetchResult](res, err)
+		if err == nil {
+			err = failureError(b.GetFailure())
+		}
+		if err != nil {
 			return &actors.FetchResult{Err: err}
+		}
+		token := b.GetUnreadToken()
+		unread := func() {
+			if token != 0 {
+				root.Send(endpoint, &edgepb.Unread{Token: token})
+			}
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			unread()
+			return &actors.FetchResult{Err: actors.ErrUnavailable}
 		}
 		out := eventlog.Batch{Missed: b.GetMissed(), Oldest: b.GetOldest(), Head: b.GetHead(), More: b.GetMore(), Through: b.GetThrough(),
 			Events: make([]eventlog.Event, len(b.GetEvents()))}
 		for i, e := range b.GetEvents() {
-			out.Events[i] = eventlog.Event{ID: e.GetEventId(), SystemID: e.GetSystemId(), Killmail: e.GetKillmail(),
-				Facts: selection.Extract(e.GetKillmail())}
+			out.Events[i] = eventFromPB(e)
+			out.Events[i].Facts = selection.Extract(e.GetKillmail())
+		}
+		if token != 0 {
+			out.SetUnread(unread)
 		}
 		return &actors.FetchResult{Batch: out}
-	}, func(err error) any { return &actors.FetchResult{Err: err} })
+	})
 }
 
 func (r *relay) insert(ctx actor.Context, msg *actors.InsertKillmail) {
@@ -591,12 +708,12 @@ func (r *relay) insert(ctx actor.Context, msg *actors.InsertKillmail) {
 	if msg.Cursor != nil {
 		req.HasCursor, req.CursorName, req.CursorValue = true, msg.Cursor.Name, msg.Cursor.Value
 	}
-	r.forward(ctx, req, func(res any) any {
-		ir, ok := res.(*edgepb.InsertResult)
-		if !ok {
-			return &actors.InsertKillmailResult{Err: unexpected(res)}
+	r.forward(ctx, metrics.CoreInsert, req, r.cfg.RequestTimeout, func(res any, err error) any {
+		ir, err := actors.ReplyAs[*edgepb.InsertResult](res, err)
+		if err == nil {
+			err = failureError(ir.GetFailure())
 		}
-		if err := failureError(ir.GetFailure()); err != nil {
+		if err != nil {
 			return &actors.InsertKillmailResult{Err: err}
 		}
 		out := make([]eventlog.AppendResult, len(ir.GetResults()))
@@ -604,55 +721,16 @@ func (r *relay) insert(ctx actor.Context, msg *actors.InsertKillmail) {
 			out[i] = eventlog.AppendResult{EventID: a.GetEventId(), Duplicate: a.GetDuplicate()}
 		}
 		return &actors.InsertKillmailResult{Results: out}
-	}, func(err error) any { return &actors.InsertKillmailResult{Err: err} })
+	})
 }
 
-// failureError maps a wire failure back to the store's error.
-func failureError(f *edgepb.Failure) error {
-	if f == nil {
-		return nil
-	}
-	var base error
-	switch f.GetCode() {
-	case edgepb.Code_CODE_UNAVAILABLE:
-		return actors.ErrUnavailable
-	case edgepb.Code_CODE_CRASHED:
-		base = actors.ErrCrashed
-	case edgepb.Code_CODE_WRITE:
-		base = eventlog.ErrWrite
-	case edgepb.Code_CODE_CLOSED, edgepb.Code_CODE_STOPPED:
-		// The core is going away: to the edge's clients that is the store
-		// being unavailable, not the edge stopping.
-		return actors.ErrUnavailable
-	case edgepb.Code_CODE_BAD_KILLMAIL:
-		base = killmail.ErrInvalidJSON
-	default:
-		return fmt.Errorf("core: %s", f.GetMessage())
-	}
-	return fmt.Errorf("%w (core: %s)", base, f.GetMessage())
-}
+// errNoAnswer is why the core is unreachable when a request to it timed
+// out or could not be sent.
+var errNoAnswer = errors.New("no answer")
 
-// toStoreError maps a failed remote request to the store's error.
-func toStoreError(err error) error {
-	if errors.Is(err, actor.ErrTimeout) || errors.Is(err, actor.ErrDeadLetter) {
-		return actors.ErrUnavailable
-	}
-	return err
-}
-
-func unexpected(res any) error {
-	if _, ok := res.(*actor.DeadLetterResponse); ok {
-		return actors.ErrUnavailable
-	}
-	return fmt.Errorf("unexpected core reply %T", res)
-}
-
-func errOr(err error, res any) error {
-	if err != nil {
-		return err
-	}
-	return unexpected(res)
-}
+// failureError maps a wire failure back to the store's error (by
+// transport's error table).
+func failureError(f *edgepb.Failure) error { return transport.FailureError(f) }
 
 // allTopic is transport.AllTopic (transport imports nothing of edge, but
 // edge keeps clear of the HTTP layer).

@@ -88,6 +88,12 @@ type Event struct {
 	// Facts are the killmail's facts, shared; nil for an event built
 	// elsewhere than the log (selection.Extract makes them).
 	Facts *selection.Facts
+	// Named, when set, is the killmail with the names beside its ids as the
+	// node that owns the log rendered it: an edge gets it from its core
+	// with each event. nil means a reader renders names itself.
+	Named []byte
+	// NamedPartial says Named lacked names that were not known yet.
+	NamedPartial bool
 }
 
 // AppendJSON appends {"event_id":…,"system_id":…,"killmail":…} to dst,
@@ -129,12 +135,34 @@ type Batch struct {
 	disk *diskBodies // the killmails ReadBodies reads; nil when none
 	// undo puts the offsets a Fetch advanced back; nil for other reads and
 	// for a Fetch that returned nothing.
-	undo *unread
+	undo undoer
 	// where decides after ReadBodies on the events whose facts were not
 	// known (Facts nil); log keeps the facts ReadBodies extracts.
 	where selection.Predicate
 	log   *Log
 }
+
+// undoer puts a read's offsets back (see Batch.Unread).
+type undoer interface{ run() }
+
+// SetUnread makes Unread call f, once, instead of anything this Log
+// would do: for a batch read on another node, whose offsets live there
+// (an edge relays its core's answer, and f asks the core to put them
+// back). nil makes Unread do nothing.
+func (b *Batch) SetUnread(f func()) {
+	b.undo = nil
+	if f != nil {
+		b.undo = unreadFunc(f)
+	}
+}
+
+type unreadFunc func()
+
+func (f unreadFunc) run() { f() }
+
+// Unreadable says whether Unread would put offsets back: the batch came
+// from a Fetch that advanced them.
+func (b *Batch) Unreadable() bool { return b.undo != nil }
 
 // Unread puts back the client offsets that the Fetch which returned b
 // advanced, except those a later read moved on since, so that the client

@@ -18,6 +18,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/metrics"
+	"github.com/killfeed/killfeed/names"
 )
 
 // Defaults of R2Z2Config.
@@ -56,6 +57,11 @@ type R2Z2Config struct {
 	// Metrics counts requests by outcome and tracks the sequence; nil
 	// counts nowhere.
 	Metrics *metrics.Upstream
+	// Names, when set, looks up the names of each file's killmail as soon
+	// as it is fetched; files are stored in order, each once its names are
+	// answered or the resolver's wait has passed, while the next ones are
+	// fetched (see ordered). nil stores each file as it comes.
+	Names *names.Resolver
 }
 
 func (c R2Z2Config) withDefaults() R2Z2Config {
@@ -173,6 +179,14 @@ func (p *R2Z2) Run(ctx context.Context) error {
 		return nil
 	}
 	p.log.Info("r2z2 polling", "url", p.cfg.URL, "sequence", seq)
+	var pipe *ordered
+	if p.cfg.Names != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		pipe = startOrdered(ctx, p.cfg.Names)
+		defer pipe.wait()
+		defer cancel()
+	}
+	storeFaults := newStreak(p.log, "r2z2 store", p.cfg.BackoffMin, p.cfg.BackoffMax)
 	for {
 		p.next.Store(seq)
 		p.cfg.Metrics.R2Z2Sequence(seq)
@@ -208,7 +222,16 @@ func (p *R2Z2) Run(ctx context.Context) error {
 		default:
 			p.files.Add(1)
 		}
-		if !p.store1(ctx, seq, body, faults) {
+		if pipe != nil {
+			var kms []killmail.Killmail
+			if km, err := killmail.Parse(body); body != nil && err == nil {
+				kms = []killmail.Killmail{km}
+			}
+			file, fileSeq := body, seq
+			if !pipe.add(ctx, kms, func(ctx context.Context) bool { return p.store1(ctx, fileSeq, file, storeFaults) }) {
+				return nil
+			}
+		} else if !p.store1(ctx, seq, body, faults) {
 			return nil
 		}
 		faults.ok()

@@ -16,6 +16,7 @@ import (
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/metrics"
+	"github.com/killfeed/killfeed/names"
 )
 
 // Defaults of RedisQConfig.
@@ -53,6 +54,11 @@ type RedisQConfig struct {
 	// Metrics counts requests (to the upstream and to ESI) by outcome; nil
 	// counts nowhere.
 	Metrics *metrics.Upstream
+	// Names, when set, looks up the names of each killmail as soon as it
+	// arrives and stores killmails in order, each once its names are in or
+	// the resolver's wait passed, while the next ones are fetched (as
+	// R2Z2Config.Names). nil stores each as it comes.
+	Names *names.Resolver
 }
 
 func (c RedisQConfig) withDefaults() RedisQConfig {
@@ -128,6 +134,10 @@ type RedisQ struct {
 
 	storeCounts
 	packages, empty, fetched, skipped atomic.Int64
+	// pipe stores in order behind the names lookups (Config.Names); its
+	// faults have a streak of their own. Set by Run.
+	pipe        *ordered
+	storeFaults *streak
 }
 
 // NewRedisQ returns a poller that stores into store. Run starts it.
@@ -165,6 +175,13 @@ func (p *RedisQ) Run(ctx context.Context) error {
 	requests := p.cfg.Metrics.Requests(metrics.UpstreamRedisQ)
 	faults := newStreak(p.log, "redisq", p.cfg.BackoffMin, p.cfg.BackoffMax)
 	p.log.Info("redisq polling", "url", p.cfg.URL, "queue", p.cfg.Queue)
+	if p.cfg.Names != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		p.pipe = startOrdered(ctx, p.cfg.Names)
+		p.storeFaults = newStreak(p.log, "redisq store", p.cfg.BackoffMin, p.cfg.BackoffMax)
+		defer p.pipe.wait()
+		defer cancel()
+	}
 	for {
 		body, _, err := get(ctx, p.client, p.url, p.cfg.Timeout)
 		if ctx.Err() != nil {
@@ -221,7 +238,13 @@ func (p *RedisQ) handle(ctx context.Context, pkg json.RawMessage, faults *streak
 		p.log.Warn("redisq package skipped", "err", err)
 		return true
 	}
-	return p.storeUntilDone(ctx, p.store, []killmail.Killmail{km}, nil, faults, fmt.Sprintf("killmail %d", km.ID))
+	kms, what := []killmail.Killmail{km}, fmt.Sprintf("killmail %d", km.ID)
+	if p.pipe != nil {
+		return p.pipe.add(ctx, kms, func(ctx context.Context) bool {
+			return p.storeUntilDone(ctx, p.store, kms, nil, p.storeFaults, what)
+		})
+	}
+	return p.storeUntilDone(ctx, p.store, kms, nil, faults, what)
 }
 
 // killmail turns a package into a killmail, fetching it from ESI when the

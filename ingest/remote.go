@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -192,26 +191,15 @@ func (a *ingestActor) insert(ctx actor.Context, msg *remotepb.InsertKillmail) {
 }
 
 func insertResult(res any, err error) *remotepb.InsertKillmailResult {
-	if errors.Is(err, actor.ErrTimeout) || errors.Is(err, actor.ErrDeadLetter) {
-		err = actors.ErrUnavailable
-	}
+	r, err := actors.ReplyAs[*actors.InsertKillmailResult](res, err)
 	if err == nil {
-		switch r := res.(type) {
-		case *actors.InsertKillmailResult:
-			if r.Err != nil {
-				err = r.Err
-			} else if len(r.Results) != 1 {
-				err = fmt.Errorf("store answered %d results for 1 killmail", len(r.Results))
-			} else {
-				return &remotepb.InsertKillmailResult{EventId: r.Results[0].EventID, Duplicate: r.Results[0].Duplicate}
-			}
-		case error:
-			err = r
-		case *actor.DeadLetterResponse:
-			err = actors.ErrUnavailable
-		default:
-			err = fmt.Errorf("unexpected store reply %T", res)
-		}
+		err = r.Err
 	}
-	return &remotepb.InsertKillmailResult{Error: err.Error()}
+	if err == nil && len(r.Results) != 1 {
+		err = fmt.Errorf("store answered %d results for 1 killmail", len(r.Results))
+	}
+	if err != nil {
+		return &remotepb.InsertKillmailResult{Error: err.Error()}
+	}
+	return &remotepb.InsertKillmailResult{EventId: r.Results[0].EventID, Duplicate: r.Results[0].Duplicate}
 }

@@ -25,7 +25,9 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/killfeed/killfeed/app"
+	"github.com/killfeed/killfeed/internal/fakeesi"
 	"github.com/killfeed/killfeed/internal/fixture"
+	"github.com/killfeed/killfeed/universe"
 )
 
 // dashWait bounds each wait for the page, well within the spec's timeout, so
@@ -252,8 +254,10 @@ var _ = Describe("Dashboard (GET /)", func() {
 
 	It("follows a system picked by name, shows its killmails live, and resumes after a dropped socket without a gap or a duplicate",
 		func(sctx SpecContext) {
-			ctx := startBrowser() // first: it skips when there is no Chromium
-			kf := startKillfeed(app.Config{})
+			ctx := startBrowser()    // first: it skips when there is no Chromium
+			esi := fakeesi.New(true) // names every id: "Character N", "Corporation N" [CN]
+			DeferCleanup(esi.Close)
+			kf := startKillfeed(app.Config{Names: app.NamesConfig{ESI: true, URL: esi.URL}})
 			gate := startGate(kf.URL())
 			ctx, cancel := context.WithTimeout(ctx, 110*time.Second)
 			defer cancel()
@@ -286,7 +290,9 @@ var _ = Describe("Dashboard (GET /)", func() {
 			var km struct {
 				KillmailID int64 `json:"killmail_id"`
 				Victim     struct {
-					ShipTypeID int64 `json:"ship_type_id"`
+					ShipTypeID    int64 `json:"ship_type_id"`
+					CharacterID   int64 `json:"character_id"`
+					CorporationID int64 `json:"corporation_id"`
 				} `json:"victim"`
 			}
 			raw, err := json.Marshal(sent[0])
@@ -296,7 +302,15 @@ var _ = Describe("Dashboard (GET /)", func() {
 			text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(row)))
 			Expect(err).NotTo(HaveOccurred())
 			Expect(text).To(ContainSubstring("Jita"))
-			Expect(text).To(ContainSubstring(fmt.Sprintf("Type %d", km.Victim.ShipTypeID)))
+			ship, ok := universe.Default().Type(km.Victim.ShipTypeID)
+			Expect(ok).To(BeTrue())
+			Expect(text).To(ContainSubstring(ship.Name))
+			Expect(text).To(ContainSubstring("The Forge"))
+			// The victim by name and corporation ticker, as ESI names them.
+			if km.Victim.CharacterID > 0 {
+				Expect(text).To(ContainSubstring(fmt.Sprintf("Character %d", km.Victim.CharacterID)))
+			}
+			Expect(text).To(ContainSubstring(fmt.Sprintf("[C%d]", km.Victim.CorporationID%100000)))
 			Expect(text).To(ContainSubstring(fmt.Sprintf("%d.25 ISK", km.KillmailID%1000)))
 			href, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(row+" a"), "href"))
 			Expect(err).NotTo(HaveOccurred())
@@ -372,7 +386,7 @@ var _ = Describe("Dashboard (GET /)", func() {
 			Expect(connAttr(ctx, "duplicates")).To(Equal("0"))
 
 			if path := os.Getenv("KILLFEED_DASHBOARD_SCREENSHOT"); path != "" {
-				screenshot(sctx, ctx, kf.URL(), path)
+				screenshot(sctx, ctx, kf.URL(), esi, path)
 			}
 		}, SpecTimeout(2*time.Minute))
 })
@@ -382,8 +396,13 @@ var _ = Describe("Dashboard (GET /)", func() {
 // the page to path. It runs only
 // when KILLFEED_DASHBOARD_SCREENSHOT names the file (docs/dashboard.png is
 // made so).
-func screenshot(sctx, ctx context.Context, base, path string) {
+func screenshot(sctx, ctx context.Context, base string, esi *fakeesi.Server, path string) {
 	GinkgoHelper()
+	pilots := []string{"Aria Vexley", "Torvald Skarn", "Mira Okonkwo", "Sable Hrothgar", "Ilse Varnaud", "Kenji Aramaki",
+		"Tamsin Reyes", "Oskar Lindqvist", "Zara Khoury", "Dmitri Volkov", "Noor Haddad", "Leif Aasen", "Ines Moreau", "Caspian Drake"}
+	corps := [][2]string{{"Blackwater Salvage", "BWSAL"}, {"Ninth Orbit Logistics", "N9OL"}, {"Red Ledger Holdings", "RLEDG"},
+		{"Quiet Anvil", "QANVL"}, {"Solstice Reclamation", "SOLR"}}
+	alliances := [][2]string{{"Northern Compact", "NCMP"}, {"Hollow Crown Federation", "HOLLO"}}
 	followByName(ctx, "The Forge", "region", theForge)
 	followByName(ctx, "Amarr", "system", amarr)
 	Eventually(connAttr).WithContext(ctx).WithTimeout(dashWait).WithArguments("state").Should(Equal("live"))
@@ -394,6 +413,19 @@ func screenshot(sctx, ctx context.Context, base, path string) {
 	parts := make([]string, len(values))
 	for i, v := range values {
 		obj := maps.Clone(all[(i*41+7)%len(all)])
+		// Victims of ids no earlier read asked about, with made-up names.
+		var victim map[string]any
+		Expect(json.Unmarshal(obj["victim"], &victim)).To(Succeed())
+		char, corp, ally := int64(95_000_000+i), int64(98_900_000+i%len(corps)), int64(99_900_000+i%len(alliances))
+		victim["character_id"], victim["corporation_id"], victim["alliance_id"] = char, corp, ally
+		esi.Character(char, pilots[i%len(pilots)])
+		c := corps[i%len(corps)]
+		esi.Corporation(corp, c[0], c[1])
+		a := alliances[i%len(alliances)]
+		esi.Alliance(ally, a[0], a[1])
+		vb, err := json.Marshal(victim)
+		Expect(err).NotTo(HaveOccurred())
+		obj["victim"] = vb
 		id := wsKillmailIDs.Add(1)
 		obj["solar_system_id"] = json.RawMessage(itoa(systems[i]))
 		obj["killmail_id"] = json.RawMessage(itoa(id))

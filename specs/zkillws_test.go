@@ -94,7 +94,7 @@ var _ = Describe("zKillboard-style websocket (GET /websocket/)", func() {
 			_, b := z.next(ctx)
 			frames = append(frames, b)
 		}
-		r := get(ctx, pollURL(base, "/api/killfeed", "cmp", nil, "all", "true"))
+		r := get(ctx, pollURL(base, "/api/killfeed", "cmp", nil, "all", "true", "names", "false"))
 		Expect(r.Status).To(Equal(http.StatusOK), "body: %s", r.Body)
 		var p pollAnswer
 		r.JSON(&p)

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/labstack/echo/v4"
 
 	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/edge/edgepb"
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/selection"
@@ -26,7 +28,9 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		code, msg := statusOf(err)
-		if code >= 500 {
+		// A probe's 503 is its answer (draining, core unreachable), not a
+		// failure to log at every poll of a load balancer.
+		if code >= 500 && !isProbe(c.Path()) {
 			logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "status", code, "err", err)
 		}
 		if c.Request().Method == http.MethodHead {
@@ -35,6 +39,75 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		}
 		_ = c.JSON(code, map[string]string{"error": msg})
 	}
+}
+
+func isProbe(path string) bool { return path == "/healthz" || path == "/readyz" }
+
+// errorRule is one row of the error table: how one sentinel error is
+// answered over HTTP and carried between a core and its edges.
+type errorRule struct {
+	// err is the sentinel, matched with errors.Is.
+	err error
+	// status is the HTTP status of an answer failed by err.
+	status int
+	// code is err's code on the edge protocol; each code names one rule.
+	code edgepb.Code
+	// text is the answer's "error"; "" means prefix + the error's text.
+	text   string
+	prefix string
+	// edge, when set, is the error an edge returns for code instead of
+	// err: the core going away is, to an edge's clients, the store being
+	// unavailable, not the edge stopping.
+	edge error
+	// httpOnly rules never cross the wire (the edge protocol carries them
+	// as CODE_INTERNAL).
+	httpOnly bool
+}
+
+// unavailableText is the answer of every store that did not answer in time.
+const unavailableText = "store unavailable: no answer within the request timeout"
+
+// errorTable is the one place that maps each sentinel error to its HTTP
+// status and its wire code; statusOf, WireFailure and FailureError read
+// it. The first rule that matches wins.
+var errorTable = []errorRule{
+	{err: eventlog.ErrTooManyClients, status: http.StatusTooManyRequests, code: edgepb.Code_CODE_TOO_MANY_CLIENTS,
+		text: "client_id: the server holds its most clients; new client ids are refused for now (existing ones keep working)"},
+	{err: eventlog.ErrNotOwner, status: http.StatusForbidden, code: edgepb.Code_CODE_NOT_OWNER,
+		text: "client_id: bound to another read key"},
+	{err: killmail.ErrTooLarge, status: http.StatusRequestEntityTooLarge, code: edgepb.Code_CODE_TOO_LARGE, prefix: "body: "},
+	{err: killmail.ErrInvalidJSON, status: http.StatusBadRequest, code: edgepb.Code_CODE_BAD_KILLMAIL, prefix: "body: "},
+	{err: killmail.ErrNotObject, status: http.StatusBadRequest, code: edgepb.Code_CODE_NOT_OBJECT, prefix: "body: "},
+	{err: killmail.ErrNoID, status: http.StatusBadRequest, code: edgepb.Code_CODE_NO_ID, prefix: "body: "},
+	{err: killmail.ErrNoSystem, status: http.StatusBadRequest, code: edgepb.Code_CODE_NO_SYSTEM, prefix: "body: "},
+	{err: actors.ErrUnavailable, status: http.StatusServiceUnavailable, code: edgepb.Code_CODE_UNAVAILABLE,
+		text: unavailableText, edge: actors.ErrUnavailable},
+	{err: actor.ErrTimeout, status: http.StatusServiceUnavailable, code: edgepb.Code_CODE_UNAVAILABLE, text: unavailableText},
+	{err: actor.ErrDeadLetter, status: http.StatusServiceUnavailable, code: edgepb.Code_CODE_UNAVAILABLE, text: unavailableText},
+	{err: context.DeadlineExceeded, status: http.StatusServiceUnavailable, code: edgepb.Code_CODE_UNAVAILABLE, text: unavailableText},
+	{err: actors.ErrCrashed, status: http.StatusServiceUnavailable, code: edgepb.Code_CODE_CRASHED},
+	{err: eventlog.ErrWrite, status: http.StatusServiceUnavailable, code: edgepb.Code_CODE_WRITE},
+	{err: eventlog.ErrClosed, status: http.StatusServiceUnavailable, code: edgepb.Code_CODE_CLOSED, edge: actors.ErrUnavailable},
+	{err: actors.ErrStopped, status: http.StatusServiceUnavailable, code: edgepb.Code_CODE_STOPPED, edge: actors.ErrUnavailable},
+	{err: context.Canceled, status: 499, text: "request canceled", httpOnly: true},
+}
+
+// ruleOf is the first rule matching err, or nil.
+func ruleOf(err error) *errorRule {
+	for i := range errorTable {
+		if errors.Is(err, errorTable[i].err) {
+			return &errorTable[i]
+		}
+	}
+	return nil
+}
+
+// answer is the HTTP status and "error" text of err under r.
+func (r *errorRule) answer(err error) (int, string) {
+	if r.text != "" {
+		return r.status, r.text
+	}
+	return r.status, r.prefix + err.Error()
 }
 
 func statusOf(err error) (int, string) {
@@ -47,11 +120,6 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, pe.Error()
 	case errors.As(err, &le):
 		return le.code, le.Error()
-	case errors.Is(err, eventlog.ErrTooManyClients):
-		return http.StatusTooManyRequests, "client_id: the server holds its most clients; new client ids are refused for now (existing ones keep working)"
-	case errors.Is(err, eventlog.ErrNotOwner):
-		return http.StatusForbidden, "client_id: bound to another read key"
-
 	case errors.As(err, &he):
 		msg, ok := he.Message.(string)
 		if !ok {
@@ -60,18 +128,51 @@ func statusOf(err error) (int, string) {
 		return he.Code, msg
 	case errors.As(err, &maxBytes):
 		return http.StatusRequestEntityTooLarge, "body: larger than the limit"
-	case errors.Is(err, killmail.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge, "body: " + err.Error()
-	case errors.Is(err, killmail.ErrInvalidJSON), errors.Is(err, killmail.ErrNotObject),
-		errors.Is(err, killmail.ErrNoID), errors.Is(err, killmail.ErrNoSystem):
-		return http.StatusBadRequest, "body: " + err.Error()
-	case errors.Is(err, actors.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, "store unavailable: no answer within the request timeout"
-	case errors.Is(err, actors.ErrCrashed), errors.Is(err, eventlog.ErrWrite),
-		errors.Is(err, eventlog.ErrClosed), errors.Is(err, actors.ErrStopped):
-		return http.StatusServiceUnavailable, err.Error()
-	case errors.Is(err, context.Canceled):
-		return 499, "request canceled"
+	}
+	if r := ruleOf(err); r != nil {
+		return r.answer(err)
 	}
 	return http.StatusInternalServerError, "internal error"
 }
+
+// WireFailure encodes err for the edge protocol by the error table; nil
+// for nil. An error of no rule crosses as CODE_INTERNAL.
+func WireFailure(err error) *edgepb.Failure {
+	if err == nil {
+		return nil
+	}
+	code := edgepb.Code_CODE_INTERNAL
+	if r := ruleOf(err); r != nil && !r.httpOnly {
+		code = r.code
+	}
+	return &edgepb.Failure{Code: code, Message: err.Error()}
+}
+
+// FailureError decodes a wire failure back to the error the core
+// returned: it matches the same sentinel (errors.Is) and reads as the
+// core's text, so that an edge answers as the core would. nil for nil.
+func FailureError(f *edgepb.Failure) error {
+	if f == nil {
+		return nil
+	}
+	for i := range errorTable {
+		r := &errorTable[i]
+		if r.httpOnly || r.code != f.GetCode() {
+			continue
+		}
+		if r.edge != nil {
+			return r.edge
+		}
+		return &remoteError{sentinel: r.err, msg: f.GetMessage()}
+	}
+	return &remoteError{msg: f.GetMessage()}
+}
+
+// remoteError is an error the core returned, as an edge sees it.
+type remoteError struct {
+	sentinel error // nil for an error of no rule
+	msg      string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }

@@ -173,7 +173,7 @@ func parsePoll(u *universe.Universe, raw string, maxSystems int, withLimit bool)
 	if err != nil {
 		return p, err
 	}
-	own := []string{"client_id", "wait", "key"}
+	own := []string{"client_id", "wait", "key", "names"} // names: see names.go
 	if withLimit {
 		own = append(own, "limit")
 	}

@@ -50,6 +50,7 @@ var jsonNull = json.RawMessage("null")
 type phoenixJoinPayload struct {
 	Since    *uint64 `json:"since"`
 	ClientID *string `json:"client_id"`
+	Names    *bool   `json:"names"`
 	selection.Terms
 }
 
@@ -99,6 +100,7 @@ func (p phoenixProtocol) parse(typ websocket.MessageType, data []byte) wsCommand
 			return reply("error", reasonJSON(err.Error()))
 		}
 		cmd.op = opSubscribe
+		cmd.names = pl.Names
 		if pl.Since != nil {
 			cmd.since, cmd.hasSince = *pl.Since, true
 		}

@@ -36,6 +36,10 @@ func (s *Server) poll(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	names, err := parseNames(rawQueryParam(c.Request().URL.RawQuery, "names"), true)
+	if err != nil {
+		return err
+	}
 	ctx, deadline, cancel := s.pollContext(c, q.wait)
 	defer cancel()
 	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Selection: q.sel, Limit: q.limit, Owner: ownerOf(c), Deadline: deadline})
@@ -43,8 +47,9 @@ func (s *Server) poll(c echo.Context) error {
 		return err
 	}
 	size := 128 // the brackets and the position
-	for _, ev := range b.Events {
-		size += len(ev.Killmail) + 64
+	for i := range b.Events {
+		b.Events[i] = s.named(b.Events[i], names)
+		size += len(b.Events[i].Killmail) + 64
 	}
 	buf := make([]byte, 0, size)
 	buf = append(buf, `{"events":[`...)
@@ -65,6 +70,10 @@ func (s *Server) next(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	names, err := parseNames(rawQueryParam(c.Request().URL.RawQuery, "names"), true)
+	if err != nil {
+		return err
+	}
 	ctx, deadline, cancel := s.pollContext(c, q.wait)
 	defer cancel()
 	b, err := s.fetchOne(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Selection: q.sel, Owner: ownerOf(c), Deadline: deadline})
@@ -74,6 +83,7 @@ func (s *Server) next(c echo.Context) error {
 	if len(b.Events) == 0 {
 		return c.NoContent(http.StatusNoContent)
 	}
+	b.Events[0] = s.named(b.Events[0], names)
 	buf := b.Events[0].AppendJSON(make([]byte, 0, len(b.Events[0].Killmail)+128))
 	buf = appendPosition(buf[:len(buf)-1], b)
 	return deliver(c, &b, append(buf, '}'))

@@ -93,6 +93,10 @@ func (s *Server) redisqListen(c echo.Context) error {
 		return err
 	}
 	queueID, ttw := rq.queueID, rq.ttw
+	names, err := parseNamesParam(c.QueryParams(), false) // upstream shape unless asked
+	if err != nil {
+		return err
+	}
 	if !s.redisq.acquire(c.Request().Context(), queueID) {
 		return echo.NewHTTPError(http.StatusTooManyRequests, "queueID: another request for this queue is in progress")
 	}
@@ -121,6 +125,7 @@ func (s *Server) redisqListen(c echo.Context) error {
 	if len(b.Events) == 0 {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, []byte(`{"package":null}`))
 	}
+	b.Events[0] = s.named(b.Events[0], names)
 	buf, err := appendRedisqPackage(make([]byte, 0, len(b.Events[0].Killmail)+64), b.Events[0].Killmail)
 	if err != nil {
 		return err

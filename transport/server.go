@@ -49,6 +49,10 @@ type Config struct {
 	// handed only their killmails. An edge leaves it off: it follows its
 	// core by system.
 	EntityTopics bool
+	// Names, when set, adds names beside the ids of delivered killmails:
+	// by default on the native API, on request (names=true) on the
+	// compatibility endpoints. nil delivers killmails as stored.
+	Names Renderer
 	// Ready, when set, is asked by GET /readyz after the store answered: a
 	// non-nil error (e.g. the disk guard refusing writes) makes it 503 with
 	// the error's text.

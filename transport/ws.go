@@ -181,6 +181,10 @@ func (h *wsHub) remove(wc *wsConn) {
 // not kept for the life of the connection. The hub tracks the session.
 func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 	h := s.ws
+	names, err := parseNamesParam(c.QueryParams(), namesDefault(proto))
+	if err != nil {
+		return err
+	}
 	release, _, reason := s.limits.admitWebsocket(c)
 	if reason != "" {
 		return s.refuseWebsocket(c, reason)
@@ -201,6 +205,7 @@ func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 	conn.SetReadLimit(h.cfg.ReadLimit)
 	sess := newSession(ctx, s.svc, s.universe, conn, hw.conn, h.cfg, proto, h.pool, h.keep, s.cfg.Logger)
 	sess.owner = ownerOf(c)
+	sess.render, sess.names = s.cfg.Names, names
 	wsm := s.wsMetrics(proto)
 	sess.metrics = wsm
 	wsm.Opened.Inc()

@@ -51,6 +51,7 @@ type nativeFrame struct {
 	All            *bool   `json:"all"`
 	Since          *uint64 `json:"since"`
 	ClientID       *string `json:"client_id"`
+	Names          *bool   `json:"names"`
 	selection.Terms
 }
 
@@ -120,6 +121,7 @@ func (nativeProtocol) parse(typ websocket.MessageType, data []byte) wsCommand {
 		return cmd
 	}
 	cmd.op = opSubscribe
+	cmd.names = f.Names
 	if f.Since != nil && f.ClientID != nil {
 		return nativeError("since, client_id: give one or the other, not both")
 	}

@@ -63,6 +63,9 @@ type wsCommand struct {
 	since    uint64
 	hasSince bool
 	clientID string
+	// names, when set, turns the names beside ids on or off for the
+	// connection's events from now on.
+	names *bool
 	// Phoenix addressing, echoed verbatim (raw JSON).
 	joinRef, ref json.RawMessage
 	// afterReply is written after the acknowledgement (Phoenix phx_close).

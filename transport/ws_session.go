@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/metrics"
 	"github.com/killfeed/killfeed/universe"
 )
@@ -36,6 +37,12 @@ type session struct {
 	keep   *keepalive
 	// metrics counts the session's pushes and closes by its protocol.
 	metrics *metrics.WS
+	// render adds names to the events sent while names is set (nil: none).
+	render Renderer
+	names  bool
+	// namedKey and namedBuild are the protocol's shared frame with names.
+	namedKey   *actors.EncodingKey
+	namedBuild func(eventlog.Event) []byte
 
 	universe *universe.Universe
 	sub      *actors.Queue

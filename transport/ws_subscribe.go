@@ -106,6 +106,9 @@ func (s *session) filter(extra []*wsJoin) {
 // other subscriptions sent or will send, and what its last ended ones
 // sent, so that no event goes out twice on one connection.
 func (s *session) subscribe(cmd *wsCommand) error {
+	if cmd.names != nil {
+		s.names = *cmd.names
+	}
 	var systems []int64
 	seen := make(map[int64]struct{})
 	expanded := make([][]int64, len(cmd.subs))
@@ -296,7 +299,7 @@ func (s *session) replayPages(r *replay, page func(after uint64) any, wrote func
 		for _, ev := range b.Events {
 			if !s.follows.covered(ev) {
 				s.metrics.Pushed.Inc()
-				if err := s.send(s.proto.event(s.buf[:0], r.join, ev)); err != nil {
+				if err := s.send(s.proto.event(s.buf[:0], r.join, s.named(ev))); err != nil {
 					return 0, err
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/eventlog"
 )
 
 // writeTimeout bounds a flush: the write timeout, or what is left of the
@@ -74,7 +75,21 @@ func (s *session) send(frame []byte) error {
 func (s *session) sendEvent(ev *actors.KillmailInserted, j *wsJoin) error {
 	s.metrics.Pushed.Inc()
 	if key, frame := s.proto.eventFrame(); frame != nil {
+		if s.names {
+			if s.namedKey == nil {
+				s.namedKey, s.namedBuild = namedFrame(key, frame, s.render)
+			}
+			key, frame = s.namedKey, s.namedBuild
+		}
 		return s.wrote(s.cc.writeFramed(ev.Encoded(key, frame)))
 	}
-	return s.send(s.proto.event(s.buf[:0], j, ev.Event()))
+	return s.send(s.proto.event(s.buf[:0], j, s.named(ev.Event())))
+}
+
+// named returns ev with names added when the connection asked for them.
+func (s *session) named(ev eventlog.Event) eventlog.Event {
+	if s.names {
+		ev.Killmail = render(s.render, ev)
+	}
+	return ev
 }

@@ -93,6 +93,7 @@ func main() {
 	flag.StringVar(&o.memprofile, "memprofile", "", "write the server's heap profile with the idle connections open to this file")
 	flag.StringVar(&o.url, "url", "", "killfeed base URL to load instead of an in-process one (memory figures are then not measured)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the system draw")
+	flag.StringVar(&namesMode, "names", "static", "names in the pushed killmails of an in-process killfeed: static (ships, systems: the default without ESI), esi (also characters, corporations and alliances, from an in-process fake ESI that knows every id), off (subscribers ask for the stored form, names=false)")
 	flag.StringVar(&ingestURL, "ingest-url", "", "with -url: where killmails are posted (empty: the first -url); -url may list several nodes, comma-separated, e.g. edges of the core at -ingest-url")
 	flag.StringVar(&watchPIDs, "watch-pids", "", "name=pid,… of external killfeed processes whose CPU and write calls over the replay are reported (Linux)")
 	flag.Parse()

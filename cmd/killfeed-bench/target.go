@@ -15,6 +15,7 @@ import (
 
 	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/internal/fakeesi"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/transport"
 )
@@ -30,6 +31,9 @@ type target struct {
 	insert func(killmail.Killmail) (uint64, error)
 	stop   func()
 }
+
+// namesMode is -names: static, esi or off.
+var namesMode = "static"
 
 // ingestURL, when set, is where an external target's killmails are posted
 // (the core, when -url lists edge nodes).
@@ -65,14 +69,26 @@ func startTarget(url string, logger *slog.Logger) (*target, error) {
 	}
 	// Every subscriber comes from 127.0.0.1: the per-address limits would
 	// refuse all but a few hundred of them.
-	a, err := app.Start(app.Config{Listen: "127.0.0.1:0", Storage: app.StorageMemory, Logger: logger,
-		Limits: transport.NoLimits(), MaxClients: -1})
+	cfg := app.Config{Listen: "127.0.0.1:0", Storage: app.StorageMemory, Logger: logger,
+		Limits: transport.NoLimits(), MaxClients: -1}
+	stopESI := func() {}
+	wsPath := "/api/ws"
+	switch namesMode {
+	case "esi":
+		esi := fakeesi.New(true)
+		stopESI = esi.Close
+		cfg.Names = app.NamesConfig{ESI: true, URL: esi.URL}
+	case "off":
+		wsPath += "?names=false"
+	}
+	a, err := app.Start(cfg)
 	if err != nil {
+		stopESI()
 		return nil, err
 	}
 	svc := a.Actors()
 	return &target{
-		wsURL: "ws" + strings.TrimPrefix(a.URL(), "http") + "/api/ws",
+		wsURL: "ws" + strings.TrimPrefix(a.URL(), "http") + wsPath,
 		local: true,
 		insert: func(km killmail.Killmail) (uint64, error) {
 			res, err := svc.Insert(context.Background(), []killmail.Killmail{km}, nil)
@@ -85,6 +101,7 @@ func startTarget(url string, logger *slog.Logger) (*target, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			_ = a.Shutdown(ctx)
+			stopESI()
 		},
 	}, nil
 }

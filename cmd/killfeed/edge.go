@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/edge"
@@ -31,6 +34,8 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	websocketFlags(fs, &cfg.Websocket)
 	addressLimitFlags(fs, &cfg.Limits)
+	fs.StringVar(&cfg.ReadKeysFile, "read-keys-file", "", "file of read keys the read endpoints require, one a line, plain or sha256:<hex> (empty: open); deploy the core's file; SIGHUP re-reads it")
+	fs.Var(invertedBool{&cfg.NoMetrics}, "metrics", "serve Prometheus metrics at GET /metrics (the edge's serving metrics and its link to the core)")
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprint(w, "usage: killfeed edge --core HOST:PORT [flags]\n\n"+
@@ -56,5 +61,9 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	cfg.Reload = hup
 	return app.RunEdge(ctx, cfg)
 }

@@ -36,40 +36,58 @@ const (
 type Code int32
 
 const (
-	Code_CODE_OK           Code = 0
-	Code_CODE_UNAVAILABLE  Code = 1 // the store did not answer in time
-	Code_CODE_CRASHED      Code = 2 // the store failed while handling the request
-	Code_CODE_WRITE        Code = 3 // a durable write failed
-	Code_CODE_CLOSED       Code = 4 // the log is closed
-	Code_CODE_STOPPED      Code = 5 // the core is stopping
-	Code_CODE_BAD_KILLMAIL Code = 6
-	Code_CODE_VERSION      Code = 7 // the peer speaks another protocol version
-	Code_CODE_INTERNAL     Code = 8
+	Code_CODE_OK               Code = 0
+	Code_CODE_UNAVAILABLE      Code = 1 // the store did not answer in time
+	Code_CODE_CRASHED          Code = 2 // the store failed while handling the request
+	Code_CODE_WRITE            Code = 3 // a durable write failed
+	Code_CODE_CLOSED           Code = 4 // the log is closed
+	Code_CODE_STOPPED          Code = 5 // the core is stopping
+	Code_CODE_BAD_KILLMAIL     Code = 6 // a killmail is not valid JSON
+	Code_CODE_VERSION          Code = 7 // the peer speaks another protocol version
+	Code_CODE_INTERNAL         Code = 8
+	Code_CODE_TOO_MANY_CLIENTS Code = 10 // a read would create a client past the core's cap
+	Code_CODE_NOT_OWNER        Code = 11 // the client is bound to another read key
+	Code_CODE_TOO_LARGE        Code = 12 // a killmail is larger than killmail.MaxSize
+	Code_CODE_NOT_OBJECT       Code = 13 // a killmail is not a JSON object
+	Code_CODE_NO_ID            Code = 14 // a killmail has no killmail_id
+	Code_CODE_NO_SYSTEM        Code = 15 // a killmail has no solar_system_id
 )
 
 // Enum value maps for Code.
 var (
 	Code_name = map[int32]string{
-		0: "CODE_OK",
-		1: "CODE_UNAVAILABLE",
-		2: "CODE_CRASHED",
-		3: "CODE_WRITE",
-		4: "CODE_CLOSED",
-		5: "CODE_STOPPED",
-		6: "CODE_BAD_KILLMAIL",
-		7: "CODE_VERSION",
-		8: "CODE_INTERNAL",
+		0:  "CODE_OK",
+		1:  "CODE_UNAVAILABLE",
+		2:  "CODE_CRASHED",
+		3:  "CODE_WRITE",
+		4:  "CODE_CLOSED",
+		5:  "CODE_STOPPED",
+		6:  "CODE_BAD_KILLMAIL",
+		7:  "CODE_VERSION",
+		8:  "CODE_INTERNAL",
+		10: "CODE_TOO_MANY_CLIENTS",
+		11: "CODE_NOT_OWNER",
+		12: "CODE_TOO_LARGE",
+		13: "CODE_NOT_OBJECT",
+		14: "CODE_NO_ID",
+		15: "CODE_NO_SYSTEM",
 	}
 	Code_value = map[string]int32{
-		"CODE_OK":           0,
-		"CODE_UNAVAILABLE":  1,
-		"CODE_CRASHED":      2,
-		"CODE_WRITE":        3,
-		"CODE_CLOSED":       4,
-		"CODE_STOPPED":      5,
-		"CODE_BAD_KILLMAIL": 6,
-		"CODE_VERSION":      7,
-		"CODE_INTERNAL":     8,
+		"CODE_OK":               0,
+		"CODE_UNAVAILABLE":      1,
+		"CODE_CRASHED":          2,
+		"CODE_WRITE":            3,
+		"CODE_CLOSED":           4,
+		"CODE_STOPPED":          5,
+		"CODE_BAD_KILLMAIL":     6,
+		"CODE_VERSION":          7,
+		"CODE_INTERNAL":         8,
+		"CODE_TOO_MANY_CLIENTS": 10,
+		"CODE_NOT_OWNER":        11,
+		"CODE_TOO_LARGE":        12,
+		"CODE_NOT_OBJECT":       13,
+		"CODE_NO_ID":            14,
+		"CODE_NO_SYSTEM":        15,
 	}
 )
 
@@ -579,12 +597,15 @@ func (x *Ping) GetLastEventId() uint64 {
 
 // Pong describes the core's log.
 type Pong struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Head          uint64                 `protobuf:"varint,1,opt,name=head,proto3" json:"head,omitempty"`
-	Oldest        uint64                 `protobuf:"varint,2,opt,name=oldest,proto3" json:"oldest,omitempty"`
-	Events        int64                  `protobuf:"varint,3,opt,name=events,proto3" json:"events,omitempty"`
-	Bytes         int64                  `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
-	Clients       int64                  `protobuf:"varint,5,opt,name=clients,proto3" json:"clients,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Head    uint64                 `protobuf:"varint,1,opt,name=head,proto3" json:"head,omitempty"`
+	Oldest  uint64                 `protobuf:"varint,2,opt,name=oldest,proto3" json:"oldest,omitempty"`
+	Events  int64                  `protobuf:"varint,3,opt,name=events,proto3" json:"events,omitempty"`
+	Bytes   int64                  `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Clients int64                  `protobuf:"varint,5,opt,name=clients,proto3" json:"clients,omitempty"`
+	// unacked counts the events the forwarder pushed after the ping's
+	// last_event_id: how far the edge is behind its core.
+	Unacked       int64 `protobuf:"varint,10,opt,name=unacked,proto3" json:"unacked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -654,12 +675,25 @@ func (x *Pong) GetClients() int64 {
 	return 0
 }
 
+func (x *Pong) GetUnacked() int64 {
+	if x != nil {
+		return x.Unacked
+	}
+	return 0
+}
+
 // Event is one stored killmail with its event_id in the core's log.
 type Event struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EventId       uint64                 `protobuf:"varint,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	SystemId      int64                  `protobuf:"varint,2,opt,name=system_id,json=systemId,proto3" json:"system_id,omitempty"`
-	Killmail      []byte                 `protobuf:"bytes,3,opt,name=killmail,proto3" json:"killmail,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EventId  uint64                 `protobuf:"varint,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	SystemId int64                  `protobuf:"varint,2,opt,name=system_id,json=systemId,proto3" json:"system_id,omitempty"`
+	Killmail []byte                 `protobuf:"bytes,3,opt,name=killmail,proto3" json:"killmail,omitempty"`
+	// named is the killmail with the names beside its ids, as the core
+	// renders it now (empty from a core that renders none).
+	Named []byte `protobuf:"bytes,4,opt,name=named,proto3" json:"named,omitempty"`
+	// named_partial says names lacked names the core did not know yet: an
+	// edge asks the core again rather than serve it from its tail.
+	NamedPartial  bool `protobuf:"varint,5,opt,name=named_partial,json=namedPartial,proto3" json:"named_partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -713,6 +747,20 @@ func (x *Event) GetKillmail() []byte {
 		return x.Killmail
 	}
 	return nil
+}
+
+func (x *Event) GetNamed() []byte {
+	if x != nil {
+		return x.Named
+	}
+	return nil
+}
+
+func (x *Event) GetNamedPartial() bool {
+	if x != nil {
+		return x.NamedPartial
+	}
+	return false
 }
 
 // Events are pushed by a forwarder to its edge's relay, in event_id order.
@@ -769,6 +817,13 @@ type Fetch struct {
 	Limit     int64                  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	After     uint64                 `protobuf:"varint,5,opt,name=after,proto3" json:"after,omitempty"`
 	NewAtHead bool                   `protobuf:"varint,6,opt,name=new_at_head,json=newAtHead,proto3" json:"new_at_head,omitempty"`
+	// owner is the read-key owner token of the edge's client (see
+	// eventlog.Log.Claim); "" when the edge checks no read keys. The core
+	// binds client_id to it, or refuses the read with CODE_NOT_OWNER.
+	Owner string `protobuf:"bytes,10,opt,name=owner,proto3" json:"owner,omitempty"`
+	// timeout_ms is how long the edge's client still waits for the answer
+	// (0: no deadline): a read the core would answer later advances nothing.
+	TimeoutMs int64 `protobuf:"varint,11,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	// where is the selection's predicate in its canonical form
 	// (selection.Predicate.String); "" keeps every event of systems.
 	Where         string `protobuf:"bytes,20,opt,name=where,proto3" json:"where,omitempty"`
@@ -848,6 +903,20 @@ func (x *Fetch) GetNewAtHead() bool {
 	return false
 }
 
+func (x *Fetch) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Fetch) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
 func (x *Fetch) GetWhere() string {
 	if x != nil {
 		return x.Where
@@ -863,6 +932,10 @@ type FetchResult struct {
 	Oldest  uint64                 `protobuf:"varint,3,opt,name=oldest,proto3" json:"oldest,omitempty"`
 	Head    uint64                 `protobuf:"varint,4,opt,name=head,proto3" json:"head,omitempty"`
 	Failure *Failure               `protobuf:"bytes,5,opt,name=failure,proto3" json:"failure,omitempty"`
+	// unread_token, when not 0, names this answer at the core for a while:
+	// an edge that could not deliver it sends Unread with it, and the
+	// client's offsets go back (eventlog.Batch.Unread).
+	UnreadToken uint64 `protobuf:"varint,10,opt,name=unread_token,json=unreadToken,proto3" json:"unread_token,omitempty"`
 	// more and through are eventlog.Batch.More and Batch.Through.
 	More          bool   `protobuf:"varint,20,opt,name=more,proto3" json:"more,omitempty"`
 	Through       uint64 `protobuf:"varint,21,opt,name=through,proto3" json:"through,omitempty"`
@@ -935,6 +1008,13 @@ func (x *FetchResult) GetFailure() *Failure {
 	return nil
 }
 
+func (x *FetchResult) GetUnreadToken() uint64 {
+	if x != nil {
+		return x.UnreadToken
+	}
+	return 0
+}
+
 func (x *FetchResult) GetMore() bool {
 	if x != nil {
 		return x.More
@@ -945,6 +1025,52 @@ func (x *FetchResult) GetMore() bool {
 func (x *FetchResult) GetThrough() uint64 {
 	if x != nil {
 		return x.Through
+	}
+	return 0
+}
+
+// Unread puts back the offsets a FetchResult advanced (its unread_token),
+// because the edge could not deliver it. One-way.
+type Unread struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Unread) Reset() {
+	*x = Unread{}
+	mi := &file_edge_edgepb_edge_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Unread) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Unread) ProtoMessage() {}
+
+func (x *Unread) ProtoReflect() protoreflect.Message {
+	mi := &file_edge_edgepb_edge_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Unread.ProtoReflect.Descriptor instead.
+func (*Unread) Descriptor() ([]byte, []int) {
+	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Unread) GetToken() uint64 {
+	if x != nil {
+		return x.Token
 	}
 	return 0
 }
@@ -962,7 +1088,7 @@ type Advance struct {
 
 func (x *Advance) Reset() {
 	*x = Advance{}
-	mi := &file_edge_edgepb_edge_proto_msgTypes[13]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1100,7 @@ func (x *Advance) String() string {
 func (*Advance) ProtoMessage() {}
 
 func (x *Advance) ProtoReflect() protoreflect.Message {
-	mi := &file_edge_edgepb_edge_proto_msgTypes[13]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1113,7 @@ func (x *Advance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Advance.ProtoReflect.Descriptor instead.
 func (*Advance) Descriptor() ([]byte, []int) {
-	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{13}
+	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Advance) GetClientId() string {
@@ -1021,7 +1147,7 @@ type AdvanceResult struct {
 
 func (x *AdvanceResult) Reset() {
 	*x = AdvanceResult{}
-	mi := &file_edge_edgepb_edge_proto_msgTypes[14]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1159,7 @@ func (x *AdvanceResult) String() string {
 func (*AdvanceResult) ProtoMessage() {}
 
 func (x *AdvanceResult) ProtoReflect() protoreflect.Message {
-	mi := &file_edge_edgepb_edge_proto_msgTypes[14]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1172,7 @@ func (x *AdvanceResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdvanceResult.ProtoReflect.Descriptor instead.
 func (*AdvanceResult) Descriptor() ([]byte, []int) {
-	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{14}
+	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AdvanceResult) GetFailure() *Failure {
@@ -1068,7 +1194,7 @@ type Killmail struct {
 
 func (x *Killmail) Reset() {
 	*x = Killmail{}
-	mi := &file_edge_edgepb_edge_proto_msgTypes[15]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1206,7 @@ func (x *Killmail) String() string {
 func (*Killmail) ProtoMessage() {}
 
 func (x *Killmail) ProtoReflect() protoreflect.Message {
-	mi := &file_edge_edgepb_edge_proto_msgTypes[15]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1219,7 @@ func (x *Killmail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Killmail.ProtoReflect.Descriptor instead.
 func (*Killmail) Descriptor() ([]byte, []int) {
-	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{15}
+	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Killmail) GetId() int64 {
@@ -1131,7 +1257,7 @@ type Insert struct {
 
 func (x *Insert) Reset() {
 	*x = Insert{}
-	mi := &file_edge_edgepb_edge_proto_msgTypes[16]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1269,7 @@ func (x *Insert) String() string {
 func (*Insert) ProtoMessage() {}
 
 func (x *Insert) ProtoReflect() protoreflect.Message {
-	mi := &file_edge_edgepb_edge_proto_msgTypes[16]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1282,7 @@ func (x *Insert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Insert.ProtoReflect.Descriptor instead.
 func (*Insert) Descriptor() ([]byte, []int) {
-	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{16}
+	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Insert) GetKillmails() []*Killmail {
@@ -1198,7 +1324,7 @@ type Appended struct {
 
 func (x *Appended) Reset() {
 	*x = Appended{}
-	mi := &file_edge_edgepb_edge_proto_msgTypes[17]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1336,7 @@ func (x *Appended) String() string {
 func (*Appended) ProtoMessage() {}
 
 func (x *Appended) ProtoReflect() protoreflect.Message {
-	mi := &file_edge_edgepb_edge_proto_msgTypes[17]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1349,7 @@ func (x *Appended) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Appended.ProtoReflect.Descriptor instead.
 func (*Appended) Descriptor() ([]byte, []int) {
-	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{17}
+	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Appended) GetEventId() uint64 {
@@ -1251,7 +1377,7 @@ type InsertResult struct {
 
 func (x *InsertResult) Reset() {
 	*x = InsertResult{}
-	mi := &file_edge_edgepb_edge_proto_msgTypes[18]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1389,7 @@ func (x *InsertResult) String() string {
 func (*InsertResult) ProtoMessage() {}
 
 func (x *InsertResult) ProtoReflect() protoreflect.Message {
-	mi := &file_edge_edgepb_edge_proto_msgTypes[18]
+	mi := &file_edge_edgepb_edge_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1402,7 @@ func (x *InsertResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InsertResult.ProtoReflect.Descriptor instead.
 func (*InsertResult) Descriptor() ([]byte, []int) {
-	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{18}
+	return file_edge_edgepb_edge_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *InsertResult) GetResults() []*Appended {
@@ -1320,19 +1446,23 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\bUnfollow\x12\x16\n" +
 	"\x06topics\x18\x01 \x03(\tR\x06topics\"*\n" +
 	"\x04Ping\x12\"\n" +
-	"\rlast_event_id\x18\x01 \x01(\x04R\vlastEventId\"z\n" +
+	"\rlast_event_id\x18\x01 \x01(\x04R\vlastEventId\"\x94\x01\n" +
 	"\x04Pong\x12\x12\n" +
 	"\x04head\x18\x01 \x01(\x04R\x04head\x12\x16\n" +
 	"\x06oldest\x18\x02 \x01(\x04R\x06oldest\x12\x16\n" +
 	"\x06events\x18\x03 \x01(\x03R\x06events\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x18\n" +
-	"\aclients\x18\x05 \x01(\x03R\aclients\"[\n" +
+	"\aclients\x18\x05 \x01(\x03R\aclients\x12\x18\n" +
+	"\aunacked\x18\n" +
+	" \x01(\x03R\aunacked\"\x96\x01\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\x04R\aeventId\x12\x1b\n" +
 	"\tsystem_id\x18\x02 \x01(\x03R\bsystemId\x12\x1a\n" +
-	"\bkillmail\x18\x03 \x01(\fR\bkillmail\"9\n" +
+	"\bkillmail\x18\x03 \x01(\fR\bkillmail\x12\x14\n" +
+	"\x05named\x18\x04 \x01(\fR\x05named\x12#\n" +
+	"\rnamed_partial\x18\x05 \x01(\bR\fnamedPartial\"9\n" +
 	"\x06Events\x12/\n" +
-	"\x06events\x18\x01 \x03(\v2\x17.killfeed.edge.v1.EventR\x06events\"\xd1\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.killfeed.edge.v1.EventR\x06events\"\x86\x02\n" +
 	"\x05Fetch\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.killfeed.edge.v1.FetchKindR\x04kind\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x18\n" +
@@ -1340,15 +1470,23 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\x05limit\x18\x04 \x01(\x03R\x05limit\x12\x14\n" +
 	"\x05after\x18\x05 \x01(\x04R\x05after\x12\x1e\n" +
 	"\vnew_at_head\x18\x06 \x01(\bR\tnewAtHead\x12\x14\n" +
-	"\x05where\x18\x14 \x01(\tR\x05where\"\xe5\x01\n" +
+	"\x05owner\x18\n" +
+	" \x01(\tR\x05owner\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\v \x01(\x03R\ttimeoutMs\x12\x14\n" +
+	"\x05where\x18\x14 \x01(\tR\x05where\"\x88\x02\n" +
 	"\vFetchResult\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.killfeed.edge.v1.EventR\x06events\x12\x16\n" +
 	"\x06missed\x18\x02 \x01(\bR\x06missed\x12\x16\n" +
 	"\x06oldest\x18\x03 \x01(\x04R\x06oldest\x12\x12\n" +
 	"\x04head\x18\x04 \x01(\x04R\x04head\x123\n" +
-	"\afailure\x18\x05 \x01(\v2\x19.killfeed.edge.v1.FailureR\afailure\x12\x12\n" +
+	"\afailure\x18\x05 \x01(\v2\x19.killfeed.edge.v1.FailureR\afailure\x12!\n" +
+	"\funread_token\x18\n" +
+	" \x01(\x04R\vunreadToken\x12\x12\n" +
 	"\x04more\x18\x14 \x01(\bR\x04more\x12\x18\n" +
-	"\athrough\x18\x15 \x01(\x04R\athrough\"Z\n" +
+	"\athrough\x18\x15 \x01(\x04R\athrough\"\x1e\n" +
+	"\x06Unread\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\x04R\x05token\"Z\n" +
 	"\aAdvance\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x18\n" +
 	"\asystems\x18\x02 \x03(\x03R\asystems\x12\x18\n" +
@@ -1371,7 +1509,7 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"y\n" +
 	"\fInsertResult\x124\n" +
 	"\aresults\x18\x01 \x03(\v2\x1a.killfeed.edge.v1.AppendedR\aresults\x123\n" +
-	"\afailure\x18\x02 \x01(\v2\x19.killfeed.edge.v1.FailureR\afailure*\xaa\x01\n" +
+	"\afailure\x18\x02 \x01(\v2\x19.killfeed.edge.v1.FailureR\afailure*\xa6\x02\n" +
 	"\x04Code\x12\v\n" +
 	"\aCODE_OK\x10\x00\x12\x14\n" +
 	"\x10CODE_UNAVAILABLE\x10\x01\x12\x10\n" +
@@ -1382,7 +1520,15 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\fCODE_STOPPED\x10\x05\x12\x15\n" +
 	"\x11CODE_BAD_KILLMAIL\x10\x06\x12\x10\n" +
 	"\fCODE_VERSION\x10\a\x12\x11\n" +
-	"\rCODE_INTERNAL\x10\b*Q\n" +
+	"\rCODE_INTERNAL\x10\b\x12\x19\n" +
+	"\x15CODE_TOO_MANY_CLIENTS\x10\n" +
+	"\x12\x12\n" +
+	"\x0eCODE_NOT_OWNER\x10\v\x12\x12\n" +
+	"\x0eCODE_TOO_LARGE\x10\f\x12\x13\n" +
+	"\x0fCODE_NOT_OBJECT\x10\r\x12\x0e\n" +
+	"\n" +
+	"CODE_NO_ID\x10\x0e\x12\x12\n" +
+	"\x0eCODE_NO_SYSTEM\x10\x0f*Q\n" +
 	"\tFetchKind\x12\x0f\n" +
 	"\vFETCH_SINCE\x10\x00\x12\x14\n" +
 	"\x10FETCH_FOR_CLIENT\x10\x01\x12\r\n" +
@@ -1403,7 +1549,7 @@ func file_edge_edgepb_edge_proto_rawDescGZIP() []byte {
 }
 
 var file_edge_edgepb_edge_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_edge_edgepb_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_edge_edgepb_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_edge_edgepb_edge_proto_goTypes = []any{
 	(Code)(0),             // 0: killfeed.edge.v1.Code
 	(FetchKind)(0),        // 1: killfeed.edge.v1.FetchKind
@@ -1420,12 +1566,13 @@ var file_edge_edgepb_edge_proto_goTypes = []any{
 	(*Events)(nil),        // 12: killfeed.edge.v1.Events
 	(*Fetch)(nil),         // 13: killfeed.edge.v1.Fetch
 	(*FetchResult)(nil),   // 14: killfeed.edge.v1.FetchResult
-	(*Advance)(nil),       // 15: killfeed.edge.v1.Advance
-	(*AdvanceResult)(nil), // 16: killfeed.edge.v1.AdvanceResult
-	(*Killmail)(nil),      // 17: killfeed.edge.v1.Killmail
-	(*Insert)(nil),        // 18: killfeed.edge.v1.Insert
-	(*Appended)(nil),      // 19: killfeed.edge.v1.Appended
-	(*InsertResult)(nil),  // 20: killfeed.edge.v1.InsertResult
+	(*Unread)(nil),        // 15: killfeed.edge.v1.Unread
+	(*Advance)(nil),       // 16: killfeed.edge.v1.Advance
+	(*AdvanceResult)(nil), // 17: killfeed.edge.v1.AdvanceResult
+	(*Killmail)(nil),      // 18: killfeed.edge.v1.Killmail
+	(*Insert)(nil),        // 19: killfeed.edge.v1.Insert
+	(*Appended)(nil),      // 20: killfeed.edge.v1.Appended
+	(*InsertResult)(nil),  // 21: killfeed.edge.v1.InsertResult
 }
 var file_edge_edgepb_edge_proto_depIdxs = []int32{
 	0,  // 0: killfeed.edge.v1.Failure.code:type_name -> killfeed.edge.v1.Code
@@ -1436,8 +1583,8 @@ var file_edge_edgepb_edge_proto_depIdxs = []int32{
 	11, // 5: killfeed.edge.v1.FetchResult.events:type_name -> killfeed.edge.v1.Event
 	2,  // 6: killfeed.edge.v1.FetchResult.failure:type_name -> killfeed.edge.v1.Failure
 	2,  // 7: killfeed.edge.v1.AdvanceResult.failure:type_name -> killfeed.edge.v1.Failure
-	17, // 8: killfeed.edge.v1.Insert.killmails:type_name -> killfeed.edge.v1.Killmail
-	19, // 9: killfeed.edge.v1.InsertResult.results:type_name -> killfeed.edge.v1.Appended
+	18, // 8: killfeed.edge.v1.Insert.killmails:type_name -> killfeed.edge.v1.Killmail
+	20, // 9: killfeed.edge.v1.InsertResult.results:type_name -> killfeed.edge.v1.Appended
 	2,  // 10: killfeed.edge.v1.InsertResult.failure:type_name -> killfeed.edge.v1.Failure
 	11, // [11:11] is the sub-list for method output_type
 	11, // [11:11] is the sub-list for method input_type
@@ -1457,7 +1604,7 @@ func file_edge_edgepb_edge_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_edge_edgepb_edge_proto_rawDesc), len(file_edge_edgepb_edge_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

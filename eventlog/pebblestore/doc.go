@@ -11,6 +11,7 @@
 //	m/next                            floor for the next event id (max-merged)
 //	m/dropped                         every event id <= this was dropped (max-merged)
 //	m/cursor/<name>                   upstream cursor (max-merged)
+//	x/<keyspace>/<key>                a Keyspace another package owns (x/names/: the names cache)
 //
 // Bodies of one system are not clustered; a read of a system is a point
 // lookup per event, ordered by the in-memory index that Load rebuilds from

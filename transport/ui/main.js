@@ -298,11 +298,29 @@ class Dashboard {
     const ship = el("span", "kill-ship", shipName ?? (Number.isSafeInteger(victim.ship_type_id) ? `Type ${victim.ship_type_id}` : "Unknown ship"));
     if (!shipName && Number.isSafeInteger(victim.ship_type_id)) ship.title = `ship type id ${victim.ship_type_id}`;
 
+    // The victim: the names killfeed adds beside the ids (character, corporation
+    // and alliance tickers), or the ids while ESI has not named them yet.
+    const who = el("span", "kill-victim");
+    const str = (v) => (typeof v === "string" && v ? v : null);
+    const pilot = str(victim.character_name) ?? str(victim.corporation_name) ??
+      (Number.isSafeInteger(victim.character_id) ? `Character ${victim.character_id}` :
+        Number.isSafeInteger(victim.corporation_id) ? `Corporation ${victim.corporation_id}` : "—");
+    who.append(el("span", "kill-pilot", pilot));
+    const corp = str(victim.corporation_ticker);
+    if (corp) who.append(el("span", "kill-ticker", `[${corp}]`));
+    const alliance = str(victim.alliance_ticker);
+    const full = [str(victim.character_name), str(victim.corporation_name), str(victim.alliance_name) &&
+      `${victim.alliance_name}${alliance ? ` <${alliance}>` : ""}`].filter(Boolean);
+    if (full.length) who.title = full.join(" · ");
+
     const sys = el("span", "kill-system");
     const s = this.universe.systems.get(f.system_id);
-    if (s) {
-      sys.append(el("span", secClass(s.sec), displaySec(s.sec).toFixed(1)), el("span", "kill-system-name", s.name),
-        el("span", "kill-region", this.universe.regions.get(s.region)?.name ?? ""));
+    const sysName = str(km.solar_system_name) ?? s?.name;
+    const regionName = str(km.region_name) ?? (s ? this.universe.regions.get(s.region)?.name : null);
+    const sec = typeof km.security === "number" ? km.security : s?.sec;
+    if (sysName) {
+      if (typeof sec === "number") sys.append(el("span", secClass(sec), displaySec(sec).toFixed(1)));
+      sys.append(el("span", "kill-system-name", sysName), el("span", "kill-region", regionName ?? ""));
     } else {
       sys.append(el("span", "kill-system-name", `System ${f.system_id}`));
     }
@@ -314,7 +332,9 @@ class Dashboard {
     const attackers = Array.isArray(km.attackers) ? km.attackers.length : null;
     const meta = el("span", "kill-meta", `#${f.event_id}${attackers === null ? "" : ` · ${attackers} attacker${attackers === 1 ? "" : "s"}`}`);
 
-    li.append(when, ship, sys, value, meta);
+    const what = el("span", "kill-what");
+    what.append(ship, who);
+    li.append(when, what, sys, value, meta);
     if (Number.isSafeInteger(km.killmail_id) && km.killmail_id > 0) {
       const a = el("a", "kill-link", "zKillboard");
       a.href = `https://zkillboard.com/kill/${km.killmail_id}/`;
