@@ -213,25 +213,66 @@ func (s *Service) Fetch(ctx context.Context, msg any) (eventlog.Batch, error) {
 		deadline = d
 		return true
 	}
+	// A local store answers in a reply slot, set on a copy of the
+	// message (the caller may send it again).
+	var slot *replySlot
+	if s.worker != nil {
+		slot = replySlots.Get().(*replySlot)
+	}
 	switch m := msg.(type) {
 	case *FetchForClient:
-		if !keep(m.Deadline) {
+		if !keep(m.Deadline) || slot != nil {
 			c := *m
-			c.Deadline = deadline
+			c.Deadline, c.reply = deadline, slot
 			msg = &c
 		}
 	case *FetchOneEvent:
-		if !keep(m.Deadline) {
+		if !keep(m.Deadline) || slot != nil {
 			c := *m
-			c.Deadline = deadline
+			c.Deadline, c.reply = deadline, slot
 			msg = &c
 		}
+	default:
+		if slot != nil {
+			replySlots.Put(slot)
+			slot = nil
+		}
+	}
+	if slot != nil {
+		return s.fetchLocal(ctx, msg, slot, deadline)
 	}
 	r, err := requestUntil[*FetchResult](ctx, s, s.store, msg, deadline)
 	if err != nil {
 		return eventlog.Batch{}, err
 	}
 	return r.Batch, r.Err
+}
+
+// fetchLocal sends msg, which carries slot, to the local store and waits
+// for its answer until deadline.
+func (s *Service) fetchLocal(ctx context.Context, msg any, slot *replySlot, deadline time.Time) (eventlog.Batch, error) {
+	if err := ctx.Err(); err != nil {
+		return eventlog.Batch{}, err
+	}
+	timeout := time.Until(deadline)
+	if timeout <= 0 {
+		return eventlog.Batch{}, ErrUnavailable
+	}
+	s.system.Root.Send(s.store, msg)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var res *FetchResult
+	select {
+	case res = <-slot.ch:
+	case <-t.C:
+		if slot.abandon() {
+			return eventlog.Batch{}, ErrUnavailable // the slot is the store's to drop
+		}
+		res = <-slot.ch // answered as the timer fired
+	}
+	slot.state.Store(slotWaiting)
+	replySlots.Put(slot)
+	return res.Batch, res.Err
 }
 
 // Advance moves a client's offsets for systems forward to through.

@@ -48,7 +48,9 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		if r := recover(); r != nil {
 			// Answer the caller now instead of letting it wait for its
 			// deadline, then let the supervisor restart the actor.
-			if ctx.Sender() != nil {
+			if slot := replyOf(ctx.Message()); slot != nil {
+				slot.answer(&FetchResult{Err: fmt.Errorf("%w: %v", ErrCrashed, r)})
+			} else if ctx.Sender() != nil {
 				ctx.Respond(fmt.Errorf("%w: %v", ErrCrashed, r))
 			}
 			panic(r)
@@ -77,7 +79,7 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		}
 		if msg.NewAtHead {
 			if err := a.log.Join(msg.ClientID, msg.Selection.Systems); err != nil {
-				ctx.Respond(&FetchResult{Err: err})
+				respond(ctx, &FetchResult{Err: err})
 				return
 			}
 		}
@@ -181,28 +183,39 @@ func (a *killmailStore) answer(ctx actor.Context, b eventlog.Batch, err error) {
 func (a *killmailStore) answerFetch(ctx actor.Context, b eventlog.Batch, err error, deadline time.Time) {
 	a.metrics.Answered(b.Missed)
 	if err != nil {
-		ctx.Respond(&FetchResult{Err: err})
+		respond(ctx, &FetchResult{Err: err})
 		return
 	}
 	if !b.OnDisk() {
-		ctx.Respond(fetchResult(b, deadline))
+		respond(ctx, fetchResult(b, deadline))
 		return
 	}
-	sender, root := ctx.Sender(), ctx.ActorSystem().Root
+	slot, sender, root := replyOf(ctx.Message()), ctx.Sender(), ctx.ActorSystem().Root
 	go func() {
 		a.diskReads <- struct{}{}
 		err := b.ReadBodies()
 		<-a.diskReads
-		var m any
-		if err != nil {
-			m = &FetchResult{Err: err}
-		} else {
-			m = fetchResult(b, deadline)
+		res := &FetchResult{Err: err}
+		if err == nil {
+			res = fetchResult(b, deadline)
 		}
-		if sender != nil {
-			root.Send(sender, m)
+		switch {
+		case slot != nil:
+			slot.answer(res)
+		case sender != nil:
+			root.Send(sender, res)
 		}
 	}()
+}
+
+// respond answers the fetch being handled: in its reply slot, or to its
+// sender.
+func respond(ctx actor.Context, res *FetchResult) {
+	if slot := replyOf(ctx.Message()); slot != nil {
+		slot.answer(res)
+		return
+	}
+	ctx.Respond(res)
 }
 
 // fetchResult is the answer of a read ready now: b, or, past the asker's
