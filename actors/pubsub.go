@@ -168,7 +168,7 @@ func (p *pubSub) publish(ctx actor.Context, evs []eventlog.Event) {
 		// The usual case: every subscriber gets the same one-event share.
 		ev := evs[0]
 		one := []*KillmailInserted{inserted(ev)}
-		topics := p.topicsOf(ev)
+		topics := p.topicsOf(one[0].Event()) // with its facts
 		for _, t := range topics {
 			for s := range p.topics[t] {
 				if len(topics) > 1 {
@@ -185,7 +185,7 @@ func (p *pubSub) publish(ctx actor.Context, evs []eventlog.Event) {
 		var order []Subscriber // first-seen order
 		for _, ev := range evs {
 			msg := inserted(ev)
-			for _, t := range p.topicsOf(ev) {
+			for _, t := range p.topicsOf(msg.Event()) {
 				for s := range p.topics[t] {
 					mine, seen := p.shares[s]
 					if n := len(mine); n > 0 && mine[n-1] == msg {

@@ -103,7 +103,8 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		if err != nil {
 			a.logger.Error("collect garbage", "err", err)
 		} else if st.Dropped > 0 || st.ExpiredClients > 0 {
-			a.logger.Info("collected garbage", "dropped", st.Dropped, "dropped_by_caps", st.DroppedByCaps,
+			a.logger.Info("collected garbage", "dropped", st.Dropped, "dropped_by_reads", st.Dropped-st.DroppedByCaps,
+				"dropped_by_caps", st.DroppedByCaps-st.DroppedByAge, "dropped_by_age", st.DroppedByAge,
 				"through", st.Through, "expired_clients", st.ExpiredClients)
 		}
 		if ctx.Sender() != nil {

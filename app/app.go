@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -34,6 +35,8 @@ type App struct {
 	keys *transport.ReadKeys
 	// registry holds the App's metrics; nil when cfg.NoMetrics.
 	registry *prometheus.Registry
+	// hooks delivers the webhooks; nil without Config.WebhooksFile.
+	hooks *webhooks
 	// names resolves and adds the names beside ids.
 	names *names.Resolver
 
@@ -51,6 +54,10 @@ func Start(cfg Config) (*App, error) {
 	logger := cfg.Logger
 
 	keys, err := cfg.readKeys()
+	if err != nil {
+		return nil, err
+	}
+	hooks, err := cfg.loadWebhooks()
 	if err != nil {
 		return nil, err
 	}
@@ -82,9 +89,12 @@ func Start(cfg Config) (*App, error) {
 		_ = log.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	hooked := startWebhooks(cfg, svc, reg, hooks, render)
 	api := transport.New(svc, transport.Config{
 		EntityTopics:   true,
 		RequestTimeout: cfg.RequestTimeout,
+		ReadTimeout:    cfg.ReadTimeout,
+		CORSOrigins:    cfg.CORSOrigins,
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,
 		Logger:         logger,
@@ -92,6 +102,8 @@ func Start(cfg Config) (*App, error) {
 		ReadKeys:       keys,
 		Registry:       reg,
 		Ready:          storeReady(store),
+		AdminToken:     cfg.AdminToken,
+		Webhooks:       hooked.status,
 		Names:          render,
 	})
 	if cfg.Names.ESI {
@@ -102,6 +114,7 @@ func Start(cfg Config) (*App, error) {
 		stopIngest, err = withEdgeEndpoint(cfg, svc, render, stopIngest)
 	}
 	if err != nil {
+		hooked.close()
 		_ = ln.Close()
 		svc.Stop()
 		res.Close()
@@ -118,14 +131,20 @@ func Start(cfg Config) (*App, error) {
 		stopIngest: stopIngest,
 		keys:       keys,
 		registry:   reg,
+		hooks:      hooked,
 		names:      res,
 		http: &http.Server{
 			Handler:           api.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       max(cfg.IdleTimeout, 0), // negative: none
 			ErrorLog:          nil,
 		},
 	}
 	go func() { a.served <- a.http.Serve(ln) }()
+	if cfg.IngestToken == "" {
+		logger.Info("ingest open to loopback clients only: POST /api/killmails from other addresses needs --ingest-token",
+			"trusted_proxies", len(cfg.Limits.TrustedProxies))
+	}
 	st := log.Stats()
 	logger.Info("killfeed listening", "addr", ln.Addr().String(), "storage", cfg.Storage,
 		"events", st.Events, "head", st.Head)
@@ -141,6 +160,12 @@ func openLog(cfg Config) (*eventlog.Log, *pebblestore.Store, error) {
 		MaxBytes:  cfg.MaxBytes,
 		MaxAge:    cfg.MaxAge,
 		ClientTTL: cfg.ClientTTL,
+	}
+	switch {
+	case cfg.MinRetention == 0:
+		lc.MinRetention = DefaultMinRetention
+	case cfg.MinRetention > 0:
+		lc.MinRetention = cfg.MinRetention
 	}
 	lc.MaxClients = cfg.maxClients()
 	if cfg.Storage == StorageMemory {
@@ -193,6 +218,7 @@ func (a *App) shutdown(ctx context.Context) error {
 	if err := a.api.CloseWebsockets(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close websockets: %w", err))
 	}
+	a.hooks.close()
 	a.actors.Stop()
 	a.names.Close() // before the log: its keyspace lives in the store
 	if err := a.log.Close(); err != nil && !errors.Is(err, eventlog.ErrClosed) {
@@ -204,6 +230,31 @@ func (a *App) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// drainGrace answers GET /readyz 503 for grace while api serves
+// everything else, so that a load balancer stops sending traffic before
+// the listener closes. A listener that failed (served has its error) skips
+// it; so does a grace of 0 or less.
+func drainGrace(api *transport.Server, served chan error, grace time.Duration, logger *slog.Logger) {
+	if grace <= 0 {
+		return
+	}
+	select {
+	case err := <-served:
+		served <- err
+		return
+	default:
+	}
+	logger.Info("draining: /readyz answers 503 until the listener closes", "grace", grace)
+	api.Unready()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case err := <-served:
+		served <- err
+	}
+}
+
 // Run starts the service and serves until ctx is done, then shuts down
 // within cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg Config) error {
@@ -211,13 +262,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	stopReload := a.reloadOn(cfg.Reload)
+	stopReload := onSignal(cfg.Reload, a.Reload)
 	select {
 	case <-ctx.Done():
 	case err := <-a.served: // the listener failed; Shutdown reports it
 		a.served <- err
 	}
 	stopReload()
+	drainGrace(a.api, a.served, a.cfg.DrainGrace, a.cfg.Logger)
 	a.cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()

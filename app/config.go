@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/killfeed/killfeed/transport"
+	"github.com/killfeed/killfeed/webhook"
 )
 
 // Storage backends.
@@ -15,6 +16,15 @@ const (
 	StorageMemory = "memory"
 	StorageDisk   = "disk"
 )
+
+// DefaultMinRetention is the default Config.MinRetention.
+const DefaultMinRetention = time.Hour
+
+// DefaultIdleTimeout is the default Config.IdleTimeout.
+const DefaultIdleTimeout = 2 * time.Minute
+
+// DefaultDrainGrace is the default Config.DrainGrace.
+const DefaultDrainGrace = 5 * time.Second
 
 // Config is the whole service configuration. The zero value of a field
 // means its default.
@@ -40,12 +50,32 @@ type Config struct {
 	MaxBytes int64
 	// MaxAge drops older events and is how long killmail ids are remembered; 0 means 72h.
 	MaxAge time.Duration
+	// MinRetention keeps events younger than this even when every client
+	// has read them, so that a new client can backfill; 0 means
+	// DefaultMinRetention, negative means none.
+	MinRetention time.Duration
 	// IngestToken, when set, is required as a bearer token to POST killmails.
 	IngestToken string
 	// RequestTimeout bounds how long a request waits for the store; 0 means 5s.
 	RequestTimeout time.Duration
 	// ShutdownTimeout bounds a graceful shutdown; 0 means 10s.
 	ShutdownTimeout time.Duration
+	// ReadTimeout bounds how long a request body takes to arrive whole; 0
+	// means transport.DefaultReadTimeout, negative means none. Long-polls
+	// and websockets are not cut by it.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long between
+	// requests; 0 means DefaultIdleTimeout, negative means none.
+	IdleTimeout time.Duration
+	// DrainGrace is how long Run keeps serving with GET /readyz answering
+	// 503 after ctx is done, before the listener closes, so that a load
+	// balancer takes the node out first; 0 means DefaultDrainGrace,
+	// negative means none.
+	DrainGrace time.Duration
+	// CORSOrigins lists the Origin patterns whose pages may read the HTTP
+	// API from a browser (see transport.Config.CORSOrigins); empty means
+	// no CORS headers.
+	CORSOrigins []string
 	// Websocket tunes the websocket endpoints.
 	Websocket transport.WebsocketConfig
 	// Ingest configures the upstream sources.
@@ -61,6 +91,16 @@ type Config struct {
 	// then require one of its keys (see transport.LoadReadKeys), and
 	// App.Reload re-reads it.
 	ReadKeysFile string
+	// WebhooksFile, when set, names the webhooks file (see
+	// webhook.Parse): each entry is delivered by the core, and App.Reload
+	// re-reads it.
+	WebhooksFile string
+	// Webhooks tunes webhook delivery (timeouts, backoff); its Logger and
+	// Registry are the App's.
+	Webhooks webhook.Config
+	// AdminToken, when set, serves GET /api/webhooks to requests with it
+	// as a bearer token; "" serves no admin route.
+	AdminToken string
 	// Reload, when set, makes Run call App.Reload on every value received
 	// (cmd/killfeed sends SIGHUP).
 	Reload <-chan os.Signal
@@ -85,6 +125,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.DrainGrace == 0 {
+		c.DrainGrace = DefaultDrainGrace
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -49,6 +49,10 @@ type EdgeConfig struct {
 	RequestTimeout time.Duration
 	// ShutdownTimeout bounds a graceful shutdown; 0 means 10s.
 	ShutdownTimeout time.Duration
+	// ReadTimeout, IdleTimeout, DrainGrace and CORSOrigins are as in
+	// Config: 0 (nil) means the default, a negative duration none.
+	ReadTimeout, IdleTimeout, DrainGrace time.Duration
+	CORSOrigins                          []string
 	// Websocket tunes the websocket endpoints.
 	Websocket transport.WebsocketConfig
 	// Limits bounds what one client address may hold of the edge's read
@@ -124,6 +128,12 @@ func StartEdge(cfg EdgeConfig) (*Edge, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.DrainGrace == 0 {
+		cfg.DrainGrace = DefaultDrainGrace
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -176,6 +186,8 @@ func StartEdge(cfg EdgeConfig) (*Edge, error) {
 	node.Connect(svc)
 	api := transport.New(svc, transport.Config{
 		RequestTimeout: cfg.RequestTimeout,
+		ReadTimeout:    cfg.ReadTimeout,
+		CORSOrigins:    cfg.CORSOrigins,
 		IngestToken:    cfg.IngestToken,
 		Websocket:      cfg.Websocket,
 		Limits:         cfg.Limits,
@@ -193,7 +205,11 @@ func StartEdge(cfg EdgeConfig) (*Edge, error) {
 	e := &Edge{
 		cfg: cfg, node: node, keys: keys, reg: reg, actors: svc, remote: rem, api: api, ln: ln,
 		served: make(chan error, 1),
-		http:   &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second},
+		http: &http.Server{
+			Handler:           api.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       max(cfg.IdleTimeout, 0), // negative: none
+		},
 	}
 	go func() { e.served <- e.http.Serve(ln) }()
 	logger.Info("killfeed listening", "addr", ln.Addr().String(), "role", "edge", "core", nc.Core, "remote", rem.Address())
@@ -303,6 +319,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) error {
 		e.served <- err
 	}
 	stopReload()
+	drainGrace(e.api, e.served, e.cfg.DrainGrace, e.cfg.Logger)
 	e.cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout)
 	defer cancel()

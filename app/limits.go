@@ -2,8 +2,6 @@ package app
 
 import (
 	"errors"
-	"os"
-	"sync"
 
 	"github.com/killfeed/killfeed/transport"
 )
@@ -35,13 +33,25 @@ func (c Config) readKeys() (*transport.ReadKeys, error) {
 	if c.ReadKeysFile == "" {
 		return nil, nil
 	}
-	return transport.LoadReadKeys(c.ReadKeysFile)
+	k, err := transport.LoadReadKeys(c.ReadKeysFile)
+	if err == nil && k.Len() == 0 {
+		c.Logger.Warn("the read keys file holds no key: every read request is refused until keys are added and killfeed reloads (SIGHUP)",
+			"file", c.ReadKeysFile)
+	}
+	return k, err
 }
 
 // Reload re-reads the read keys file, so that keys added to it are
-// accepted and keys removed from it are refused from now on. On an error
-// the keys stay as they were. Without Config.ReadKeysFile it does nothing.
+// accepted and keys removed from it are refused from now on, and the
+// webhooks file, so that its changes take effect (see
+// webhook.Manager.Apply). A file that does not load leaves what it
+// configures as it was, and is logged. Without either file it does
+// nothing.
 func (a *App) Reload() error {
+	return errors.Join(a.reloadKeys(), a.reloadWebhooks())
+}
+
+func (a *App) reloadKeys() error {
 	if a.keys == nil {
 		return nil
 	}
@@ -49,28 +59,10 @@ func (a *App) Reload() error {
 		a.cfg.Logger.Error("reload failed; the read keys are unchanged", "err", err)
 		return err
 	}
+	if a.keys.Len() == 0 {
+		a.cfg.Logger.Warn("read keys reloaded: the file holds no key, every read request is refused", "file", a.cfg.ReadKeysFile)
+		return nil
+	}
 	a.cfg.Logger.Info("read keys reloaded", "keys", a.keys.Len())
 	return nil
-}
-
-// reloadOn calls Reload on every value of ch until the returned stop runs.
-func (a *App) reloadOn(ch <-chan os.Signal) (stop func()) {
-	if ch == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-ch:
-				_ = a.Reload()
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }

@@ -43,6 +43,8 @@ type client struct {
 	offsets  map[int64]uint64
 	lastSeen int64
 	owner    string // the read key it is bound to ("" while unbound)
+	// retention is how it takes part in retention (in memory only).
+	retention Retention
 }
 
 // pending is an appended batch that is written but not yet visible.
@@ -97,6 +99,9 @@ type Log struct {
 	// dropped is the newest event id removed from the log, any system: a
 	// reader of AllSystems positioned before it has missed events.
 	dropped uint64
+	// capDropped counts the events the caps dropped as appends came in,
+	// reported (and reset) by the next Collect.
+	capDropped int
 }
 
 // Open returns a Log over store, rebuilding the index from it. A nil store
@@ -371,7 +376,8 @@ func (l *Log) publish(p *pending) {
 			l.index(r)
 		}
 		l.head = l.visible
-		if l.enforceSizeCaps() > 0 {
+		if d := l.enforceSizeCaps(); d > 0 {
+			l.capDropped += d
 			// A failure leaves the bodies on disk; the next Collect retries.
 			_ = l.persistDrop(l.oldest() - 1)
 		}
@@ -794,8 +800,9 @@ func (l *Log) Stats() Stats {
 
 // Collect applies retention: it expires idle clients, drops every event that
 // all live clients have read (id <= the minimum offset over every live
-// client's systems), enforces the caps and forgets killmail ids older than
-// MaxAge.
+// client's systems) and that is older than MinRetention, enforces the caps
+// and forgets killmail ids older than MaxAge. Its stats count the events
+// the caps dropped as appends came in since the last Collect too.
 func (l *Log) Collect() (CollectStats, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -807,11 +814,14 @@ func (l *Log) Collect() (CollectStats, error) {
 	idleBefore := now - l.cfg.ClientTTL.Nanoseconds()
 	minOffset, any := uint64(0), false
 	for id, c := range l.clients {
-		if c.lastSeen < idleBefore {
+		if c.lastSeen < idleBefore && c.retention == RetainIdle {
 			delete(l.clients, id)
 			delete(l.dirty, id)
 			l.gone[id] = struct{}{}
 			st.ExpiredClients++
+			continue
+		}
+		if c.retention == RetainNothing {
 			continue
 		}
 		for _, o := range c.offsets {
@@ -820,9 +830,23 @@ func (l *Log) Collect() (CollectStats, error) {
 			}
 		}
 	}
+	if any && l.cfg.MinRetention > 0 {
+		// The floor: only events older than MinRetention go for being read.
+		floor := now - l.cfg.MinRetention.Nanoseconds()
+		n := sort.Search(len(l.recs), func(i int) bool { return l.recs[i].time >= floor })
+		if n == 0 {
+			any = false
+		} else {
+			minOffset = min(minOffset, l.recs[n-1].id)
+		}
+	}
 	if any {
 		st.Dropped += l.dropThrough(minOffset)
 	}
+	// Drops by the caps as appends came in, since the last Collect.
+	st.Dropped += l.capDropped
+	st.DroppedByCaps += l.capDropped
+	l.capDropped = 0
 	agedBefore := now - l.cfg.MaxAge.Nanoseconds()
 	n := sort.Search(len(l.recs), func(i int) bool { return l.recs[i].time >= agedBefore })
 	if n > 0 {

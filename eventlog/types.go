@@ -30,6 +30,10 @@ type Config struct {
 	MaxAge time.Duration
 	// ClientTTL expires clients idle this long; 0 means DefaultClientTTL.
 	ClientTTL time.Duration
+	// MinRetention keeps events younger than this (by insert time) even
+	// when every live client has read them, so that a new client can
+	// backfill; the caps and MaxAge still apply. 0 means none.
+	MinRetention time.Duration
 	// HotBytes is how many bytes of the newest killmails a Log over a Store
 	// that serves bodies keeps in memory, so that readers near the head do
 	// not touch the disk; 0 means DefaultHotBytes.
@@ -264,7 +268,7 @@ type Stats struct {
 
 // CollectStats says what one Collect removed.
 type CollectStats struct {
-	Dropped        int    // events deleted
+	Dropped        int    // events deleted, by this Collect and by the caps as appends came in since the last one
 	DroppedByCaps  int    // of which dropped by caps (count, bytes, age)
 	DroppedByAge   int    // of DroppedByCaps, dropped for being older than MaxAge
 	Through        uint64 // every event id <= Through is gone

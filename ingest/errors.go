@@ -21,8 +21,10 @@ var (
 
 // StatusError is an unexpected HTTP status from an upstream.
 type StatusError struct {
-	URL  string
-	Code int
+	// Method is the request's method; "" means GET.
+	Method string
+	URL    string
+	Code   int
 	// RetryAfter is the parsed Retry-After header; 0 when absent.
 	RetryAfter time.Duration
 	// Body is the start of the response body, for the log.
@@ -30,7 +32,11 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
-	s := fmt.Sprintf("GET %s: %d %s", e.URL, e.Code, http.StatusText(e.Code))
+	method := e.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	s := fmt.Sprintf("%s %s: %d %s", method, e.URL, e.Code, http.StatusText(e.Code))
 	if e.Body != "" {
 		s += ": " + e.Body
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -377,18 +378,26 @@ func readFiles(ctx context.Context, files []string, emit func(*chunk) bool) erro
 	return nil
 }
 
+// Stdin is the file name that reads standard input.
+const Stdin = "-"
+
 func readFile(ctx context.Context, name string, emit func(*chunk) bool) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return fmt.Errorf("import: %w", err)
+	var f io.Reader = os.Stdin
+	if name != Stdin {
+		file, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		defer file.Close()
+		f = file
 	}
-	defer f.Close()
 	r, err := openJSONL(f)
 	if err != nil {
 		return fmt.Errorf("import %s: %w", name, err)
 	}
+	doc, array := jsonDocument(r)
 	c := newChunk(name)
-	err = readLines(r, func(no int, line []byte, long bool) bool {
+	err = readLines(r, doc, array, func(no int, line []byte, long bool) bool {
 		c.nos = append(c.nos, no)
 		c.lines = append(c.lines, line)
 		c.long = append(c.long, long)
@@ -399,11 +408,13 @@ func readFile(ctx context.Context, name string, emit func(*chunk) bool) error {
 		c = newChunk(name)
 		return ok
 	})
-	if err != nil {
-		return fmt.Errorf("import %s: %w", name, err)
-	}
+	// The lines read whole before an error (a gzip file cut short) are
+	// imported; the error then stops the import.
 	if len(c.nos) > 0 && ctx.Err() == nil {
 		emit(c)
+	}
+	if err != nil {
+		return fmt.Errorf("import %s: %w", name, err)
 	}
 	return nil
 }
@@ -413,8 +424,9 @@ func newChunk(file string) *chunk {
 		nos: make([]int, 0, chunkLines), lines: make([][]byte, 0, chunkLines), long: make([]bool, 0, chunkLines)}
 }
 
-// openJSONL returns r decompressed when it starts with the gzip magic.
-func openJSONL(r io.Reader) (io.Reader, error) {
+// openJSONL returns r decompressed when it starts with the gzip magic,
+// without the UTF-8 byte order mark some editors put first.
+func openJSONL(r io.Reader) (*bufio.Reader, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
 	magic, err := br.Peek(2)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -425,15 +437,75 @@ func openJSONL(r io.Reader) (io.Reader, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
-		return bufio.NewReaderSize(zr, 256<<10), nil
+		br = bufio.NewReaderSize(zr, 256<<10)
+	}
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
+		_, _ = br.Discard(3)
 	}
 	return br, nil
+}
+
+// jsonDocument reports whether br holds a JSON array (array), or
+// pretty-printed JSON (its first line is a lone "{"), rather than JSON
+// Lines.
+func jsonDocument(br *bufio.Reader) (doc, array bool) {
+	head, _ := br.Peek(4096)
+	head = bytes.TrimLeft(head, " \t\r\n")
+	if len(head) == 0 {
+		return false, false
+	}
+	if head[0] == '[' {
+		return true, true
+	}
+	first, _, _ := bytes.Cut(head, []byte("\n"))
+	return string(bytes.TrimSpace(first)) == "{", false
+}
+
+// readValues is readLines for a JSON array of killmails, or killmail
+// objects one after the other however they are laid out: fn gets each
+// value (an array's elements) numbered from 1 in place of a line number.
+func readValues(r io.Reader, array bool, fn func(no int, value []byte, long bool) bool) error {
+	dec := json.NewDecoder(r)
+	if array {
+		if _, err := dec.Token(); err != nil {
+			return fmt.Errorf("JSON array: %w", err)
+		}
+	}
+	for no := 1; ; no++ {
+		if array && !dec.More() {
+			if _, err := dec.Token(); err != nil { // the closing ]
+				return fmt.Errorf("JSON array: %w", err)
+			}
+			return nil
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			if !array && errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("JSON value %d: %w", no, err)
+		}
+		if len(v) > killmail.MaxSize+64<<10 {
+			if !fn(no, nil, true) {
+				return nil
+			}
+			continue
+		}
+		if !fn(no, v, false) {
+			return nil
+		}
+	}
 }
 
 // readLines calls fn with every non-blank line (a copy, without the line
 // end) and its 1-based number. A line longer than killmail.MaxSize plus
 // some slack is passed empty with long set.
-func readLines(r io.Reader, fn func(no int, line []byte, long bool) bool) error {
+//
+// When doc is set, r holds a JSON document instead (see readValues).
+func readLines(r io.Reader, doc, array bool, fn func(no int, line []byte, long bool) bool) error {
+	if doc {
+		return readValues(r, array, fn)
+	}
 	const keep = killmail.MaxSize + 64<<10
 	br, ok := r.(*bufio.Reader)
 	if !ok {

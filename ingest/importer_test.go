@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"time"
@@ -92,6 +93,57 @@ var _ = Describe("Import", func() {
 		Expect(res.ImportStats).To(Equal(ingest.ImportStats{Read: 20, Inserted: 19, Rejected: 1}))
 		Expect(res.Rejects[0].Line).To(Equal(6))
 		Expect(res.Rejects[0].Reason).To(Equal("refused"))
+	})
+
+	It("takes a UTF-8 byte order mark, a JSON array and pretty-printed JSON as well as JSON Lines", func(ctx SpecContext) {
+		svc := startService()
+		lines := fixtureLines()
+		bom := writeLines("bom.jsonl", append([]byte("\xef\xbb\xbf"), lines[0]...), lines[1])
+		array := writeLines("array.json", []byte("[\n  "+string(lines[2])+",\n  "+string(lines[3])+"\n]"))
+		var pretty bytes.Buffer
+		for _, l := range lines[4:6] {
+			Expect(json.Indent(&pretty, l, "", "  ")).To(Succeed())
+			pretty.WriteString("\n")
+		}
+		prettyFile := writeLines("pretty.json.gz", pretty.Bytes())
+		badArray := writeLines("bad.json", []byte("["+string(lines[6])+`, {"killmail_id": 1}]`))
+		res, err := ingest.Import(ctx, ingest.StoreSink{Store: svc}, []string{bom, array, prettyFile, badArray}, ingest.ImportConfig{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.ImportStats).To(Equal(ingest.ImportStats{Read: 8, Inserted: 7, Rejected: 1}))
+		Expect(res.Rejects[0]).To(beRejected(badArray, 2, "solar_system_id"))
+		want := make([]int64, 7)
+		for i := range want {
+			want[i] = parse(lines[i]).ID
+		}
+		all := make([]killmail.Killmail, 7)
+		for i := range all {
+			all[i] = parse(lines[i])
+		}
+		Expect(storedIDs(ctx, svc, systemsOf(all...))).To(ConsistOf(want))
+	})
+
+	It("stops with an error on a truncated gzip file or a broken JSON array", func(ctx SpecContext) {
+		lines := fixtureLines()
+		gz := writeLines("cut.jsonl.gz", lines[:50]...)
+		data, err := os.ReadFile(gz)
+		Expect(err).NotTo(HaveOccurred())
+		svc := startService()
+		// Cut in the trailer: every line was read whole, and is imported
+		// before the error stops the import.
+		Expect(os.WriteFile(gz, data[:len(data)-4], 0o600)).To(Succeed())
+		res, err := ingest.Import(ctx, ingest.StoreSink{Store: svc}, []string{gz}, ingest.ImportConfig{})
+		Expect(err).To(MatchError(ContainSubstring("import " + gz + ": unexpected EOF")))
+		Expect(res.ImportStats).To(Equal(ingest.ImportStats{Read: 50, Inserted: 50}))
+		for _, cut := range []int{len(data) / 2, len(data) - 1, len(data) - 8, 12, 3} {
+			Expect(os.WriteFile(gz, data[:cut], 0o600)).To(Succeed())
+			_, err = ingest.Import(ctx, ingest.StoreSink{Store: svc}, []string{gz}, ingest.ImportConfig{})
+			Expect(err).To(MatchError(ContainSubstring("import "+gz+": ")), "cut at %d of %d", cut, len(data))
+			Expect(err).To(MatchError(ContainSubstring("unexpected EOF")), "cut at %d of %d", cut, len(data))
+		}
+
+		broken := writeLines("broken.json", []byte("["+string(lines[0])+", {"))
+		_, err = ingest.Import(ctx, ingest.StoreSink{Store: startService()}, []string{broken}, ingest.ImportConfig{})
+		Expect(err).To(MatchError(ContainSubstring("import " + broken + ": JSON value 2: unexpected EOF")))
 	})
 
 	It("stops on a file that cannot be read and on a failing sink", func(ctx SpecContext) {

@@ -107,8 +107,11 @@ func (s HTTPSink) post(ctx context.Context, body []byte, n int) ([]eventlog.Appe
 	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge ||
 		code == http.StatusUnprocessableEntity:
 		return nil, &RejectError{Reason: errorText(data)}
+	case code == http.StatusNotFound || code == http.StatusMethodNotAllowed:
+		return nil, &StatusError{Method: http.MethodPost, URL: url, Code: code,
+			Body: errorText(data) + " (is --to the base URL of a killfeed, such as http://127.0.0.1:8080?)"}
 	default:
-		return nil, &StatusError{URL: url, Code: code, Body: errorText(data),
+		return nil, &StatusError{Method: http.MethodPost, URL: url, Code: code, Body: errorText(data),
 			RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	var answers []struct {

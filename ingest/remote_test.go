@@ -125,4 +125,15 @@ var _ = Describe("Remote ingest endpoint", Ordered, func() {
 		Expect(ok.GetError()).To(BeEmpty())
 		Expect(ok.GetEventId()).To(Equal(uint64(1)))
 	})
+
+	It("refuses what a client could not decode, naming the path", func() {
+		before := svc.Stats().Events
+		for name, p := range poisons {
+			res, err := svc.System().Root.RequestFuture(rem.PID(),
+				&remotepb.InsertKillmail{SystemId: 30000142, KillmailJson: poison(name, 10)}, 5*time.Second).Result()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(res.(*remotepb.InsertKillmailResult).GetError()).To(ContainSubstring(p.path), name)
+		}
+		Expect(svc.Stats().Events).To(Equal(before))
+	})
 })

@@ -1,11 +1,13 @@
 package killmail_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
@@ -43,6 +45,13 @@ func addSeeds(f *testing.F) {
 		`{"killmail_id":1,"solar_system_id":2}{"killmail_id":3}`,
 		"\ufeff{\"killmail_id\":1,\"solar_system_id\":2}",
 		`{"killmail_id":1,"solar_system_id":2,"x":"\ud800"}`,
+		"{\"killmail_id\":1,\"solar_system_id\":2,\"x\":\"\xff\xfe\"}",                                        // invalid UTF-8
+		"{\"killmail_id\":1,\"solar_system_id\":2,\"a\":[{\"\xc3\":1}]}",                                      // in a key
+		"{\"killmail_id\":1,\"solar_system_id\":2,\"a\":\"\xe2\x82\"}",                                        // cut short
+		"{\"killmail_id\":1,\"solar_system_id\":2,\"a\":\"\xed\xa0\x80\"}",                                    // a surrogate
+		`{"killmail_id":1,"solar_system_id":2,"a":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, // too deep
+		`{"killmail_id":1,"solar_system_id":2,"a":` + strings.Repeat(`{"b":`, 30) + `1` + strings.Repeat("}", 30) + `}`,
+		`{"esi":{"killmail_id":1,"solar_system_id":2},"zkb":` + strings.Repeat("[", 31) + strings.Repeat("]", 31) + `}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -67,6 +76,16 @@ func checkParseError(t *testing.T, err error) {
 	t.Helper()
 	known := errors.Is(err, killmail.ErrInvalidJSON) || errors.Is(err, killmail.ErrNotObject) ||
 		errors.Is(err, killmail.ErrNoID) || errors.Is(err, killmail.ErrNoSystem) || errors.Is(err, killmail.ErrTooLarge)
+	var pe *killmail.PathError
+	if errors.As(err, &pe) {
+		if !errors.Is(err, killmail.ErrInvalidUTF8) && !errors.Is(err, killmail.ErrTooDeep) {
+			t.Fatalf("path error %q is neither UTF-8 nor depth", err)
+		}
+		if pe.Path == "" || (pe.Path[0] != '.' && pe.Path[0] != '[') {
+			t.Fatalf("path error %q names no path", err)
+		}
+		return
+	}
 	if !known {
 		t.Fatalf("error %q is none of Parse's errors", err)
 	}
@@ -87,6 +106,12 @@ func checkStored(t *testing.T, km killmail.Killmail) {
 	if len(km.JSON) > killmail.MaxSize {
 		t.Fatalf("stored %d bytes, more than MaxSize", len(km.JSON))
 	}
+	if !utf8.Valid(km.JSON) {
+		t.Fatalf("stored form is not valid UTF-8: %q", km.JSON)
+	}
+	if d := depth(km.JSON); d > killmail.MaxDepth {
+		t.Fatalf("stored form nests %d levels, more than MaxDepth: %s", d, km.JSON)
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(km.JSON, &top); err != nil {
 		t.Fatalf("stored form is not a JSON object: %v: %s", err, km.JSON)
@@ -103,6 +128,26 @@ func checkStored(t *testing.T, km killmail.Killmail) {
 	if back.ID != km.ID || back.SystemID != km.SystemID || string(back.JSON) != string(km.JSON) {
 		t.Fatalf("stored form parses back as %d/%d %s, was %d/%d %s",
 			back.ID, back.SystemID, back.JSON, km.ID, km.SystemID, km.JSON)
+	}
+}
+
+// depth is how deep the JSON value b nests, counted by a decoder (the
+// reference for the scanner in Check).
+func depth(b []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	d, most := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return most
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			d++
+			most = max(most, d)
+		case json.Delim('}'), json.Delim(']'):
+			d--
+		}
 	}
 }
 
@@ -183,5 +228,29 @@ func FuzzFromESI(f *testing.F) {
 			return
 		}
 		checkStored(t, km)
+	})
+}
+
+// FuzzCheck: on any valid JSON, Check refuses exactly what a decoder sees
+// as invalid UTF-8 or nested deeper than MaxDepth, and names a path.
+func FuzzCheck(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) > maxFuzzInput {
+			t.Skip()
+		}
+		var c bytes.Buffer
+		if json.Compact(&c, raw) != nil || c.Len() == 0 {
+			t.Skip()
+		}
+		err := killmail.Check(c.Bytes())
+		want := utf8.Valid(c.Bytes()) && depth(c.Bytes()) <= killmail.MaxDepth
+		if (err == nil) != want {
+			t.Fatalf("Check says %v, want ok=%v: %q", err, want, c.Bytes())
+		}
+		var pe *killmail.PathError
+		if err != nil && (!errors.As(err, &pe) || !(errors.Is(err, killmail.ErrInvalidUTF8) || errors.Is(err, killmail.ErrTooDeep))) {
+			t.Fatalf("Check error %q is not a *PathError of its rules", err)
+		}
 	})
 }

@@ -75,11 +75,13 @@ func parseCompact(c []byte) (Killmail, error) {
 		// object of its own: it is stored as it is, so that the stored
 		// form parses back to the same killmail.
 	case f.esi.IsObject(): // R2Z2 file: the killmail is "esi"
-		return fromObject(raw(c, f.esi), raw(c, f.zkb))
+		esi := raw(c, f.esi)
+		return build(esi, scan(esi), raw(c, f.zkb), ".esi")
 	case f.killmail.IsObject(): // RedisQ package
-		return fromObject(raw(c, f.killmail), raw(c, f.zkb))
+		km := raw(c, f.killmail)
+		return build(km, scan(km), raw(c, f.zkb), ".killmail")
 	}
-	return build(c, f, nil)
+	return build(c, f, nil, "")
 }
 
 // fields are the top-level fields of an object that Parse looks at.
@@ -141,11 +143,12 @@ func FromESI(esi, zkb []byte) (Killmail, error) {
 // fromObject builds the stored form from a compact ESI object and a compact
 // zkb value, added when it is an object and the ESI object has none.
 func fromObject(esi, zkb []byte) (Killmail, error) {
-	return build(esi, scan(esi), zkb)
+	return build(esi, scan(esi), zkb, "")
 }
 
-// build makes the stored form of esi, whose fields are f.
-func build(esi []byte, f fields, zkb []byte) (Killmail, error) {
+// build makes the stored form of esi, whose fields are f and which sits at
+// path at in the input, after checking what it stores (see Check).
+func build(esi []byte, f fields, zkb []byte, at string) (Killmail, error) {
 	id, ok := positive(f.killmailID)
 	if !ok {
 		return Killmail{}, ErrNoID
@@ -161,6 +164,14 @@ func build(esi []byte, f fields, zkb []byte) (Killmail, error) {
 	}
 	if size > MaxSize {
 		return Killmail{}, ErrTooLarge
+	}
+	if err := check(esi, at, 0); err != nil {
+		return Killmail{}, err
+	}
+	if splice {
+		if err := check(zkb, ".zkb", 1); err != nil {
+			return Killmail{}, err
+		}
 	}
 	out := make([]byte, 0, size)
 	if !splice {

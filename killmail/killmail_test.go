@@ -159,3 +159,48 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+func TestParseRefusesWhatAClientCannotDecode(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	for body, want := range map[string]string{
+		"{\"killmail_id\":1,\"solar_system_id\":2,\"x\":\"\xff\xfe\"}":                            "killmail.x: string is not valid UTF-8",
+		"{\"killmail_id\":1,\"solar_system_id\":2,\"victim\":{\"items\":[{},{\"f\":\"a\xc3\"}]}}": "killmail.victim.items[1].f: string is not valid UTF-8",
+		"{\"killmail_id\":1,\"solar_system_id\":2,\"v\":{\"k\xff\":1}}":                           `killmail.v["k\xff"]: string is not valid UTF-8`,
+		"{\"killmail_id\":1,\"solar_system_id\":2,\"x\":" + deep(5000) + "}":                      "killmail.x" + strings.Repeat("[0]", 31) + ": nested deeper than 32 levels",
+		"{\"esi\":{\"killmail_id\":1,\"solar_system_id\":2,\"x\":\"\xff\"},\"zkb\":{}}":           "killmail.esi.x: string is not valid UTF-8",
+		"{\"killmail\":{\"killmail_id\":1,\"solar_system_id\":2},\"zkb\":{\"a b\":[\"\xff\"]}}":   `killmail.zkb["a b"][0]: string is not valid UTF-8`,
+		"{\"esi\":{\"killmail_id\":1,\"solar_system_id\":2},\"zkb\":{\"a\":" + deep(31) + "}}":    "killmail.zkb.a" + strings.Repeat("[0]", 30) + ": nested deeper than 32 levels",
+	} {
+		_, err := killmail.Parse([]byte(body))
+		var pe *killmail.PathError
+		if !errors.As(err, &pe) || err.Error() != want {
+			t.Errorf("Parse(%.60q) = %v, want %s", body, err, want)
+		}
+	}
+	// At the bound, and valid multi-byte text, are stored.
+	for _, body := range []string{
+		`{"killmail_id":1,"solar_system_id":2,"x":` + deep(31) + `}`,
+		`{"killmail_id":1,"solar_system_id":2,"name":"Ærø ünïcødé \u00e9 日本 🚀","k\"ey\\":"\\\"\u0000"}`,
+	} {
+		if _, err := killmail.Parse([]byte(body)); err != nil {
+			t.Errorf("Parse(%.60q): %v", body, err)
+		}
+	}
+	if _, err := killmail.FromESI([]byte(`{"killmail_id":1,"solar_system_id":2}`), []byte("{\"h\":\"\xff\"}")); !errors.Is(err, killmail.ErrInvalidUTF8) {
+		t.Errorf("FromESI with a bad zkb: %v", err)
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	lines := fixture.Lines()
+	var n int64
+	for _, l := range lines {
+		n += int64(len(l))
+	}
+	b.SetBytes(n / int64(len(lines)))
+	for i := 0; b.Loop(); i++ {
+		if err := killmail.Check(lines[i%len(lines)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -164,11 +164,29 @@ func Extract(km []byte) *Facts {
 		}
 		return true
 	})
+	// The distinct ids of every kind share one exactly sized array: facts
+	// stay in memory as long as their event.
+	total := 0
 	for k := range f.Attackers {
 		if ids := f.Attackers[k]; len(ids) > 0 {
 			slices.Sort(ids)
-			f.Attackers[k] = slices.Clip(slices.Compact(ids))
+			f.Attackers[k] = slices.Compact(ids)
+			total += len(f.Attackers[k])
 		}
+	}
+	if total > 0 {
+		buf := make([]int64, total)
+		off := 0
+		for k, ids := range f.Attackers {
+			if len(ids) > 0 {
+				n := copy(buf[off:], ids)
+				f.Attackers[k] = buf[off : off+n : off+n]
+				off += n
+			}
+		}
+	}
+	if len(f.Labels) > 0 {
+		f.Labels = slices.Clone(f.Labels)
 	}
 	return f
 }

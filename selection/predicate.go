@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -41,6 +42,8 @@ const (
 	MaxLabels = 64
 	// MaxLabelLen is the longest label, in bytes.
 	MaxLabelLen = 64
+	// MaxFilterLen is the longest RedisQ filter, in bytes.
+	MaxFilterLen = 4096
 )
 
 // Terms is the wire form of a predicate, as a subscribe frame or a Phoenix
@@ -158,6 +161,9 @@ func (t Terms) Compile() (Predicate, error) {
 			if len(l) > MaxLabelLen {
 				return Predicate{}, bad("labels", "a label is at most "+strconv.Itoa(MaxLabelLen)+" bytes")
 			}
+			if !utf8.ValidString(l) {
+				return Predicate{}, bad("labels", "a label must be valid UTF-8")
+			}
 		}
 		slices.Sort(ls)
 		ls = slices.Compact(ls)
@@ -188,6 +194,9 @@ func (t Terms) Compile() (Predicate, error) {
 		p.terms = append(p.terms, locationTerm(ids))
 	}
 	if t.Filter != "" {
+		if !utf8.ValidString(t.Filter) || len(t.Filter) > MaxFilterLen {
+			return Predicate{}, bad("filter", "must be valid UTF-8 of at most "+strconv.Itoa(MaxFilterLen)+" bytes")
+		}
 		f, body, err := parseRedisQ(t.Filter)
 		if err != nil {
 			return Predicate{}, err

@@ -1,6 +1,7 @@
 package selection
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 
@@ -192,7 +193,7 @@ type factNum struct {
 
 func (t factNum) match(f *Facts, _ *gjson.Result) bool {
 	v, ok := t.get(f)
-	return ok && cmpNum(t.r.op, v, t.r.num)
+	return ok && compare(t.r.op, v, t.r.num)
 }
 
 // factLabels compares each label.
@@ -200,7 +201,7 @@ type factLabels rule
 
 func (t factLabels) match(f *Facts, _ *gjson.Result) bool {
 	for _, l := range f.Labels {
-		if cmpStr(t.op, l, t.str) {
+		if compare(t.op, l, t.str) {
 			return true
 		}
 	}
@@ -255,17 +256,17 @@ func (r rule) test(v gjson.Result) bool {
 	switch v.Type {
 	case gjson.Number:
 		if r.isNum {
-			return cmpNum(r.op, v.Num, r.num)
+			return compare(r.op, v.Num, r.num)
 		}
 		return r.op == opNe
 	case gjson.String:
 		if r.isNum {
 			if n, err := strconv.ParseFloat(strings.TrimSpace(v.Str), 64); err == nil {
-				return cmpNum(r.op, n, r.num)
+				return compare(r.op, n, r.num)
 			}
 			return r.op == opNe
 		}
-		return cmpStr(r.op, v.Str, r.str)
+		return compare(r.op, v.Str, r.str)
 	case gjson.True, gjson.False:
 		b := v.Type == gjson.True
 		switch {
@@ -274,7 +275,7 @@ func (r rule) test(v gjson.Result) bool {
 			if b {
 				n = 1
 			}
-			return cmpNum(r.op, n, r.num)
+			return compare(r.op, n, r.num)
 		case r.str == "true" || r.str == "false":
 			eq := b == (r.str == "true")
 			return (r.op == opEq && eq) || (r.op == opNe && !eq)
@@ -292,23 +293,8 @@ func (r rule) test(v gjson.Result) bool {
 	return false // objects and null
 }
 
-func cmpNum(o op, a, b float64) bool {
-	switch o {
-	case opEq:
-		return a == b
-	case opNe:
-		return a != b
-	case opLt:
-		return a < b
-	case opLe:
-		return a <= b
-	case opGt:
-		return a > b
-	}
-	return a >= b
-}
-
-func cmpStr(o op, a, b string) bool {
+// compare applies o to a and b: numbers numerically, strings bytewise.
+func compare[T cmp.Ordered](o op, a, b T) bool {
 	switch o {
 	case opEq:
 		return a == b

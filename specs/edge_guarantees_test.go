@@ -1,7 +1,10 @@
 package specs_test
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -234,6 +237,44 @@ var _ = Describe("edge nodes keep the core's guarantees", func() {
 			r := get(ctx, e.URL+"/listen.php?queueID=fourth&ttw=1")
 			Expect(r.Status).To(Equal(http.StatusTooManyRequests))
 			Expect(get(ctx, pollURL(e.URL, "/api/killfeed", "first", []int64{jita})).Status).To(Equal(http.StatusOK))
+		}, SpecTimeout(90*time.Second))
+	})
+
+	Context("with a core of defaults", func() {
+		BeforeEach(func() { core = startCoreProcess(dataDir, remote) })
+
+		It("serve HTTP as the core does: the drain grace, --cors-origins and --idle-timeout", func(ctx SpecContext) {
+			e := startEdgeProcess(ctx, remote, "--cors-origins", "*.example.com", "--idle-timeout", "300ms", "--drain-grace", "3s")
+			u := pollURL(e.URL, "/api/killfeed", "cors", []int64{jita})
+			r := do(ctx, http.MethodGet, u, nil, http.Header{"Origin": {"https://map.example.com"}})
+			Expect(r.Status).To(Equal(http.StatusOK))
+			Expect(r.Header.Get("Access-Control-Allow-Origin")).To(Equal("https://map.example.com"))
+			r = do(ctx, http.MethodGet, u, nil, http.Header{"Origin": {"https://evil.test"}})
+			Expect(r.Header.Get("Access-Control-Allow-Origin")).To(BeEmpty())
+
+			// An idle keep-alive connection is closed by the edge.
+			c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(c.Close)
+			Expect(c.SetReadDeadline(time.Now().Add(20 * time.Second))).To(Succeed())
+			_, err = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: kf\r\n\r\n")
+			Expect(err).NotTo(HaveOccurred())
+			br := bufio.NewReader(c)
+			res, err := http.ReadResponse(br, nil)
+			Expect(err).NotTo(HaveOccurred())
+			_, _ = io.Copy(io.Discard, res.Body)
+			_, err = br.ReadByte()
+			Expect(err).To(Equal(io.EOF))
+
+			// SIGTERM: /readyz 503 while the rest is served, then the edge exits.
+			Expect(e.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+			Eventually(func() int { return readyz(ctx, e.URL) }).WithContext(ctx).WithTimeout(3 * time.Second).WithPolling(20 * time.Millisecond).
+				Should(Equal(http.StatusServiceUnavailable))
+			Expect(get(ctx, e.URL+"/readyz").Error()).To(Equal("draining: shutting down"))
+			Expect(get(ctx, e.URL+"/healthz").Status).To(Equal(http.StatusOK))
+			Eventually(e.exited).WithContext(ctx).WithTimeout(20 * time.Second).Should(BeClosed())
+			Expect(e.err).NotTo(HaveOccurred())
+			Expect(string(e.stderr.Contents())).To(ContainSubstring(`draining: /readyz answers 503 until the listener closes" grace=3s`))
 		}, SpecTimeout(90*time.Second))
 	})
 })

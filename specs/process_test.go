@@ -75,7 +75,10 @@ func startSubcommand(env []string, sub []string, args ...string) *process {
 	GinkgoHelper()
 	head := append(sub, "--listen", "127.0.0.1:0")
 	if len(sub) == 0 || sub[0] == "serve" {
-		head = append(head, "--names=false") // no ESI from specs; a spec that wants names passes --names and a fake --esi-url
+		// No ESI and no R2Z2 from specs: a spec that wants names passes
+		// --names and a fake --esi-url; the upstream feeds are faked in
+		// ingest's own tests.
+		head = append(head, "--names=false", "--r2z2=false")
 	}
 	cmd := exec.Command(killfeedBinary(), append(head, args...)...)
 	cmd.Env = append(os.Environ(), env...)
@@ -127,12 +130,50 @@ var _ = Describe("the killfeed binary", func() {
 		Expect(p.stderr).To(gbytes.Say("shutting down"))
 	}, SpecTimeout(60*time.Second))
 
+	It("answers /readyz 503 for the drain grace after SIGTERM while serving the rest, then exits", func(ctx SpecContext) {
+		p := startProcess(nil, "--storage", "memory") // the default grace, 5s
+		Expect(readyz(ctx, p.URL)).To(Equal(http.StatusOK))
+		Expect(p.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+		Eventually(func() int { return readyz(ctx, p.URL) }).WithTimeout(5 * time.Second).WithPolling(20 * time.Millisecond).
+			Should(Equal(http.StatusServiceUnavailable))
+		Expect(p.stderr).To(gbytes.Say(`draining: /readyz answers 503 until the listener closes" grace=5s`))
+		// Still serving while it drains: a load balancer sees 503, not a refused connection.
+		r := get(ctx, p.URL+"/readyz")
+		Expect(r.Status).To(Equal(http.StatusServiceUnavailable))
+		Expect(r.Error()).To(Equal("draining: shutting down"))
+		Expect(get(ctx, p.URL+"/healthz").Status).To(Equal(http.StatusOK))
+		Expect(post(ctx, p.URL+"/api/killmails", fixture.Lines()[0]).Status).To(Equal(http.StatusCreated))
+		Eventually(p.exited).WithTimeout(20 * time.Second).Should(BeClosed())
+		Expect(p.err).NotTo(HaveOccurred())
+	}, SpecTimeout(60*time.Second))
+
+	It("closes at once on SIGTERM with --drain-grace 0", func(ctx SpecContext) {
+		p := startProcess(nil, "--storage", "memory", "--drain-grace", "0")
+		Expect(p.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+		Eventually(p.exited).WithTimeout(20 * time.Second).Should(BeClosed())
+		Expect(p.err).NotTo(HaveOccurred())
+		Expect(string(p.stderr.Contents())).NotTo(ContainSubstring("draining"))
+	}, SpecTimeout(60*time.Second))
+
 	It("takes its settings from KILLFEED_* variables", func(ctx SpecContext) {
 		p := startProcess([]string{"KILLFEED_INGEST_TOKEN=from-env", "KILLFEED_STORAGE=memory"})
 		r := post(ctx, p.URL+"/api/killmails", fixture.Lines()[0])
 		Expect(r.Status).To(Equal(http.StatusUnauthorized))
 		r = do(ctx, http.MethodPost, p.URL+"/api/killmails", fixture.Lines()[0], http.Header{"Authorization": {"Bearer from-env"}})
 		Expect(r.Status).To(Equal(http.StatusCreated))
+	}, SpecTimeout(60*time.Second))
+
+	It("refuses a --data-dir holding files it did not write, exit status 1", func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		Expect(os.WriteFile(filepath.Join(dir, "photos.tar"), []byte("not killfeed's"), 0o600)).To(Succeed())
+		cmd := exec.CommandContext(ctx, killfeedBinary(), "--listen", "127.0.0.1:0", "--data-dir", dir)
+		out, err := cmd.CombinedOutput()
+		Expect(err).To(HaveOccurred())
+		Expect(err.(*exec.ExitError).ExitCode()).To(Equal(1), "%s", out)
+		Expect(string(out)).To(ContainSubstring("pebblestore: data dir holds files killfeed did not write: " + filepath.Join(dir, "photos.tar")))
+		entries, err := os.ReadDir(dir)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(entries).To(HaveLen(1))
 	}, SpecTimeout(60*time.Second))
 
 	DescribeTable("refuses bad settings with a message naming them and exit status 1",

@@ -746,3 +746,40 @@ var _ = Describe("filtered subscriptions resume", func() {
 		second.pingPong(ctx) // it read them all: nothing again
 	}, SpecTimeout(time.Minute))
 })
+
+var _ = Describe("a filtered long-poll", func() {
+	It("is answered by the first matching killmail, not by others", func(ctx SpecContext) {
+		base := startKillfeed(app.Config{}).URL()
+		kms, groups := selCorpus(), shipGroups()
+		alliance := selWants(kms, groups)[0].alliances[0]
+		in := func(k selKillmail) bool { return selWant{alliances: []int64{alliance}}.matches(k, groups) }
+		var other, match selKillmail
+		for _, k := range kms {
+			if in(k) && match.ID == 0 {
+				match = k
+			}
+			if !in(k) && other.ID == 0 {
+				other = k
+			}
+		}
+		Expect(get(ctx, base+"/api/killfeed?client_id=waiter&alliances[]="+itoa(alliance)).Status).To(Equal(http.StatusOK))
+		answered := make(chan response, 1)
+		go func() {
+			defer GinkgoRecover()
+			answered <- get(ctx, base+"/api/killfeed?client_id=waiter&wait=20&alliances[]="+itoa(alliance))
+		}()
+		// Wait until the poll waits (the gauge counts it), then store a
+		// killmail it does not want, then one it does.
+		Eventually(func() string {
+			return string(get(ctx, base+"/metrics").Body)
+		}).WithContext(ctx).Should(MatchRegexp(`(?m)^killfeed_long_polls_waiting 1$`))
+		ids := postKillmails(ctx, base, append(append([]byte{'['}, other.raw...), ']'))
+		Consistently(answered).WithTimeout(300 * time.Millisecond).ShouldNot(Receive())
+		ids = append(ids, postKillmails(ctx, base, append(append([]byte{'['}, match.raw...), ']'))...)
+		var r response
+		Eventually(answered).WithContext(ctx).Should(Receive(&r))
+		var p pollAnswer
+		r.JSON(&p)
+		Expect(p.IDs()).To(Equal(ids[1:]))
+	}, SpecTimeout(time.Minute))
+})

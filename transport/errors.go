@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -32,6 +34,11 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		// failure to log at every poll of a load balancer.
 		if code >= 500 && !isProbe(c.Path()) {
 			logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "status", code, "err", err)
+		}
+		if code == http.StatusTooManyRequests && c.Response().Header().Get("Retry-After") == "" {
+			// Every 429 says when to come back; refusals without a
+			// known wait (a busy RedisQ queue) ask for a second.
+			c.Response().Header().Set("Retry-After", "1")
 		}
 		if c.Request().Method == http.MethodHead {
 			_ = c.NoContent(code)
@@ -80,6 +87,8 @@ var errorTable = []errorRule{
 	{err: killmail.ErrNotObject, status: http.StatusBadRequest, code: edgepb.Code_CODE_NOT_OBJECT, prefix: "body: "},
 	{err: killmail.ErrNoID, status: http.StatusBadRequest, code: edgepb.Code_CODE_NO_ID, prefix: "body: "},
 	{err: killmail.ErrNoSystem, status: http.StatusBadRequest, code: edgepb.Code_CODE_NO_SYSTEM, prefix: "body: "},
+	{err: killmail.ErrInvalidUTF8, status: http.StatusBadRequest, code: edgepb.Code_CODE_INVALID_UTF8, prefix: "body: "},
+	{err: killmail.ErrTooDeep, status: http.StatusBadRequest, code: edgepb.Code_CODE_TOO_DEEP, prefix: "body: "},
 	{err: actors.ErrUnavailable, status: http.StatusServiceUnavailable, code: edgepb.Code_CODE_UNAVAILABLE,
 		text: unavailableText, edge: actors.ErrUnavailable},
 	{err: actor.ErrTimeout, status: http.StatusServiceUnavailable, code: edgepb.Code_CODE_UNAVAILABLE, text: unavailableText},
@@ -110,14 +119,40 @@ func (r *errorRule) answer(err error) (int, string) {
 	return r.status, r.prefix + err.Error()
 }
 
+// plainJSON is Echo's JSON serializer without HTML escaping: error texts
+// quote what a client sent ("<" stays "<", not "\u003c").
+type plainJSON struct{ echo.DefaultJSONSerializer }
+
+func (plainJSON) Serialize(c echo.Context, i any, indent string) error {
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	return enc.Encode(i)
+}
+
+// plainMarshal is json.Marshal without HTML escaping, for the websocket
+// protocols' frames (their error texts quote what a client sent).
+func plainMarshal(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the frames' types always encode
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
 func statusOf(err error) (int, string) {
 	var he *echo.HTTPError
 	var maxBytes *http.MaxBytesError
 	var le *limitError
 	var pe *selection.ParamError
+	var kpe *killmail.PathError
 	switch {
 	case errors.As(err, &pe):
 		return http.StatusBadRequest, pe.Error()
+	case errors.As(err, &kpe):
+		return http.StatusBadRequest, "body" + kpe.Path + ": " + kpe.Err.Error()
 	case errors.As(err, &le):
 		return le.code, le.Error()
 	case errors.As(err, &he):

@@ -30,6 +30,8 @@ var replySentinels = map[string]error{
 	"killmail.ErrNotObject":      killmail.ErrNotObject,
 	"killmail.ErrNoID":           killmail.ErrNoID,
 	"killmail.ErrNoSystem":       killmail.ErrNoSystem,
+	"killmail.ErrInvalidUTF8":    killmail.ErrInvalidUTF8,
+	"killmail.ErrTooDeep":        killmail.ErrTooDeep,
 	"killmail.ErrTooLarge":       killmail.ErrTooLarge,
 	"killmail.ErrInvalidJSON":    killmail.ErrInvalidJSON,
 }

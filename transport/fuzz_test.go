@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -423,7 +424,8 @@ func FuzzRedisqPackage(f *testing.F) {
 // FuzzIngestHTTP: POST /api/killmails through the real Echo server over a
 // memory log. A rejected body is a 4xx {"error": "body…"} and stores
 // nothing (the log's head stays); an accepted one answers with event ids
-// whose stored killmails parse back to the body's killmails.
+// whose stored killmails are valid UTF-8 and parse back (within
+// killmail.MaxDepth) to the body's killmails.
 func FuzzIngestHTTP(f *testing.F) {
 	lines := fixture.Lines()
 	for _, i := range []int{0, 3, len(lines) - 1} {
@@ -437,6 +439,10 @@ func FuzzIngestHTTP(f *testing.F) {
 		``, `[]`, `{}`, `[{}]`, `null`, `[1]`, `{"killmail_id":1,"solar_system_id":2,"killmail_id":3}`,
 		`[{"killmail_id":5,"solar_system_id":6},{"killmail_id":5}]`, `{"killmail_id":1e400,"solar_system_id":1}`,
 		`[[{"killmail_id":5,"solar_system_id":6}]]`, `{"killmail_id":7,"solar_system_id":8}]`,
+		"{\"killmail_id\":9,\"solar_system_id\":30000142,\"x\":\"\xff\xfe\"}", // not UTF-8
+		"[{\"killmail_id\":10,\"solar_system_id\":1},{\"killmail_id\":11,\"solar_system_id\":1,\"\xc3\":1}]",
+		`{"killmail_id":12,"solar_system_id":1,"x":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
+		`{"killmail_id":13,"solar_system_id":1,"x":` + strings.Repeat("[", 31) + strings.Repeat("]", 31) + `}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -445,6 +451,7 @@ func FuzzIngestHTTP(f *testing.F) {
 	h := srv.Handler()
 	post := func(t *testing.T, body []byte) (int, []byte) {
 		req, _ := http.NewRequest(http.MethodPost, "/api/killmails", bytes.NewReader(body))
+		req.RemoteAddr = "127.0.0.1:40000" // ingest without a token is open to loopback only
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
@@ -493,6 +500,9 @@ func FuzzIngestHTTP(f *testing.F) {
 			ev, ok := readEvent(t, srv, a.EventID)
 			if !ok {
 				t.Fatalf("answer %d names event %d, which is not in the log", i, a.EventID)
+			}
+			if !utf8.Valid(ev.Killmail) {
+				t.Fatalf("stored event %d is not valid UTF-8", a.EventID)
 			}
 			back, err := killmail.Parse(ev.Killmail)
 			if err != nil {

@@ -14,14 +14,37 @@ import (
 	"github.com/killfeed/killfeed/killmail"
 )
 
-// requireToken checks the bearer token when one is configured.
+// bearer is the token of r's Authorization header; the scheme is
+// case-insensitive (RFC 9110, 11.1).
+func bearer(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// requireToken checks the bearer token when one is configured; without
+// one, ingest is open to loopback clients only (the client address as
+// resolved through the trusted proxies), so that a port reachable from
+// elsewhere does not let anyone inject killmails.
 func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 	if s.cfg.IngestToken == "" {
-		return next
+		return func(c echo.Context) error {
+			if a := s.limits.resolvedAddr(c.Request()); !a.IsLoopback() {
+				from := "an unknown address"
+				if a.IsValid() {
+					from = a.String()
+				}
+				return echo.NewHTTPError(http.StatusForbidden, "Authorization: ingest without --ingest-token is open to loopback clients only, and this request comes from "+
+					from+"; start killfeed with --ingest-token and send Authorization: Bearer <token>")
+			}
+			return next(c)
+		}
 	}
 	want := []byte(s.cfg.IngestToken)
 	return func(c echo.Context) error {
-		got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+		got, ok := bearer(c.Request())
 		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="killfeed"`)
 			return echo.NewHTTPError(http.StatusUnauthorized, "Authorization: a valid Bearer token is required")
@@ -43,6 +66,10 @@ func (s *Server) ingest(c echo.Context) error {
 		if errors.As(err, &tooBig) {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
 				"body: larger than "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes")
+		}
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return he // the read timeout
 		}
 		return badParam("body", "could not be read")
 	}

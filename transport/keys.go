@@ -114,10 +114,8 @@ const ctxOwner = "killfeed.owner"
 
 // requestKey is the bearer token of r, or its key query parameter.
 func requestKey(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
-		}
+	if tok, ok := bearer(r); ok {
+		return tok
 	}
 	return r.URL.Query().Get("key")
 }

@@ -176,6 +176,17 @@ func newLimiter(cfg LimitsConfig, reg *prometheus.Registry) *limiter {
 // trusted proxies the right-most untrusted X-Forwarded-For entry. IPv6
 // addresses are cut to their /64, which one host usually has whole.
 func (l *limiter) clientAddr(r *http.Request) netip.Addr {
+	a := l.resolvedAddr(r)
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+// resolvedAddr is the address of the client of r: the peer, or with
+// trusted proxies the right-most untrusted X-Forwarded-For entry.
+func (l *limiter) resolvedAddr(r *http.Request) netip.Addr {
 	a := peerAddr(r.RemoteAddr)
 	if len(l.cfg.TrustedProxies) > 0 && l.trusted(a) {
 		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -189,10 +200,6 @@ func (l *limiter) clientAddr(r *http.Request) netip.Addr {
 				break
 			}
 		}
-	}
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
 	}
 	return a
 }

@@ -43,6 +43,7 @@ func (s *Server) instrument() {
 		s.echo.Router().Add(rt.Method, rt.Path, observe(r, c.Handler()))
 	}
 	s.echo.GET("/readyz", s.ready)
+	s.echo.HEAD("/readyz", s.ready)
 	if s.cfg.Registry != nil {
 		s.echo.GET("/metrics", echo.WrapHandler(metrics.Handler(s.cfg.Registry)))
 	}

@@ -120,7 +120,7 @@ func (p phoenixProtocol) parse(typ websocket.MessageType, data []byte) wsCommand
 }
 
 func reasonJSON(msg string) string {
-	b, _ := json.Marshal(map[string]string{"reason": msg})
+	b := plainMarshal(map[string]string{"reason": msg})
 	return string(b)
 }
 
@@ -130,7 +130,7 @@ func appendPhoenixReply(dst []byte, joinRef, ref json.RawMessage, topic, status,
 	dst = append(dst, ',')
 	dst = appendRaw(dst, ref)
 	dst = append(dst, ',')
-	t, _ := json.Marshal(topic)
+	t := plainMarshal(topic)
 	dst = append(dst, t...)
 	dst = append(dst, `,"phx_reply",{"status":"`...)
 	dst = append(dst, status...)

@@ -26,6 +26,9 @@ func (s *Server) ready(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "draining: shutting down")
 	default:
 	}
+	if s.unready.Load() {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "draining: shutting down")
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), min(readyTimeout, s.cfg.RequestTimeout))
 	defer cancel()
 	if _, err := s.svc.Fetch(ctx, &actors.FetchSince{}); err != nil {
@@ -41,3 +44,8 @@ func (s *Server) ready(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
+
+// Unready makes GET /readyz answer 503 from now on while everything else
+// is served as before, so that a load balancer stops sending new traffic
+// before the listener closes (the drain grace of a shutdown).
+func (s *Server) Unready() { s.unready.Store(true) }

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -28,6 +29,13 @@ type Config struct {
 	MaxSystems int
 	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// CORSOrigins lists the Origin patterns (the syntax of
+	// WebsocketConfig.AllowedOrigins; "*": any) whose pages may read the
+	// HTTP API from a browser; empty means no CORS headers.
+	CORSOrigins []string
+	// ReadTimeout bounds how long a request body takes to arrive whole
+	// (408 past it); 0 means DefaultReadTimeout, negative means none.
+	ReadTimeout time.Duration
 	// Websocket tunes the websocket endpoints.
 	Websocket WebsocketConfig
 	// Universe is the static data that maps systems to constellations and
@@ -57,6 +65,12 @@ type Config struct {
 	// non-nil error (e.g. the disk guard refusing writes) makes it 503 with
 	// the error's text.
 	Ready func() error
+	// AdminToken, when set, serves the admin routes (GET /api/webhooks)
+	// to requests that carry it as a bearer token; "" serves none.
+	AdminToken string
+	// Webhooks, when set, describes the configured webhooks for GET
+	// /api/webhooks (a JSON-encodable value, secrets redacted).
+	Webhooks func() any
 }
 
 // Server is the HTTP API over an actors.Service.
@@ -67,11 +81,14 @@ type Server struct {
 	// draining is closed when shutdown begins: long-polls answer at once.
 	draining  chan struct{}
 	drainOnce sync.Once
-	ws        *wsHub
-	universe  *universe.Universe
-	redisq    *redisqQueues
-	limits    *limiter
-	metrics   *metrics.Serving
+	// unready makes GET /readyz answer 503 while requests are still
+	// served: the drain grace before a shutdown (see Unready).
+	unready  atomic.Bool
+	ws       *wsHub
+	universe *universe.Universe
+	redisq   *redisqQueues
+	limits   *limiter
+	metrics  *metrics.Serving
 }
 
 // New builds the Echo routes over svc.
@@ -81,6 +98,9 @@ func New(svc *actors.Service, cfg Config) *Server {
 	}
 	if cfg.MaxSystems <= 0 {
 		cfg.MaxSystems = DefaultMaxSystems
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -93,20 +113,24 @@ func New(svc *actors.Service, cfg Config) *Server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.JSONSerializer = plainJSON{}
 	s := &Server{svc: svc, cfg: cfg, echo: e, draining: make(chan struct{}), universe: cfg.Universe, redisq: newRedisqQueues()}
 	s.limits = newLimiter(cfg.Limits, cfg.Registry)
 	e.HTTPErrorHandler = s.limits.limitErrors(errorHandler(cfg.Logger))
 
+	s.httpMiddleware()
 	e.GET("/healthz", s.health)
+	e.HEAD("/healthz", s.health)
 	// The read guard wraps its handlers here, once: as route middleware
 	// Echo would wrap them again on every request.
 	e.GET("/api/killfeed", s.readGuard(s.poll))
 	e.GET("/api/killfeed/next", s.readGuard(s.next))
-	e.POST("/api/killmails", s.ingest, s.requireToken)
+	e.POST("/api/killmails", s.ingest, s.requireToken, s.bodyDeadline)
 	e.GET("/listen.php", s.readGuard(s.redisqListen))
 	e.GET("/api/redisq/listen.php", s.readGuard(s.redisqListen))
 	s.websocketRoutes()
 	s.dashboardRoutes()
+	s.adminRoutes()
 	s.instrument()
 	return s
 }

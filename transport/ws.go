@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -67,7 +68,7 @@ type WebsocketConfig struct {
 // Defaults of the subscribe pacing (WebsocketConfig.SubscribeRate).
 const (
 	DefaultWSSubscribeRate  rate.Limit = 10
-	DefaultWSSubscribeBurst int        = 10
+	DefaultWSSubscribeBurst int        = 50
 )
 
 func (c WebsocketConfig) withDefaults() WebsocketConfig {
@@ -181,6 +182,10 @@ func (h *wsHub) remove(wc *wsConn) {
 // not kept for the life of the connection. The hub tracks the session.
 func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 	h := s.ws
+	if !newOrigins(h.cfg.AllowedOrigins).originAllowed(c.Request()) {
+		return echo.NewHTTPError(http.StatusForbidden, "Origin: "+strconv.Quote(c.Request().Header.Get("Origin"))+
+			" is not allowed for this host (--ws-allowed-origins)")
+	}
 	names, err := parseNamesParam(c.QueryParams(), namesDefault(proto))
 	if err != nil {
 		return err

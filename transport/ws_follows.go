@@ -24,6 +24,7 @@ type wsJoin struct {
 	topics     []string        // the PubSub topics that carry its events
 	clientID   string          // the client_id it was joined with, if any
 	joinRef    json.RawMessage // Phoenix join_ref
+	seq        uint64          // joined order on its connection
 	// Every event of the join's selection with start < id <= from was
 	// sent by its replay or by another subscription; live events after
 	// from are its own to send.
@@ -75,6 +76,7 @@ type wsFollows struct {
 	last    *wsFollow // the follow of the last live event's system
 	clients int       // follows with a client id
 	sent    []wsSent  // ended subscriptions, oldest first
+	seq     uint64    // joins so far
 }
 
 func newWSFollows() *wsFollows {
@@ -125,6 +127,8 @@ func (w *wsFollows) covered(ev eventlog.Event) bool {
 // up to head; existing ones keep their floor.
 func (w *wsFollows) add(joins []*wsJoin, head uint64) {
 	for _, j := range joins {
+		w.seq++
+		j.seq = w.seq
 		w.joins[j.key] = j
 		w.order = append(w.order, j)
 		for _, id := range j.systems {
@@ -193,7 +197,8 @@ func (w *wsFollows) leave(j *wsJoin) []int64 {
 }
 
 // live decides about a published event: the subscription it goes out on
-// (nil: none wants it, or it was dealt with), and the follows that have
+// (nil: none wants it, or it was dealt with) — a system topic's when one
+// wants it, else the first joined that does — and the follows that have
 // now dealt with it, whose client ids advance.
 func (w *wsFollows) live(ev eventlog.Event) (to *wsJoin, dealt []*wsFollow) {
 	if ev.Facts == nil {
@@ -212,12 +217,22 @@ func (w *wsFollows) live(ev eventlog.Event) (to *wsJoin, dealt []*wsFollow) {
 		f.floor = ev.ID
 		dealt = append(dealt, f)
 		for _, j := range f.joins {
-			if to == nil && ev.ID > j.from && j.where.Match(ev.Facts) {
+			if ev.ID > j.from && (to == nil || carries(j, to)) && j.where.Match(ev.Facts) {
 				to = j
 			}
 		}
 	}
 	return to, dealt
+}
+
+// carries says whether a rather than b carries an event both want: a
+// system topic first, else the one joined first.
+func carries(a, b *wsJoin) bool {
+	as, bs := strings.HasPrefix(a.loc, "system:"), strings.HasPrefix(b.loc, "system:")
+	if as != bs {
+		return as
+	}
+	return a.seq < b.seq
 }
 
 // accept is the subscription queue's filter: whether some subscription

@@ -58,7 +58,7 @@ type nativeFrame struct {
 var pongFrame = []byte(`{"type":"pong"}`)
 
 func nativeError(msg string) wsCommand {
-	b, _ := json.Marshal(struct {
+	b := plainMarshal(struct {
 		Type  string `json:"type"`
 		Error string `json:"error"`
 	}{"error", msg})

@@ -39,7 +39,7 @@ type zkillFrame struct {
 }
 
 func zkillError(msg string) []byte {
-	b, _ := json.Marshal(struct {
+	b := plainMarshal(struct {
 		Action string `json:"action"`
 		Error  string `json:"error"`
 	}{"error", msg})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strconv"
 	"strings"
 )
 
@@ -189,9 +190,9 @@ func (b invertedBool) String() string {
 }
 
 func (b invertedBool) Set(s string) error {
-	var v bool
-	if _, err := fmt.Sscan(s, &v); err != nil {
-		return errors.New("parse error")
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("want true or false")
 	}
 	*b.p = !v
 	return nil

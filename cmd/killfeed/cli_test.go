@@ -32,6 +32,10 @@ func TestUsageErrors(t *testing.T) {
 		{"help", "bogus"},
 		{"--no-such-flag"},
 		{"serve", "--gc-interval", "often"},
+		{"import", "--bogus"},
+		{"import", "--to", "http://127.0.0.1:1"},
+		{"import", "--to", "ftp://host", "x.jsonl"},
+		{"edge", "--bogus"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			_, stderr, err := runCLI(t, args...)
@@ -95,5 +99,58 @@ func TestMetricsFlag(t *testing.T) {
 	}
 	if err := fs.Parse([]string{"--metrics"}); err != nil || no {
 		t.Fatalf("--metrics: NoMetrics %v, err %v", no, err)
+	}
+}
+
+// TestBadValuesNameTheirFormat: a value that does not parse, from a flag or
+// from its variable, says what the flag expects.
+func TestBadValuesNameTheirFormat(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+		code int
+	}{
+		{[]string{"--gc-interval", "often"}, nil, `--gc-interval: "often" is not a duration with its unit, such as 500ms, 30s, 5m or 1h30m`, 2},
+		{[]string{"--max-events", "lots"}, nil, `--max-events: "lots" is not a whole number, such as 10`, 2},
+		{[]string{"--metrics=maybe"}, nil, `--metrics: "maybe" is not true or false`, 2},
+		{[]string{"import", "--parallel", "x", "-"}, nil, `--parallel: "x" is not a whole number`, 2},
+		{[]string{"--storage", "memory"}, map[string]string{"KILLFEED_CLIENT_TTL": "1 day"}, `KILLFEED_CLIENT_TTL: "1 day" is not a duration with its unit`, 1},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var out, errOut bytes.Buffer
+			err := run(ctx, tc.args, func(k string) string { return tc.env[k] }, &out, &errOut)
+			if code := exitCode(err); code != tc.code || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("exit %d, error %v; want %d and %q", code, err, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+func TestUnknownEnvironmentVariables(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.Int("max-events", 0, "")
+	got := unknownEnv(fs, []string{"KILLFEED_MAX_EVENTS=1", "KILLFEED_MAX_EVENT=2", "HOME=/root", "KILLFEED_INGEST_TOKEN=x"}, "KILLFEED_INGEST_TOKEN")
+	if len(got) != 1 || got[0] != "KILLFEED_MAX_EVENT" {
+		t.Fatalf("unknown: %v, want [KILLFEED_MAX_EVENT]", got)
+	}
+}
+
+func TestImportBaseURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:8080":        "http://127.0.0.1:8080",
+		"http://kf:8080/":       "http://kf:8080",
+		"https://kf.example/a/": "https://kf.example/a",
+	} {
+		if got, err := baseURL(in); err != nil || got != want {
+			t.Errorf("baseURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"ftp://kf", "http://", "http://[::1"} {
+		if _, err := baseURL(in); err == nil {
+			t.Errorf("baseURL(%q) accepted", in)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +31,7 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&cfg.IngestToken, "ingest-token", "", "bearer token required by POST /api/killmails (empty: none)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5e9, "how long a request waits for the core")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	servingDone := httpServingFlags(fs, httpServing{&cfg.ReadTimeout, &cfg.IdleTimeout, &cfg.DrainGrace, &cfg.CORSOrigins})
 	websocketFlags(fs, &cfg.Websocket)
 	addressLimitFlags(fs, &cfg.Limits)
 	fs.StringVar(&cfg.ReadKeysFile, "read-keys-file", "", "file of read keys the read endpoints require, one a line, plain or sha256:<hex> (empty: open); deploy the core's file; SIGHUP re-reads it")
@@ -44,17 +44,17 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 			"Flags of edge (each also read from its environment variable when not given):\n")
 		printFlags(w, fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return usagef("edge: unexpected argument %q (flags only)", fs.Arg(0))
 	}
 	if err := applyEnv(fs, getenv); err != nil {
+		return err
+	}
+	if err := servingDone(); err != nil {
 		return err
 	}
 	var err error
@@ -65,5 +65,6 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string, std
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	cfg.Reload = hup
+	warnUnknownEnv(cfg.Logger, fs, "edge")
 	return app.RunEdge(ctx, cfg)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/transport"
+	"github.com/killfeed/killfeed/webhook"
 )
 
 // limitFlags registers the abuse-resistance flags.
@@ -16,6 +17,14 @@ func limitFlags(fs *flag.FlagSet, cfg *app.Config) {
 	addressLimitFlags(fs, &cfg.Limits)
 	fs.IntVar(&cfg.MaxClients, "max-clients", app.DefaultMaxClients, "live polling clients (client_id, listen.php queues); new ones past it are refused (negative: off)")
 	fs.StringVar(&cfg.ReadKeysFile, "read-keys-file", "", "file of read keys the read endpoints require, one a line, plain or sha256:<hex> (empty: open); SIGHUP re-reads it")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin routes (GET /api/webhooks); empty: no admin route")
+}
+
+// webhookFlags registers the webhook flags.
+func webhookFlags(fs *flag.FlagSet, cfg *app.Config) {
+	fs.StringVar(&cfg.WebhooksFile, "webhooks-file", "", "YAML file of webhooks the core delivers killmails to (see docs/webhooks.md); SIGHUP re-reads it")
+	fs.DurationVar(&cfg.Webhooks.Timeout, "webhook-timeout", webhook.DefaultTimeout, "longest a webhook request may take")
+	fs.DurationVar(&cfg.Webhooks.BackoffMax, "webhook-backoff-max", webhook.DefaultBackoffMax, "longest wait between retries of a failing webhook")
 }
 
 // addressLimitFlags registers the per-address and connection limits, which
@@ -36,7 +45,7 @@ func addressLimitFlags(fs *flag.FlagSet, l *transport.LimitsConfig) {
 	})
 }
 
-// reloadOnSIGHUP makes SIGHUP reload the read keys; the returned function
+// reloadOnSIGHUP makes SIGHUP reload the read keys and the webhooks; the returned function
 // stops listening for it.
 func reloadOnSIGHUP(cfg *app.Config) func() {
 	hup := make(chan os.Signal, 1)

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/term"
@@ -20,10 +22,11 @@ import (
 
 const importUsage = `usage: killfeed import (--to URL | --data-dir DIR) [flags] FILE…
 
-Imports JSON Lines files (plain or gzip) of ESI killmails, R2Z2 objects or
-RedisQ packages, in file order, into a running killfeed (--to) or, while no
-killfeed runs on it, into a data directory (--data-dir). Exit status 1 when
-any line was rejected.
+Imports JSON Lines files (plain or gzip; a JSON array or pretty-printed JSON
+is taken too) of ESI killmails, R2Z2 objects or RedisQ packages, in file
+order, into a running killfeed (--to) or, while no killfeed runs on it, into
+a data directory (--data-dir). FILE - reads standard input. Exit status 1
+when any line was rejected, 2 on a bad command line.
 
 `
 
@@ -47,19 +50,26 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	fs.IntVar(&batchBytes, "batch-bytes", ingest.DefaultBatchBytes, "killmail bytes per batch (the server accepts up to 32 MiB)")
 	fs.IntVar(&parallel, "parallel", 1, "batches in flight at once; above 1, batches may be stored out of file order")
 	fs.IntVar(&maxRejects, "max-rejects", ingest.DefaultMaxRejects, "rejected lines listed in the summary (all are counted)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	files := fs.Args()
 	switch {
 	case len(files) == 0:
 		fs.Usage()
-		return errors.New("import: no files given")
+		return usagef("import: no files given (- reads standard input)")
 	case (to == "") == (dataDir == ""):
 		fs.Usage()
-		return errors.New("import: give exactly one of --to and --data-dir")
+		return usagef("import: give exactly one of --to and --data-dir")
 	case batchBytes <= 0 || batchBytes > 32<<20:
-		return fmt.Errorf("import: batch-bytes: must be in 1…%d, got %d", 32<<20, batchBytes)
+		return usagef("import: --batch-bytes: must be in 1…%d, got %d", 32<<20, batchBytes)
+	}
+	if to != "" {
+		var err error
+		if to, err = baseURL(to); err != nil {
+			fs.Usage()
+			return usagef("import: --to: %v", err)
+		}
 	}
 	if token == "" {
 		token = getenv("KILLFEED_INGEST_TOKEN")
@@ -110,6 +120,25 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("import: %d lines rejected", res.Rejected)
 	}
 	return nil
+}
+
+// baseURL is --to as the base URL the import posts to: a bare host:port
+// gets http://, and anything but an http or https URL with a host is
+// refused at once rather than retried.
+func baseURL(to string) (string, error) {
+	if !strings.Contains(to, "://") {
+		to = "http://" + to
+	}
+	u, err := url.Parse(to)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%q is not a URL such as http://127.0.0.1:8080", to)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("%q: the scheme must be http or https", to)
+	case u.Host == "":
+		return "", fmt.Errorf("%q has no host", to)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
 }
 
 func printSummary(w io.Writer, res ingest.ImportResult) {

@@ -25,6 +25,10 @@ func main() {
 	}
 }
 
+// environ lists the environment, for the warning about unknown KILLFEED_*
+// variables (getenv reads the settings).
+var environ = os.Environ
+
 // run parses args and the KILLFEED_* environment and runs the command.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return dispatch(ctx, args, getenv, stdout, stderr)

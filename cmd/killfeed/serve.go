@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/killfeed/killfeed/app"
 )
@@ -28,8 +29,8 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			if err := setFromEnv(fs, f, v); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	})
@@ -50,20 +51,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.IntVar(&cfg.MaxEvents, "max-events", 1_000_000, "most events retained")
 	fs.Int64Var(&cfg.MaxBytes, "max-bytes", 2<<30, "most killmail bytes retained")
 	fs.DurationVar(&cfg.MaxAge, "max-age", 72*3600e9, "oldest event retained; also how long killmail ids are remembered")
+	minRetention := fs.Duration("min-retention", app.DefaultMinRetention, "keep events this recent even when every client has read them, for new clients to backfill (0: none)")
 	fs.StringVar(&cfg.IngestToken, "ingest-token", "", "bearer token required by POST /api/killmails (empty: none)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5e9, "how long a request waits for the store")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	servingDone := httpServingFlags(fs, httpServing{&cfg.ReadTimeout, &cfg.IdleTimeout, &cfg.DrainGrace, &cfg.CORSOrigins})
 	websocketFlags(fs, &cfg.Websocket)
 	ingestFlags(fs, &cfg.Ingest)
 	namesFlags(fs, &cfg.Names)
 	limitFlags(fs, &cfg)
+	webhookFlags(fs, &cfg)
 	fs.Var(invertedBool{&cfg.NoMetrics}, "metrics", "serve Prometheus metrics at GET /metrics")
 	fs.Usage = serveUsage(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprint(stderr, usage)
@@ -72,12 +73,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
 	}
+	if err := servingDone(); err != nil {
+		return err
+	}
+	switch {
+	case *minRetention < 0:
+		return fmt.Errorf("min-retention: must not be negative, got %s", *minRetention)
+	case *minRetention == 0:
+		cfg.MinRetention = -1 // none
+	default:
+		cfg.MinRetention = *minRetention
+	}
 	var err error
 	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
 		return err
 	}
+	warnUnknownEnv(cfg.Logger, fs, "serve")
 	defer reloadOnSIGHUP(&cfg)()
 	return app.Run(ctx, cfg)
+}
+
+// orNone maps a flag's 0 ("no limit") to the negative duration that means
+// none in app.Config, whose zero value means the default.
+func orNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // newLogger is the text logger on w at the --log-level named level.

@@ -51,6 +51,8 @@ const (
 	Code_CODE_NOT_OBJECT       Code = 13 // a killmail is not a JSON object
 	Code_CODE_NO_ID            Code = 14 // a killmail has no killmail_id
 	Code_CODE_NO_SYSTEM        Code = 15 // a killmail has no solar_system_id
+	Code_CODE_INVALID_UTF8     Code = 16 // a killmail holds a string that is not valid UTF-8
+	Code_CODE_TOO_DEEP         Code = 17 // a killmail is nested deeper than killmail.MaxDepth
 )
 
 // Enum value maps for Code.
@@ -71,6 +73,8 @@ var (
 		13: "CODE_NOT_OBJECT",
 		14: "CODE_NO_ID",
 		15: "CODE_NO_SYSTEM",
+		16: "CODE_INVALID_UTF8",
+		17: "CODE_TOO_DEEP",
 	}
 	Code_value = map[string]int32{
 		"CODE_OK":               0,
@@ -88,6 +92,8 @@ var (
 		"CODE_NOT_OBJECT":       13,
 		"CODE_NO_ID":            14,
 		"CODE_NO_SYSTEM":        15,
+		"CODE_INVALID_UTF8":     16,
+		"CODE_TOO_DEEP":         17,
 	}
 )
 
@@ -1509,7 +1515,7 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"y\n" +
 	"\fInsertResult\x124\n" +
 	"\aresults\x18\x01 \x03(\v2\x1a.killfeed.edge.v1.AppendedR\aresults\x123\n" +
-	"\afailure\x18\x02 \x01(\v2\x19.killfeed.edge.v1.FailureR\afailure*\xa6\x02\n" +
+	"\afailure\x18\x02 \x01(\v2\x19.killfeed.edge.v1.FailureR\afailure*\xd0\x02\n" +
 	"\x04Code\x12\v\n" +
 	"\aCODE_OK\x10\x00\x12\x14\n" +
 	"\x10CODE_UNAVAILABLE\x10\x01\x12\x10\n" +
@@ -1528,7 +1534,9 @@ const file_edge_edgepb_edge_proto_rawDesc = "" +
 	"\x0fCODE_NOT_OBJECT\x10\r\x12\x0e\n" +
 	"\n" +
 	"CODE_NO_ID\x10\x0e\x12\x12\n" +
-	"\x0eCODE_NO_SYSTEM\x10\x0f*Q\n" +
+	"\x0eCODE_NO_SYSTEM\x10\x0f\x12\x15\n" +
+	"\x11CODE_INVALID_UTF8\x10\x10\x12\x11\n" +
+	"\rCODE_TOO_DEEP\x10\x11*Q\n" +
 	"\tFetchKind\x12\x0f\n" +
 	"\vFETCH_SINCE\x10\x00\x12\x14\n" +
 	"\x10FETCH_FOR_CLIENT\x10\x01\x12\r\n" +

@@ -401,6 +401,28 @@ func Specs(name string, open Opener) bool {
 			})
 		})
 
+		Context("with a retention floor", func() {
+			It("keeps events younger than MinRetention that every client has read, then drops them", func() {
+				cfg.MinRetention = time.Hour
+				openLog()
+				appendAll(InSystem(jita, 0, 2)) // 1, 2
+				clock.Advance(40 * time.Minute)
+				appendAll(InSystem(amarr, 2, 1)) // 3
+				Expect(ids(fetch("a", []int64{jita, amarr}, 0))).To(Equal([]uint64{1, 2, 3}))
+				Expect(collect().Dropped).To(BeZero())
+				// A new client backfills what every live client had read.
+				Expect(ids(fetch("new", []int64{jita}, 0))).To(Equal([]uint64{1, 2}))
+				clock.Advance(30 * time.Minute) // 1, 2 are 70 min old, 3 is 30
+				fetch("a", []int64{jita, amarr}, 0)
+				st := collect()
+				Expect(st.Dropped).To(Equal(2))
+				Expect(st.DroppedByCaps).To(BeZero())
+				b := fetch("late", []int64{amarr}, 0)
+				Expect(ids(b)).To(Equal([]uint64{3}))
+				Expect(b.Missed).To(BeFalse())
+			})
+		})
+
 		Context("with caps", func() {
 			It("drops the oldest events past the event cap and tells a reader it missed some", func() {
 				cfg.MaxEvents = 3
@@ -437,6 +459,18 @@ func Specs(name string, open Opener) bool {
 				Expect(st.Events).To(Equal(2))
 				Expect(st.Bytes).To(BeNumerically("<=", cfg.MaxBytes))
 				Expect(ids(fetch("a", []int64{jita}, 0))).To(Equal([]uint64{3, 4}))
+			})
+
+			It("counts the events the caps dropped as appends came in at the next collect", func() {
+				cfg.MaxEvents = 10
+				openLog()
+				appendAll(InSystem(jita, 0, 40))
+				Expect(log.Stats().Events).To(Equal(10))
+				st := collect()
+				Expect(st.Dropped).To(Equal(30))
+				Expect(st.DroppedByCaps).To(Equal(30))
+				Expect(st.DroppedByAge).To(BeZero())
+				Expect(collect().Dropped).To(BeZero()) // counted once
 			})
 
 			It("drops events older than the age cap on collect, even with no clients", func() {

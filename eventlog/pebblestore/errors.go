@@ -12,6 +12,9 @@ var (
 	// ErrCorrupt is returned when the directory or a stored value is not what
 	// this package wrote.
 	ErrCorrupt = errors.New("pebblestore: corrupt data")
+	// ErrForeign is returned by Open for a non-empty directory that
+	// killfeed did not write: it refuses to put its files among others.
+	ErrForeign = errors.New("pebblestore: data dir holds files killfeed did not write")
 	// ErrDiskFull is returned by Append when the data dir's filesystem has
 	// less than Options.MinFreeBytes free.
 	ErrDiskFull = errors.New("pebblestore: disk nearly full")

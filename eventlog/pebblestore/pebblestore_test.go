@@ -611,5 +611,21 @@ var _ = Describe("Store", func() {
 			Expect(db.Close()).To(Succeed())
 			Expect(expectOpenError("not a killfeed store")).To(MatchError(pebblestore.ErrCorrupt))
 		})
+
+		It("holds files killfeed did not write: refused, and nothing is written beside them", func() {
+			Expect(os.MkdirAll(filepath.Join(dir, "lost+found"), 0o755)).To(Succeed())
+			Expect(os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644)).To(Succeed())
+			err := expectOpenError(filepath.Join(dir, "notes.txt") + " (use an empty or new directory)")
+			Expect(err).To(MatchError(pebblestore.ErrForeign))
+			entries, err := os.ReadDir(dir)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(entries).To(HaveLen(2)) // lost+found and notes.txt, nothing more
+		})
+
+		It("holds only lost+found, as the root of a fresh filesystem does: opened", func() {
+			Expect(os.MkdirAll(filepath.Join(dir, "lost+found"), 0o755)).To(Succeed())
+			Expect(open(pebblestore.Options{}).Close()).To(Succeed())
+			open(pebblestore.Options{}) // and again, now that it holds a store
+		})
 	})
 })

@@ -110,6 +110,9 @@ func open(dir string, opts Options) (_ *Store, err error) {
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create dir: %w", err)
 	}
+	if err := refuseForeign(fs, dir); err != nil {
+		return nil, err
+	}
 	lock, err := fs.Lock(fs.PathJoin(dir, lockName))
 	if err != nil {
 		if _, ok := errors.AsType[*iofs.PathError](err); ok {
@@ -228,6 +231,42 @@ func existing(fs vfs.FS, dir string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// refuseForeign fails with ErrForeign when dir holds a file that is neither
+// killfeed's lock nor one of Pebble's (lost+found, which mkfs puts at the
+// root of a filesystem, does not count).
+func refuseForeign(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	for _, n := range names {
+		if !ours(n) {
+			return fmt.Errorf("%w: %s (use an empty or new directory)", ErrForeign, fs.PathJoin(dir, n))
+		}
+	}
+	return nil
+}
+
+// ours reports whether a file name in the data dir is one killfeed or
+// Pebble writes.
+func ours(name string) bool {
+	switch name {
+	case lockName, "lost+found", "LOCK", "CURRENT", "archive":
+		return true
+	}
+	for _, prefix := range []string{"MANIFEST-", "OPTIONS-", "marker.", "temporary."} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	for _, suffix := range []string{".sst", ".log", ".blob", ".dbtmp"} {
+		if strings.HasSuffix(name, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // markCorrupt makes Pebble's corruption errors match ErrCorrupt too.

@@ -43,6 +43,17 @@ function formatBytes(n) {
   return `${(n / 1024).toFixed(0)} KiB`;
 }
 
+/**
+ * The websocket URL: /api/ws on this host, with the read key of the page's
+ * own ?key= when the server requires read keys (open /?key=… once; the
+ * followed things live in the hash, so the key stays in the address).
+ */
+function liveURL() {
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/ws`;
+  const key = new URLSearchParams(location.search).get("key");
+  return key ? `${url}?key=${encodeURIComponent(key)}` : url;
+}
+
 class Dashboard {
   constructor(universe) {
     this.universe = universe;
@@ -51,7 +62,7 @@ class Dashboard {
     this.matches = [];
     this.active = -1;
     this.live = new Live({
-      url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/ws`,
+      url: liveURL(),
       onEvent: (f) => this.show(f),
       onState: (state, detail) => this.setState(state, detail),
       onNotice: (text) => this.notice(text),
