@@ -103,6 +103,16 @@ func deliver(c echo.Context, b *eventlog.Batch, body []byte) error {
 	w := c.Response()
 	h := w.Header()
 	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	// The gzip middleware leaves these routes alone (see selfCompressed):
+	// it would compress every answer it is made to flush, however small,
+	// and send it chunked.
+	if accepts := c.Request().Header.Get(echo.HeaderAcceptEncoding); accepts != "" && acceptsGzip(accepts) {
+		h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
+		if len(body) >= gzipMinLength {
+			body = gzipped(body)
+			h.Set(echo.HeaderContentEncoding, "gzip")
+		}
+	}
 	// With its length known the answer goes out in one write at the flush,
 	// not chunked with a terminating chunk written after the handler.
 	h.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
