@@ -45,6 +45,8 @@ type FetchForClient struct {
 	// Owner, when set, binds ClientID to it or refuses the read with
 	// eventlog.ErrNotOwner (see eventlog.Log.Claim).
 	Owner string
+	// reply, when set, is where the store answers instead of the sender.
+	reply *replySlot
 }
 
 // FetchOneEvent reads the oldest event of Selection the client has not
@@ -59,6 +61,8 @@ type FetchOneEvent struct {
 	Deadline time.Time
 	// Owner is as in FetchForClient.
 	Owner string
+	// reply is as in FetchForClient.
+	reply *replySlot
 }
 
 // PeekForClient reads like FetchForClient without advancing. Reply: *FetchResult.

@@ -11,14 +11,14 @@ import (
 // (see eventlog.Log.Claim).
 func (a *killmailStore) refused(ctx actor.Context, clientID, owner string, deadline time.Time) bool {
 	if expired(deadline) {
-		ctx.Respond(&FetchResult{Err: ErrUnavailable})
+		respond(ctx, &FetchResult{Err: ErrUnavailable})
 		return true
 	}
 	if owner == "" {
 		return false
 	}
 	if err := a.log.Claim(clientID, owner); err != nil {
-		ctx.Respond(&FetchResult{Err: err})
+		respond(ctx, &FetchResult{Err: err})
 		return true
 	}
 	return false

@@ -28,9 +28,12 @@ type rootActor struct {
 }
 
 type rootConfig struct {
-	store     func(pubsub *actor.PID) actor.Producer
-	pubsub    actor.Producer
-	scheduler func(store *actor.PID) actor.Producer
+	store func(pubsub *actor.PID) actor.Producer
+	// storeDispatcher runs the store's mailbox; nil means Proto.Actor's
+	// default (a goroutine per wake-up).
+	storeDispatcher actor.Dispatcher
+	pubsub          actor.Producer
+	scheduler       func(store *actor.PID) actor.Producer
 	// wired, when set, runs once the children are spawned (an edge's
 	// PubSub learns its store).
 	wired func(ctx actor.Context, ch *children)
@@ -47,7 +50,11 @@ func (r *rootActor) Receive(ctx actor.Context) {
 	switch ctx.Message().(type) {
 	case *actor.Started:
 		pubsub, err1 := ctx.SpawnNamed(actor.PropsFromProducer(r.cfg.pubsub), "pubsub")
-		store, err2 := ctx.SpawnNamed(actor.PropsFromProducer(r.cfg.store(pubsub)), "store")
+		var opts []actor.PropsOption
+		if r.cfg.storeDispatcher != nil {
+			opts = append(opts, actor.WithDispatcher(r.cfg.storeDispatcher))
+		}
+		store, err2 := ctx.SpawnNamed(actor.PropsFromProducer(r.cfg.store(pubsub), opts...), "store")
 		sched, err3 := ctx.SpawnNamed(actor.PropsFromProducer(r.cfg.scheduler(store)), "scheduler")
 		for _, err := range []error{err1, err2, err3} {
 			if err != nil {

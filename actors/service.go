@@ -37,6 +37,10 @@ type Config struct {
 	BeforeInsert func(ctx context.Context, kms []killmail.Killmail)
 }
 
+// storeThroughput is how many messages the store handles in a row before
+// it yields (Proto.Actor's default).
+const storeThroughput = 300
+
 // Service runs the actor tree over an event log and is the Go API to it.
 type Service struct {
 	system  *actor.ActorSystem
@@ -47,6 +51,8 @@ type Service struct {
 	log     *eventlog.Log
 	// stats replaces log.Stats for a Service without a local log (an edge).
 	stats func() eventlog.Stats
+	// worker runs the local store's mailbox; nil for an edge.
+	worker *worker
 	// beforeInsert is Config.BeforeInsert.
 	beforeInsert func(ctx context.Context, kms []killmail.Killmail)
 }
@@ -58,6 +64,7 @@ func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
 	cfg = cfg.withDefaults()
 	logger := cfg.Logger
 	storeMetrics := metrics.NewStore(cfg.Registry, log.Stats)
+	w := newWorker(storeThroughput)
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &rootActor{cfg: rootConfig{
@@ -65,6 +72,7 @@ func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
 			store: func(pubsub *actor.PID) actor.Producer {
 				return newKillmailStore(log, pubsub, durable, logger, storeMetrics)
 			},
+			storeDispatcher: w,
 			scheduler: func(store *actor.PID) actor.Producer {
 				return newScheduler(store, cfg.GCInterval, cfg.FlushInterval, logger)
 			},
@@ -73,12 +81,14 @@ func Start(log *eventlog.Log, durable bool, cfg Config) (*Service, error) {
 	root, err := system.Root.SpawnNamed(props, "killfeed")
 	if err != nil {
 		system.Shutdown()
+		w.stop()
 		return nil, fmt.Errorf("spawn root: %w", err)
 	}
-	s := &Service{system: system, root: root, timeout: cfg.RequestTimeout, log: log, beforeInsert: cfg.BeforeInsert}
+	s := &Service{system: system, root: root, timeout: cfg.RequestTimeout, log: log, worker: w, beforeInsert: cfg.BeforeInsert}
 	ch, err := request[*children](context.Background(), s, root, &whereAreChildren{})
 	if err != nil {
 		system.Shutdown()
+		w.stop()
 		return nil, fmt.Errorf("start actors: %w", err)
 	}
 	s.store, s.pubsub = ch.store, ch.pubsub
@@ -98,6 +108,9 @@ func (s *Service) PubSub() *actor.PID { return s.pubsub }
 func (s *Service) Stop() {
 	_ = s.system.Root.PoisonFuture(s.root).Wait()
 	s.system.Shutdown()
+	if s.worker != nil {
+		s.worker.stop()
+	}
 }
 
 // deadline is when request stops waiting for a reply under ctx.
@@ -122,8 +135,13 @@ func (s *Service) FlushOffsets(ctx context.Context) error {
 // deadline (or the default timeout). A timeout is ErrUnavailable; an error
 // reply is returned as is.
 func request[T any](ctx context.Context, s *Service, pid *actor.PID, msg any) (T, error) {
+	return requestUntil[T](ctx, s, pid, msg, s.deadline(ctx))
+}
+
+// requestUntil is request with the deadline given.
+func requestUntil[T any](ctx context.Context, s *Service, pid *actor.PID, msg any, deadline time.Time) (T, error) {
 	var zero T
-	timeout := time.Until(s.deadline(ctx))
+	timeout := time.Until(deadline)
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
@@ -179,27 +197,82 @@ func (s *Service) FetchOneEvent(ctx context.Context, clientID string, sel select
 // Fetch sends one of the fetch messages (FetchForClient, FetchOneEvent,
 // PeekForClient, FetchSince) to the store. A fetch that advances offsets
 // gets ctx's deadline (or the default timeout) as its Deadline, so that it
-// advances nothing when its answer would come too late to be received.
+// advances nothing when its answer would come too late to be received; one
+// that carries a Deadline already is waited for until then (or ctx's
+// deadline, the earlier), and is sent as it is when ctx's deadline is not
+// earlier.
 func (s *Service) Fetch(ctx context.Context, msg any) (eventlog.Batch, error) {
+	deadline := s.deadline(ctx)
+	_, ctxHas := ctx.Deadline()
+	// keep says whether the message's deadline d stands: it is set, and
+	// ctx's is not earlier. Then the reply is awaited until d.
+	keep := func(d time.Time) bool {
+		if d.IsZero() || (ctxHas && deadline.Before(d)) {
+			return false
+		}
+		deadline = d
+		return true
+	}
+	// A local store answers in a reply slot, set on a copy of the
+	// message (the caller may send it again).
+	var slot *replySlot
+	if s.worker != nil {
+		slot = replySlots.Get().(*replySlot)
+	}
 	switch m := msg.(type) {
 	case *FetchForClient:
-		if m.Deadline.IsZero() {
+		if !keep(m.Deadline) || slot != nil {
 			c := *m
-			c.Deadline = s.deadline(ctx)
+			c.Deadline, c.reply = deadline, slot
 			msg = &c
 		}
 	case *FetchOneEvent:
-		if m.Deadline.IsZero() {
+		if !keep(m.Deadline) || slot != nil {
 			c := *m
-			c.Deadline = s.deadline(ctx)
+			c.Deadline, c.reply = deadline, slot
 			msg = &c
 		}
+	default:
+		if slot != nil {
+			replySlots.Put(slot)
+			slot = nil
+		}
 	}
-	r, err := request[*FetchResult](ctx, s, s.store, msg)
+	if slot != nil {
+		return s.fetchLocal(ctx, msg, slot, deadline)
+	}
+	r, err := requestUntil[*FetchResult](ctx, s, s.store, msg, deadline)
 	if err != nil {
 		return eventlog.Batch{}, err
 	}
 	return r.Batch, r.Err
+}
+
+// fetchLocal sends msg, which carries slot, to the local store and waits
+// for its answer until deadline.
+func (s *Service) fetchLocal(ctx context.Context, msg any, slot *replySlot, deadline time.Time) (eventlog.Batch, error) {
+	if err := ctx.Err(); err != nil {
+		return eventlog.Batch{}, err
+	}
+	timeout := time.Until(deadline)
+	if timeout <= 0 {
+		return eventlog.Batch{}, ErrUnavailable
+	}
+	s.system.Root.Send(s.store, msg)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var res *FetchResult
+	select {
+	case res = <-slot.ch:
+	case <-t.C:
+		if slot.abandon() {
+			return eventlog.Batch{}, ErrUnavailable // the slot is the store's to drop
+		}
+		res = <-slot.ch // answered as the timer fired
+	}
+	slot.state.Store(slotWaiting)
+	replySlots.Put(slot)
+	return res.Batch, res.Err
 }
 
 // Advance moves a client's offsets for systems forward to through.

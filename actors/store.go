@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -23,12 +24,22 @@ type killmailStore struct {
 	// flushing is set while a FlushOffsets runs; a tick that finds it set
 	// is skipped, and the running flush takes its changes too.
 	flushing *atomic.Bool
+	// diskReads bounds the reads of bodies left on disk running at once
+	// (see diskReaders).
+	diskReads chan struct{}
 }
+
+// diskReaders is how many reads of bodies left on disk run at once: half
+// the CPUs, at least one. Readers catching up from far back (every client,
+// after a restart) then leave the other half to inserts, which would
+// otherwise wait for a CPU behind them; they queue for a turn instead.
+func diskReaders() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 func newKillmailStore(log *eventlog.Log, pubsub *actor.PID, durable bool, logger *slog.Logger, m *metrics.Store) actor.Producer {
 	flushing := new(atomic.Bool) // shared by restarts of the actor
+	diskReads := make(chan struct{}, diskReaders())
 	return func() actor.Actor {
-		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger, metrics: m, flushing: flushing}
+		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger, metrics: m, flushing: flushing, diskReads: diskReads}
 	}
 }
 
@@ -37,7 +48,9 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		if r := recover(); r != nil {
 			// Answer the caller now instead of letting it wait for its
 			// deadline, then let the supervisor restart the actor.
-			if ctx.Sender() != nil {
+			if slot := replyOf(ctx.Message()); slot != nil {
+				slot.answer(&FetchResult{Err: fmt.Errorf("%w: %v", ErrCrashed, r)})
+			} else if ctx.Sender() != nil {
 				ctx.Respond(fmt.Errorf("%w: %v", ErrCrashed, r))
 			}
 			panic(r)
@@ -66,7 +79,7 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 		}
 		if msg.NewAtHead {
 			if err := a.log.Join(msg.ClientID, msg.Selection.Systems); err != nil {
-				ctx.Respond(&FetchResult{Err: err})
+				respond(ctx, &FetchResult{Err: err})
 				return
 			}
 		}
@@ -170,35 +183,50 @@ func (a *killmailStore) answer(ctx actor.Context, b eventlog.Batch, err error) {
 // and the asker (if still there) gets ErrUnavailable.
 func (a *killmailStore) answerFetch(ctx actor.Context, b eventlog.Batch, err error, deadline time.Time) {
 	a.metrics.Answered(b.Missed)
-	respond := func(reply func(any), b eventlog.Batch) {
-		if expired(deadline) {
-			b.Unread()
-			reply(&FetchResult{Err: ErrUnavailable})
-			return
-		}
-		reply(&FetchResult{Batch: b})
-	}
 	if err != nil {
-		ctx.Respond(&FetchResult{Err: err})
+		respond(ctx, &FetchResult{Err: err})
 		return
 	}
 	if !b.OnDisk() {
-		respond(ctx.Respond, b)
+		respond(ctx, fetchResult(b, deadline))
 		return
 	}
-	sender, root := ctx.Sender(), ctx.ActorSystem().Root
-	reply := func(m any) {
-		if sender != nil {
-			root.Send(sender, m)
-		}
-	}
+	slot, sender, root := replyOf(ctx.Message()), ctx.Sender(), ctx.ActorSystem().Root
 	go func() {
-		if err := b.ReadBodies(); err != nil {
-			reply(&FetchResult{Err: err})
-			return
+		a.diskReads <- struct{}{}
+		err := b.ReadBodies()
+		<-a.diskReads
+		res := &FetchResult{Err: err}
+		if err == nil {
+			res = fetchResult(b, deadline)
 		}
-		respond(reply, b)
+		switch {
+		case slot != nil:
+			slot.answer(res)
+		case sender != nil:
+			root.Send(sender, res)
+		}
 	}()
+}
+
+// respond answers the fetch being handled: in its reply slot, or to its
+// sender.
+func respond(ctx actor.Context, res *FetchResult) {
+	if slot := replyOf(ctx.Message()); slot != nil {
+		slot.answer(res)
+		return
+	}
+	ctx.Respond(res)
+}
+
+// fetchResult is the answer of a read ready now: b, or, past the asker's
+// deadline, ErrUnavailable with b's offsets put back.
+func fetchResult(b eventlog.Batch, deadline time.Time) *FetchResult {
+	if expired(deadline) {
+		b.Unread()
+		return &FetchResult{Err: ErrUnavailable}
+	}
+	return &FetchResult{Batch: b}
 }
 
 // expired says whether a request's deadline (zero: none) has passed.

@@ -2,8 +2,11 @@ package actors_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,5 +229,114 @@ func TestFlushOffsetsIsDurable(t *testing.T) {
 	}
 	if len(b.Events) != 0 {
 		t.Errorf("reader after a crash: %d events again, want 0", len(b.Events))
+	}
+}
+
+// countingStore is a Pebble store that counts the batches reading bodies
+// at once; every body read waits for gate to close.
+type countingStore struct {
+	*pebblestore.Store
+	gate         chan struct{}
+	mu           sync.Mutex
+	active, most int
+	reachedLimit chan struct{} // closed when limit batches read at once
+	reached      bool
+	limit        int
+}
+
+func (s *countingStore) Bodies() (eventlog.Bodies, error) {
+	v, err := s.Store.Bodies()
+	if err != nil {
+		return nil, err
+	}
+	return &countedBodies{Bodies: v, s: s}, nil
+}
+
+// countedBodies is one batch's view: it counts as reading from its first
+// body read until it is closed.
+type countedBodies struct {
+	eventlog.Bodies
+	s       *countingStore
+	reading bool
+}
+
+func (v *countedBodies) Body(id uint64) ([]byte, error) {
+	if !v.reading {
+		v.reading = true
+		s := v.s
+		s.mu.Lock()
+		s.active++
+		s.most = max(s.most, s.active)
+		if s.active == s.limit && !s.reached {
+			s.reached = true
+			close(s.reachedLimit)
+		}
+		s.mu.Unlock()
+	}
+	<-v.s.gate
+	return v.Bodies.Body(id)
+}
+
+func (v *countedBodies) Close() error {
+	if v.reading {
+		v.s.mu.Lock()
+		v.s.active--
+		v.s.mu.Unlock()
+	}
+	return v.Bodies.Close()
+}
+
+// Readers catching up from disk all at once (every client, after a
+// restart) read bodies a few at a time, so that inserts find a CPU; the
+// others wait their turn and are then answered in full.
+func TestDiskReadsAreBounded(t *testing.T) {
+	dir := t.TempDir()
+	kms := fixture.Killmails()[:20]
+	svc, stop := startOnDisk(t, dir, nil)
+	if _, err := svc.Insert(context.Background(), kms, nil); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	limit := max(1, runtime.GOMAXPROCS(0)/2)
+	counting := &countingStore{gate: make(chan struct{}), reachedLimit: make(chan struct{}), limit: limit}
+	svc, stop = startOnDisk(t, dir, func(s *pebblestore.Store) eventlog.Store {
+		counting.Store = s
+		return counting
+	})
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	readers := 2*limit + 2
+	errs := make(chan error, readers)
+	for range readers {
+		go func() {
+			b, err := svc.Fetch(ctx, &actors.FetchSince{Selection: selection.All()})
+			if err == nil && len(b.Events) != len(kms) {
+				err = fmt.Errorf("%d events, want %d", len(b.Events), len(kms))
+			}
+			errs <- err
+		}()
+	}
+	select {
+	case <-counting.reachedLimit:
+	case <-ctx.Done():
+		t.Fatal("no read of bodies began")
+	}
+	// An insert answered means the store has handled every fetch before
+	// it and handed its disk read on.
+	km := kms[0]
+	km.ID = 1 << 40
+	if _, err := svc.Insert(ctx, []killmail.Killmail{km}, nil); err != nil {
+		t.Fatal(err)
+	}
+	close(counting.gate)
+	for range readers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if counting.most > limit {
+		t.Fatalf("%d reads of bodies at once, want at most %d", counting.most, limit)
 	}
 }

@@ -181,13 +181,18 @@ func Open(cfg Config, store Store) (*Log, error) {
 	return l, nil
 }
 
-// setFacts keeps the facts a reader extracted from a body read from disk,
-// for a record loaded without them.
-func (l *Log) setFacts(id uint64, f *selection.Facts) {
+// setFacts keeps the facts a reader extracted from bodies read from disk
+// (evs), for the records loaded without them, under one lock.
+func (l *Log) setFacts(evs []Event) {
+	if len(evs) == 0 {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if r := l.record(id); r != nil && r.facts == nil {
-		r.facts = f
+	for _, ev := range evs {
+		if r := l.record(ev.ID); r != nil && r.facts == nil {
+			r.facts = ev.Facts
+		}
 	}
 }
 

@@ -225,15 +225,20 @@ func (b *Batch) decide() {
 		return
 	}
 	kept := b.Events[:0]
+	var extracted []Event // kept in the log together, under one lock
 	for _, ev := range b.Events {
 		if ev.Facts == nil && ev.Killmail != nil {
 			ev.Facts = selection.Extract(ev.Killmail)
-			b.log.setFacts(ev.ID, ev.Facts)
+			if extracted == nil {
+				extracted = make([]Event, 0, len(b.Events))
+			}
+			extracted = append(extracted, ev)
 		}
 		if b.where.Match(ev.Facts) {
 			kept = append(kept, ev)
 		}
 	}
+	b.log.setFacts(extracted)
 	clear(b.Events[len(kept):])
 	b.Events = kept
 	b.log = nil

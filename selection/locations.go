@@ -1,6 +1,7 @@
 package selection
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -97,31 +98,126 @@ func TopicSystems(u *universe.Universe, topic string) ([]int64, error) {
 // first-seen order. A set holding "all" is just [AllSystems], which has no
 // cap; otherwise more than maxSystems systems is an error.
 func ExpandTopics(u *universe.Universe, topics []string, maxSystems int) ([]int64, error) {
-	var out []int64
-	all := false
-	seen := make(map[int64]struct{})
+	var e expansion
 	for _, t := range topics {
 		ids, err := TopicSystems(u, t)
 		if err != nil {
 			return nil, err
 		}
-		for _, id := range ids {
-			if id == AllSystems {
-				all = true
-			}
-			if _, dup := seen[id]; !dup && !all {
-				seen[id] = struct{}{}
-				out = append(out, id)
+		e.add(ids)
+	}
+	return e.result(maxSystems)
+}
+
+// Expand is ExpandTopics of l.Topics() without the topic names: a list of
+// systems alone, the common poll, costs one slice at most (none when it
+// has no repeats).
+func (l Locations) Expand(u *universe.Universe, maxSystems int) ([]int64, error) {
+	if len(l.Constellations) == 0 && len(l.Regions) == 0 && !l.All {
+		for _, id := range l.Systems {
+			if id <= 0 {
+				return nil, badTopic("system:" + strconv.FormatInt(id, 10))
 			}
 		}
+		systems := distinct(l.Systems)
+		if len(systems) > maxSystems {
+			return nil, bad("systems", "more than "+strconv.Itoa(maxSystems)+" systems")
+		}
+		return systems, nil
 	}
-	if all {
+	var e expansion
+	for _, id := range l.Systems {
+		if id <= 0 {
+			return nil, badTopic("system:" + strconv.FormatInt(id, 10))
+		}
+		e.add([]int64{id})
+	}
+	for _, g := range []struct {
+		kind    string
+		ids     []int64
+		systems func(int64) []int64
+	}{{"constellation", l.Constellations, u.ConstellationSystems}, {"region", l.Regions, u.RegionSystems}} {
+		for _, id := range g.ids {
+			if id <= 0 {
+				return nil, badTopic(g.kind + ":" + strconv.FormatInt(id, 10))
+			}
+			ids := g.systems(id)
+			if len(ids) == 0 {
+				return nil, bad(g.kind+"s", strconv.FormatInt(id, 10)+" is not a known "+g.kind+" id")
+			}
+			e.add(ids)
+		}
+	}
+	if l.All {
+		e.add([]int64{AllSystems})
+	}
+	return e.result(maxSystems)
+}
+
+func badTopic(topic string) error {
+	return bad("topic", strconv.Quote(topic)+" is not system:<id>, constellation:<id>, region:<id> or all")
+}
+
+// expansion gathers the systems of location topics, deduplicated in
+// first-seen order.
+type expansion struct {
+	out  []int64
+	seen map[int64]struct{}
+	all  bool
+}
+
+func (e *expansion) add(ids []int64) {
+	if e.seen == nil {
+		e.seen = make(map[int64]struct{})
+	}
+	for _, id := range ids {
+		if id == AllSystems {
+			e.all = true
+		}
+		if _, dup := e.seen[id]; !dup && !e.all {
+			e.seen[id] = struct{}{}
+			e.out = append(e.out, id)
+		}
+	}
+}
+
+func (e *expansion) result(maxSystems int) ([]int64, error) {
+	if e.all {
 		return []int64{AllSystems}, nil
 	}
-	if len(out) > maxSystems {
+	if len(e.out) > maxSystems {
 		return nil, bad("systems", "more than "+strconv.Itoa(maxSystems)+" systems")
 	}
-	return out, nil
+	return e.out, nil
+}
+
+// distinct returns ids without repeats, in first-seen order; it copies
+// only when there are repeats.
+func distinct(ids []int64) []int64 {
+	if len(ids) <= 16 { // the common case: no map
+		repeated := false
+		for i := 1; i < len(ids) && !repeated; i++ {
+			repeated = slices.Contains(ids[:i], ids[i])
+		}
+		if !repeated {
+			return ids
+		}
+	}
+	seen := make(map[int64]struct{}, len(ids))
+	for i, id := range ids {
+		if _, dup := seen[id]; dup {
+			out := slices.Clone(ids[:i])
+			for _, id := range ids[i:] {
+				if _, dup := seen[id]; !dup {
+					seen[id] = struct{}{}
+					out = append(out, id)
+				}
+			}
+			return out
+		}
+		seen[id] = struct{}{}
+	}
+	return ids
 }
 
 // CheckIDs validates ids of the field name, each a what id (positive),

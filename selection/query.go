@@ -2,6 +2,7 @@ package selection
 
 import (
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -9,12 +10,22 @@ import (
 )
 
 // idParams are the id-list parameters of a query, with the noun of their
-// ids.
+// ids; each is read from name[] and name.
 var idParams = []struct{ name, what string }{
 	{"systems", "system"}, {"constellations", "constellation"}, {"regions", "region"},
 	{"characters", "character"}, {"corporations", "corporation"}, {"alliances", "alliance"},
 	{"factions", "faction"}, {"ships", "ship type"}, {"groups", "group"}, {"locations", "location"},
 }
+
+// idKeys are the keys of idParams: idKeys[name] is {name[], name}, made
+// once so that a query names no key by concatenation.
+var idKeys = func() map[string][2]string {
+	m := make(map[string][2]string, len(idParams))
+	for _, p := range idParams {
+		m[p.name] = [2]string{p.name + "[]", p.name}
+	}
+	return m
+}()
 
 // IsQueryParam says whether ParseQuery reads the parameter name (as
 // name, or name[] for the lists).
@@ -43,7 +54,7 @@ func ParseQuery(q url.Values) (Locations, Terms, error) {
 	var loc Locations
 	var t Terms
 	for _, p := range idParams {
-		ids, err := queryIDs(q, p.name, p.what)
+		ids, err := queryIDs(q, p.name, p.what, idKeys[p.name])
 		if err != nil {
 			return loc, t, err
 		}
@@ -97,23 +108,44 @@ func ParseQuery(q url.Values) (Locations, Terms, error) {
 	return loc, t, nil
 }
 
-// queryIDs reads name[]=1&name[]=2, name=1,2 and repeated name=,
-// deduplicated in first-seen order.
-func queryIDs(q url.Values, name, what string) ([]int64, error) {
-	var out []int64
-	seen := make(map[int64]struct{})
-	for _, key := range []string{name + "[]", name} {
+// queryIDs reads name[]=1&name[]=2, name=1,2 and repeated name= (keys
+// are name[] and name), deduplicated in first-seen order.
+func queryIDs(q url.Values, name, what string, keys [2]string) ([]int64, error) {
+	n := 0
+	for _, key := range keys {
 		for _, v := range q[key] {
-			for _, part := range strings.Split(v, ",") {
+			n += strings.Count(v, ",") + 1
+		}
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]int64, 0, n)
+	var seen map[int64]struct{} // past a few ids; below, out is searched
+	for _, key := range keys {
+		for _, v := range q[key] {
+			for rest, more := v, true; more; {
+				var part string
+				part, rest, more = strings.Cut(rest, ",")
 				part = strings.TrimSpace(part)
 				id, err := strconv.ParseInt(part, 10, 64)
 				if err != nil || id <= 0 {
 					return nil, bad(name, strconv.Quote(part)+" is not a positive integer "+what+" id")
 				}
-				if _, dup := seen[id]; dup {
+				if seen == nil && len(out) >= 16 {
+					seen = make(map[int64]struct{}, n)
+					for _, id := range out {
+						seen[id] = struct{}{}
+					}
+				}
+				if seen != nil {
+					if _, dup := seen[id]; dup {
+						continue
+					}
+					seen[id] = struct{}{}
+				} else if slices.Contains(out, id) {
 					continue
 				}
-				seen[id] = struct{}{}
 				out = append(out, id)
 			}
 		}
@@ -138,7 +170,7 @@ func Build(u *universe.Universe, loc Locations, t Terms, maxSystems int) (Select
 		}
 		loc.All = true
 	}
-	systems, err := ExpandTopics(u, loc.Topics(), maxSystems)
+	systems, err := loc.Expand(u, maxSystems)
 	if err != nil {
 		return Selection{}, err
 	}

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/selection"
+	"github.com/killfeed/killfeed/universe"
 )
 
 // sample is the real R2Z2 killmail of testdata in stored form: one
@@ -183,4 +187,74 @@ func ExampleTerms_Compile() {
 	p, err := selection.Terms{Alliances: []int64{99000002, 99000001}, Side: "victim"}.Compile()
 	fmt.Println(p, err)
 	// Output: {"alliances":[99000001,99000002],"side":"victim"} <nil>
+}
+
+// TestExpandIsExpandTopics checks that Locations.Expand, which the query
+// parser uses, gives what expanding l.Topics() gives, errors included.
+func TestExpandIsExpandTopics(t *testing.T) {
+	u := universe.Default()
+	for _, l := range []selection.Locations{
+		{Systems: []int64{30000142}},
+		{Systems: []int64{30000142, 30002187, 30000142}},
+		{Systems: []int64{30000142, -1}},
+		{Systems: []int64{0}},
+		{Systems: make([]int64, 20)},
+		{Systems: []int64{30000142, 30000144}, Constellations: []int64{20000020}},
+		{Constellations: []int64{20000020}, Regions: []int64{10000002}},
+		{Regions: []int64{10000002, 10000002}, Systems: []int64{30000142}},
+		{Regions: []int64{1}},
+		{Constellations: []int64{-5}},
+		{All: true, Systems: []int64{30000142}},
+		{All: true, Regions: []int64{1}},
+		{Regions: []int64{10000002, 10000043, 10000030}},
+	} {
+		for _, max := range []int{1, 3, selection.DefaultMaxSystems} {
+			want, wantErr := selection.ExpandTopics(u, l.Topics(), max)
+			got, err := l.Expand(u, max)
+			if fmt.Sprint(err) != fmt.Sprint(wantErr) || !slices.Equal(got, want) {
+				t.Errorf("%+v max %d: Expand = %v, %v; ExpandTopics = %v, %v", l, max, got, err, want, wantErr)
+			}
+		}
+	}
+}
+
+// TestParseQueryIDs checks the id lists of a query: every form, repeats
+// removed in first-seen order past the size where a map takes over.
+func TestParseQueryIDs(t *testing.T) {
+	var many []string
+	var want []int64
+	for i := range 40 {
+		many = append(many, strconv.Itoa(30000100+i%25))
+		if i < 25 {
+			want = append(want, int64(30000100+i))
+		}
+	}
+	for _, c := range []struct {
+		query string
+		want  []int64
+		err   string
+	}{
+		{"systems=1,2&systems[]=3&systems=2", []int64{3, 1, 2}, ""},
+		{"systems[]=5&systems[]=5", []int64{5}, ""},
+		{"systems=" + strings.Join(many, ","), want, ""},
+		{"systems=1,,2", nil, `systems: "" is not a positive integer system id`},
+		{"systems=", nil, `systems: "" is not a positive integer system id`},
+		{"systems= 7 ,8", []int64{7, 8}, ""},
+		{"systems=1&systems=x", nil, `systems: "x" is not a positive integer system id`},
+	} {
+		q, err := url.ParseQuery(c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loc, _, err := selection.ParseQuery(q)
+		if c.err != "" {
+			if err == nil || err.Error() != c.err {
+				t.Errorf("%s: error %v, want %s", c.query, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(loc.Systems, c.want) {
+			t.Errorf("%s: %v, %v; want %v", c.query, loc.Systems, err, c.want)
+		}
+	}
 }

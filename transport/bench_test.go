@@ -6,9 +6,10 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
-
-	"github.com/labstack/echo/v4"
+	"time"
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
@@ -75,18 +76,80 @@ func hammer(b *testing.B, url func(i int) string) {
 
 // BenchmarkHTTP compares a poll of GET /api/killfeed (10 systems, 300 real
 // killmails retained, nothing new for the client) with a trivial Echo
-// handler served and loaded the same way in the same run.
+// handler served and loaded the same way in the same run. Allocations count
+// the client's too.
 func BenchmarkHTTP(b *testing.B) {
 	b.Run("trivial-echo", func(b *testing.B) {
-		e := echo.New()
-		e.GET("/", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]any{"events": []any{}}) })
-		base := serve(b, e)
+		base := serve(b, trivialEcho())
+		b.ReportAllocs()
 		hammer(b, func(int) string { return base + "/" })
 	})
 	b.Run("poll", func(b *testing.B) {
 		base := serve(b, pollServer(b))
-		hammer(b, func(i int) string {
-			return base + "/api/killfeed?client_id=bench" + strconv.Itoa(i%64) + benchSystems
-		})
+		b.ReportAllocs()
+		hammer(b, func(i int) string { return pollURL(base, i) })
 	})
+}
+
+func pollURL(base string, i int) string {
+	return base + "/api/killfeed?client_id=bench" + strconv.Itoa(i%64) + benchSystems
+}
+
+// BenchmarkHTTPRatio loads the poll and the trivial handler in turns,
+// 32 keep-alive clients for 100ms on one and then on the other (the order
+// swapped each round), so that both see the same machine within
+// milliseconds of each other, and reports their requests per second over
+// the rounds and poll/trivial. Run it with -benchtime Nx: N rounds.
+func BenchmarkHTTPRatio(b *testing.B) {
+	trivial := serve(b, trivialEcho()) + "/"
+	poll := serve(b, pollServer(b))
+	urls := [2]func(int) string{
+		func(int) string { return trivial },
+		func(i int) string { return pollURL(poll, i) },
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	const clients, phase = 32, 100 * time.Millisecond
+	var served [2]int64
+	var spent [2]time.Duration
+	load := func(k int) {
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		stop := start.Add(phase)
+		for c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := c; time.Now().Before(stop); i += clients {
+					res, err := client.Get(urls[k](i))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, res.Body)
+					_ = res.Body.Close()
+					if res.StatusCode != http.StatusOK {
+						b.Errorf("status %d", res.StatusCode)
+						return
+					}
+					n.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		served[k] += n.Load()
+		spent[k] += time.Since(start)
+	}
+	load(0) // warm both up: connections, the clients' offsets
+	load(1)
+	served, spent = [2]int64{}, [2]time.Duration{}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		load(i % 2)
+		load(1 - i%2)
+	}
+	rate := func(k int) float64 { return float64(served[k]) / spent[k].Seconds() }
+	b.ReportMetric(rate(0), "trivial-req/s")
+	b.ReportMetric(rate(1), "poll-req/s")
+	b.ReportMetric(rate(1)/rate(0), "poll/trivial")
 }

@@ -1,8 +1,12 @@
 package transport
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -22,6 +26,32 @@ func websocketPath(path string) bool {
 	return false
 }
 
+// selfCompressed reports whether path is a route whose answer compresses
+// itself (deliver): the polls and RedisQ, which flush their answer to learn
+// that it was written.
+func selfCompressed(path string) bool {
+	switch path {
+	case "/api/killfeed", "/api/killfeed/next", "/listen.php", "/api/redisq/listen.php":
+		return true
+	}
+	return false
+}
+
+// gzipWriters are the writers gzipped reuses.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(io.Discard) }}
+
+// gzipped is body compressed with gzip.
+func gzipped(body []byte) []byte {
+	var b bytes.Buffer
+	b.Grow(len(body)/3 + 64)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&b)
+	_, _ = zw.Write(body) // a bytes.Buffer does not fail
+	_ = zw.Close()
+	gzipWriters.Put(zw)
+	return b.Bytes()
+}
+
 // httpMiddleware adds what every HTTP answer gets: gzip when the client
 // sends Accept-Encoding: gzip (not on websocket routes, nor on the
 // dashboard's files and /metrics, which compress themselves), and, with
@@ -31,7 +61,7 @@ func (s *Server) httpMiddleware() {
 		MinLength: gzipMinLength,
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
-			return websocketPath(p) || p == "/" || strings.HasPrefix(p, "/ui/") || p == "/api/universe" || p == "/metrics"
+			return websocketPath(p) || selfCompressed(p) || p == "/" || strings.HasPrefix(p, "/ui/") || p == "/api/universe" || p == "/metrics"
 		},
 	}))
 	allowed := newOrigins(s.cfg.CORSOrigins)

@@ -138,11 +138,15 @@ type limiter struct {
 	lastSweep time.Time
 	idle      time.Duration
 	rejected  map[string]prometheus.Counter
+	// perAddr says whether some limit counts per address (rate, long-polls,
+	// websockets per address); without one, requests are not tracked.
+	perAddr bool
 }
 
 func newLimiter(cfg LimitsConfig, reg *prometheus.Registry) *limiter {
 	cfg = cfg.withDefaults()
 	l := &limiter{cfg: cfg, addrs: make(map[netip.Addr]*addrState), lastSweep: time.Now(), idle: addrIdle}
+	l.perAddr = cfg.RatePerIP > 0 || cfg.LongPollsPerIP >= 0 || cfg.WSPerIP >= 0
 	if cfg.RatePerIP > 0 && cfg.RateBurst > 0 {
 		// An address is dropped only once its bucket is full again.
 		l.idle = max(l.idle, time.Duration(float64(cfg.RateBurst)/cfg.RatePerIP*float64(time.Second)))
@@ -286,6 +290,9 @@ const ctxAddr = "killfeed.addr"
 // admitRequest applies the rate limit to a read request and remembers the
 // address's state for the later checks.
 func (l *limiter) admitRequest(c echo.Context) error {
+	if !l.perAddr {
+		return nil // no limit counts per address: nothing to track
+	}
 	st := l.state(l.clientAddr(c.Request()))
 	if st == nil {
 		return l.refuse(LimitRate, "too many client addresses are active; try again later", sweepInterval)
@@ -355,13 +362,18 @@ func (l *limiter) admitWebsocket(c echo.Context) (release func(), limit, reason 
 }
 
 // isLongPoll says whether a poll request waits: wait > 0 on the poll
-// routes, always on listen.php (ttw is at least 1s).
+// routes, always on listen.php (ttw is at least 1s). It reads wait from the
+// raw query, which it does not parse whole.
 func isLongPoll(c echo.Context) bool {
 	p := c.Path()
 	if strings.HasSuffix(p, "listen.php") {
 		return true
 	}
-	n, err := strconv.Atoi(c.QueryParam("wait"))
+	v := rawQueryParam(c.Request().URL.RawQuery, "wait")
+	if v == "" {
+		return false
+	}
+	n, err := strconv.Atoi(v)
 	return err == nil && n > 0
 }
 

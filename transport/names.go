@@ -16,7 +16,12 @@ type Renderer interface {
 
 // parseNamesParam reads names=true|false (also 1|0); def when absent.
 func parseNamesParam(q url.Values, def bool) (bool, error) {
-	switch q.Get("names") {
+	return parseNames(q.Get("names"), def)
+}
+
+// parseNames reads a value of names= ("" means def).
+func parseNames(v string, def bool) (bool, error) {
+	switch v {
 	case "":
 		return def, nil
 	case "true", "1":

@@ -58,12 +58,39 @@ func parseQuery(raw string) (url.Values, error) {
 	return q, nil
 }
 
+// rawQueryParam is the first value of name in a raw query, as
+// url.Values.Get of parseQuery's result would give it ("" when absent or
+// not a valid escape), without parsing the rest of the query.
+func rawQueryParam(raw, name string) string {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		if k != name {
+			if !strings.ContainsAny(k, "%+") {
+				continue
+			}
+			if key, err := url.QueryUnescape(k); err != nil || key != name {
+				continue
+			}
+		}
+		val, err := url.QueryUnescape(v)
+		if err != nil {
+			return ""
+		}
+		return val
+	}
+	return ""
+}
+
 // checkParams refuses an indexed parameter (systems[1]=…) and, when strict,
 // a parameter that neither the selection nor one of own reads.
 func checkParams(q url.Values, strict bool, own ...string) error {
 	for key := range q {
-		if m := indexedParam.FindStringSubmatch(key); m != nil {
-			return badParam(key, "indexed parameters are not read; use "+m[1]+"[]=… for each value, or "+m[1]+"=1,2")
+		if strings.Contains(key, "[") { // the pattern needs a bracket
+			if m := indexedParam.FindStringSubmatch(key); m != nil {
+				return badParam(key, "indexed parameters are not read; use "+m[1]+"[]=… for each value, or "+m[1]+"=1,2")
+			}
 		}
 		if !strict || selection.IsQueryParam(key) {
 			continue
@@ -87,12 +114,29 @@ type pollQuery struct {
 	wait     time.Duration
 }
 
+// validClientID says whether id matches clientIDPattern, without the
+// regular expression.
+func validClientID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch b := id[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case b == '.', b == '_', b == ':', b == '@', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func parseClientID(q url.Values) (string, error) {
 	id := q.Get("client_id")
 	if id == "" {
 		return "", badParam("client_id", "required")
 	}
-	if !clientIDPattern.MatchString(id) {
+	if !validClientID(id) {
 		return "", badParam("client_id", "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
 	}
 	return id, nil

@@ -17,23 +17,36 @@ func (s *Server) requestContext(c echo.Context, wait time.Duration) (context.Con
 	return context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout+wait)
 }
 
+// pollContext is the context of a poll's fetches and the deadline of its
+// store reads: RequestTimeout, plus the wait of a long-poll. A poll that
+// does not wait needs no context of its own (its fetch carries the
+// deadline), and makes none.
+func (s *Server) pollContext(c echo.Context, wait time.Duration) (context.Context, time.Time, context.CancelFunc) {
+	deadline := time.Now().Add(s.cfg.RequestTimeout + wait)
+	if wait == 0 {
+		return c.Request().Context(), deadline, func() {}
+	}
+	ctx, cancel := context.WithDeadline(c.Request().Context(), deadline)
+	return ctx, deadline, cancel
+}
+
 // poll serves GET /api/killfeed.
 func (s *Server) poll(c echo.Context) error {
 	q, err := parsePoll(s.universe, c.Request().URL.RawQuery, s.cfg.MaxSystems, true)
 	if err != nil {
 		return err
 	}
-	names, err := parseNamesParam(c.QueryParams(), true)
+	names, err := parseNames(rawQueryParam(c.Request().URL.RawQuery, "names"), true)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.requestContext(c, q.wait)
+	ctx, deadline, cancel := s.pollContext(c, q.wait)
 	defer cancel()
-	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Selection: q.sel, Limit: q.limit, Owner: ownerOf(c)})
+	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Selection: q.sel, Limit: q.limit, Owner: ownerOf(c), Deadline: deadline})
 	if err != nil {
 		return err
 	}
-	size := 64
+	size := 128 // the brackets and the position
 	for i := range b.Events {
 		b.Events[i] = s.named(b.Events[i], names)
 		size += len(b.Events[i].Killmail) + 64
@@ -57,13 +70,13 @@ func (s *Server) next(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	names, err := parseNamesParam(c.QueryParams(), true)
+	names, err := parseNames(rawQueryParam(c.Request().URL.RawQuery, "names"), true)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.requestContext(c, q.wait)
+	ctx, deadline, cancel := s.pollContext(c, q.wait)
 	defer cancel()
-	b, err := s.fetchOne(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Selection: q.sel, Owner: ownerOf(c)})
+	b, err := s.fetchOne(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Selection: q.sel, Owner: ownerOf(c), Deadline: deadline})
 	if err != nil {
 		return err
 	}
@@ -90,6 +103,16 @@ func deliver(c echo.Context, b *eventlog.Batch, body []byte) error {
 	w := c.Response()
 	h := w.Header()
 	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	// The gzip middleware leaves these routes alone (see selfCompressed):
+	// it would compress every answer it is made to flush, however small,
+	// and send it chunked.
+	if accepts := c.Request().Header.Get(echo.HeaderAcceptEncoding); accepts != "" && acceptsGzip(accepts) {
+		h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
+		if len(body) >= gzipMinLength {
+			body = gzipped(body)
+			h.Set(echo.HeaderContentEncoding, "gzip")
+		}
+	}
 	// With its length known the answer goes out in one write at the flush,
 	// not chunked with a terminating chunk written after the handler.
 	h.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))

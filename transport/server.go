@@ -121,11 +121,13 @@ func New(svc *actors.Service, cfg Config) *Server {
 	s.httpMiddleware()
 	e.GET("/healthz", s.health)
 	e.HEAD("/healthz", s.health)
-	e.GET("/api/killfeed", s.poll, s.readGuard)
-	e.GET("/api/killfeed/next", s.next, s.readGuard)
+	// The read guard wraps its handlers here, once: as route middleware
+	// Echo would wrap them again on every request.
+	e.GET("/api/killfeed", s.readGuard(s.poll))
+	e.GET("/api/killfeed/next", s.readGuard(s.next))
 	e.POST("/api/killmails", s.ingest, s.requireToken, s.bodyDeadline)
-	e.GET("/listen.php", s.redisqListen, s.readGuard)
-	e.GET("/api/redisq/listen.php", s.redisqListen, s.readGuard)
+	e.GET("/listen.php", s.readGuard(s.redisqListen))
+	e.GET("/api/redisq/listen.php", s.readGuard(s.redisqListen))
 	s.websocketRoutes()
 	s.dashboardRoutes()
 	s.adminRoutes()
