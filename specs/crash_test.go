@@ -105,10 +105,26 @@ var _ = Describe("an answer that never reaches its client", func() {
 		}).WithContext(ctx).Should(Succeed())
 	}
 	clientExists := func() bool { return kf.Actors().Stats().Clients > 0 }
+	// putBack waits until the dropped answer's events are unread again: the
+	// handler puts them back once its write failed, which may come after
+	// the store answered the probe. A peek moves no offset.
+	putBack := func(ctx context.Context, client string, ids []uint64) {
+		GinkgoHelper()
+		Eventually(func(g Gomega) {
+			b, err := kf.Actors().Fetch(ctx, &actors.PeekForClient{ClientID: client, Selection: selection.Of([]int64{jita}), Limit: 100})
+			g.Expect(err).NotTo(HaveOccurred())
+			got := make([]uint64, len(b.Events))
+			for i, e := range b.Events {
+				got[i] = e.ID
+			}
+			g.Expect(got).To(Equal(ids))
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+	}
 
 	It("leaves a long-poll's events unread when its connection dropped after the store answered", func(ctx SpecContext) {
 		ids := wsInsert(ctx, kf.URL(), jita, 3)
 		dropAfterStoreAnswers(ctx, "/api/killfeed?client_id=dropped&wait=5&systems[]="+itoa(jita), clientExists)
+		putBack(ctx, "dropped", ids)
 		r := get(ctx, pollURL(kf.URL(), "/api/killfeed", "dropped", []int64{jita}))
 		var pa pollAnswer
 		r.JSON(&pa)
@@ -118,6 +134,7 @@ var _ = Describe("an answer that never reaches its client", func() {
 	It("leaves /api/killfeed/next's event unread when its connection dropped after the store answered", func(ctx SpecContext) {
 		ids := wsInsert(ctx, kf.URL(), jita, 2)
 		dropAfterStoreAnswers(ctx, "/api/killfeed/next?client_id=dropped&systems[]="+itoa(jita), clientExists)
+		putBack(ctx, "dropped", ids)
 		for _, id := range ids {
 			r := get(ctx, pollURL(kf.URL(), "/api/killfeed/next", "dropped", []int64{jita}))
 			Expect(r.Status).To(Equal(http.StatusOK))
