@@ -23,7 +23,8 @@ type delivery struct {
 	at int64
 }
 
-// runClient is the client process: it reads one line of systems per
+// runClient is the client process: it reads one line of ids (systems,
+// corporations or alliances, as -follow says) per
 // connection from in, subscribes them all, prints "ready", records every
 // delivery, then reads "window N", "id publish_ns" lines and "end", and
 // prints a JSON result.
@@ -32,6 +33,7 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 	target := fs.String("target", "", "websocket URL; several, comma-separated, are dialled in turn (edge nodes)")
 	conns := fs.Int("conns", 0, "connections")
 	cpuprofile := fs.String("cpuprofile", "", "write the client's CPU profile of the measured window to this file")
+	followed := fs.String("follow", string(followSystems), "what each line's ids are: systems, corporations or alliances")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,7 +70,7 @@ func runClient(args []string, in io.Reader, out io.Writer) error {
 			<-sem
 			if err == nil {
 				var head [64]byte
-				err = c.writeText([]byte(`{"type":"subscribe","systems":[` + line + `]}`))
+				err = c.writeText(subscribeFrame(follow(*followed), line))
 				if err == nil {
 					_, _, err = c.next(head[:]) // subscribed
 				}

@@ -21,15 +21,20 @@ import (
 // and appended to its subscribers' buffers, and GOMAXPROCS flushers writing
 // each waiting connection's bytes with one write, in the order connections
 // became ready. No websocket library, no log, no actors, no pings, no
-// slow-consumer policy.
+// slow-consumer policy. A subscriber follows systems, corporations or
+// alliances: a killmail's parties are read only when some subscriber
+// follows a corporation or an alliance, then each subscriber keyed by one
+// of its ids gets the killmail once.
 type floor struct {
 	ln    net.Listener
 	dirty chan *floorConn
 
 	mu     sync.Mutex
 	nextID uint64
-	subs   map[int64][]*floorConn
-	conns  []net.Conn
+	subs    map[followKey][]*floorConn
+	parties int // subscribers following corporations or alliances
+	keys    []followKey
+	conns   []net.Conn
 	closed bool
 }
 
@@ -38,6 +43,7 @@ type floorConn struct {
 	mu      sync.Mutex
 	pending []byte
 	queued  bool
+	last    uint64 // the last event appended, to push a killmail once
 }
 
 func startFloor() (*target, error) {
@@ -45,7 +51,7 @@ func startFloor() (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &floor{ln: ln, dirty: make(chan *floorConn, 1<<20), subs: map[int64][]*floorConn{}}
+	f := &floor{ln: ln, dirty: make(chan *floorConn, 1<<20), subs: map[followKey][]*floorConn{}}
 	go f.accept()
 	var flushers sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
@@ -108,14 +114,17 @@ func (f *floor) serve(c net.Conn) error {
 	if err != nil {
 		return err
 	}
-	var sub struct{ Systems []int64 }
+	var sub subscribeFields
 	if err := json.Unmarshal(p, &sub); err != nil {
 		return err
 	}
 	fc := &floorConn{conn: c}
 	f.mu.Lock()
-	for _, s := range sub.Systems {
-		f.subs[s] = append(f.subs[s], fc)
+	for _, k := range sub.keys() {
+		f.subs[k] = append(f.subs[k], fc)
+	}
+	if len(sub.Corporations)+len(sub.Alliances) > 0 {
+		f.parties++
 	}
 	f.mu.Unlock()
 	ack := []byte(`{"type":"subscribed"}`)
@@ -172,14 +181,26 @@ func (f *floor) publish(km killmail.Killmail) (uint64, error) {
 	f.mu.Lock()
 	f.nextID++
 	id := f.nextID
-	subs := f.subs[km.SystemID]
+	f.keys = killmailKeys(f.keys, km, f.parties > 0)
+	var subs []*floorConn
+	for _, k := range f.keys {
+		subs = append(subs, f.subs[k]...)
+	}
 	f.mu.Unlock()
+	if len(subs) == 0 {
+		return id, nil
+	}
 	ev := eventlog.Event{ID: id, SystemID: km.SystemID, Killmail: km.JSON}
 	payload := ev.AppendJSON([]byte(`{"type":"killmail"`))
 	payload[len(`{"type":"killmail"`)] = ','
 	frame := append(appendFrameHeader(nil, len(payload)), payload...)
 	for _, c := range subs {
 		c.mu.Lock()
+		if c.last == id {
+			c.mu.Unlock()
+			continue
+		}
+		c.last = id
 		c.pending = append(c.pending, frame...)
 		ready := !c.queued
 		c.queued = true

@@ -53,6 +53,7 @@ type options struct {
 	bare, floor           bool
 	rounds                int
 	vs                    string
+	follow                []follow
 }
 
 func main() {
@@ -77,6 +78,7 @@ func main() {
 	var steps string
 	flag.IntVar(&o.conns, "conns", 10000, "websocket subscribers of the replay phase")
 	flag.IntVar(&o.per, "per", 10, "systems per subscriber, drawn by activity")
+	followFlag := flag.String("follow", "systems", "what each subscriber follows: systems (-per of them), corporations or alliances (one, drawn from the day's parties by activity; ids may repeat); several, comma-separated, run one after the other in each round, for ratios from one run")
 	flag.StringVar(&o.day, "day", fixture.SharedData("killmails", "2021-11-27.jsonl.gz"), "day of killmails to replay")
 	flag.Float64Var(&o.speed, "speed", 100, "replay speed (× real time)")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long the replay phase runs")
@@ -101,6 +103,11 @@ func main() {
 		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n > 0 {
 			o.steps = append(o.steps, n)
 		}
+	}
+	var err error
+	if o.follow, err = parseFollow(*followFlag); err != nil {
+		fmt.Fprintln(os.Stderr, "killfeed-bench:", err)
+		os.Exit(2)
 	}
 	if o.rounds < 1 || (o.vs != "" && o.vs != "floor" && o.vs != "bare") {
 		fmt.Fprintln(os.Stderr, "killfeed-bench: -rounds must be at least 1, -vs floor or bare")
@@ -156,12 +163,12 @@ func raiseNoFile() uint64 {
 type day struct {
 	kms     []killmail.Killmail
 	at      []time.Duration
-	weights []weighted // systems by activity
+	weights map[follow][]weighted // systems, corporations, alliances by activity
 }
 
 type weighted struct {
-	system int64
-	cum    int
+	id  int64
+	cum int
 }
 
 func loadDay(path string) (*day, error) {
@@ -169,26 +176,34 @@ func loadDay(path string) (*day, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s (see ../shared/data/README.md): %w", path, err)
 	}
-	d := &day{kms: kms, at: make([]time.Duration, len(kms))}
+	d := &day{kms: kms, at: make([]time.Duration, len(kms)), weights: map[follow][]weighted{}}
 	var t0 time.Time
-	count := map[int64]int{}
+	count := map[followKey]int{}
+	var keys []followKey
 	for i, km := range kms {
 		t := killmailTime(km.JSON)
 		if i == 0 {
 			t0 = t
 		}
 		d.at[i] = t.Sub(t0)
-		count[km.SystemID]++
+		keys = killmailKeys(keys, km, true)
+		for j, k := range keys {
+			if !slices.Contains(keys[:j], k) {
+				count[k]++
+			}
+		}
 	}
-	ids := make([]int64, 0, len(count))
-	for id := range count {
-		ids = append(ids, id)
+	ids := make([]followKey, 0, len(count))
+	for k := range count {
+		ids = append(ids, k)
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	cum := 0
-	for _, id := range ids {
-		cum += count[id]
-		d.weights = append(d.weights, weighted{id, cum})
+	sort.Slice(ids, func(i, j int) bool {
+		return ids[i].kind < ids[j].kind || ids[i].kind == ids[j].kind && ids[i].id < ids[j].id
+	})
+	cum := map[follow]int{}
+	for _, k := range ids {
+		cum[k.kind] += count[k]
+		d.weights[k.kind] = append(d.weights[k.kind], weighted{k.id, cum[k.kind]})
 	}
 	return d, nil
 }
@@ -207,26 +222,36 @@ func killmailTime(b []byte) time.Time {
 // window goes to, and the most deliveries due within 50 ms of replay time:
 // killmails share a killmail_time second, so a fight arrives as a burst,
 // and the bursts set the tail latency.
-func (d *day) printFanout(systems [][]int64, speed float64, dur time.Duration) {
+func (d *day) printFanout(f follow, followed [][]int64, speed float64, dur time.Duration) {
 	window := time.Duration(float64(dur) * speed)
 	span := time.Duration(float64(50*time.Millisecond) * speed)
-	subs := map[int64]int{}
-	for _, s := range systems {
+	subs := map[int64][]int{} // id → subscribers following it
+	for i, s := range followed {
 		for _, id := range s {
-			subs[id]++
+			subs[id] = append(subs[id], i)
 		}
 	}
 	var fan, size []int
 	var times []time.Duration
+	var keys []followKey
 	total := 0
 	for i, km := range d.kms {
 		if d.at[i] > window {
 			break
 		}
-		fan = append(fan, subs[km.SystemID])
+		keys = killmailKeys(keys, km, f != followSystems)
+		var to []int
+		for _, k := range keys {
+			if k.kind == f {
+				to = append(to, subs[k.id]...)
+			}
+		}
+		slices.Sort(to)
+		n := len(slices.Compact(to))
+		fan = append(fan, n)
 		size = append(size, len(km.JSON))
 		times = append(times, d.at[i])
-		total += subs[km.SystemID]
+		total += n
 	}
 	if len(fan) == 0 {
 		return
@@ -246,20 +271,22 @@ func (d *day) printFanout(systems [][]int64, speed float64, dur time.Duration) {
 	}
 	sorted := slices.Clone(fan)
 	slices.Sort(sorted)
-	fmt.Printf("fan-out per killmail: median %d, p99 %d, max %d subscribers; the largest burst: %d deliveries (%.0f%% of the window's %d, %.0f MB of killmails) due within 50 ms\n",
-		sorted[len(sorted)/2], sorted[len(sorted)*99/100], sorted[len(sorted)-1],
+	fmt.Printf("fan-out per killmail, following %s: median %d, p99 %d, max %d subscribers; the largest burst: %d deliveries (%.0f%% of the window's %d, %.0f MB of killmails) due within 50 ms\n",
+		f, sorted[len(sorted)/2], sorted[len(sorted)*99/100], sorted[len(sorted)-1],
 		burst, 100*float64(burst)/float64(total), total, float64(burstBytes)/1e6)
 }
 
-// pick draws n distinct systems, each with probability ∝ its activity.
-func (d *day) pick(r *rand.Rand, n int) []int64 {
-	total := d.weights[len(d.weights)-1].cum
+// pick draws n distinct ids of f (systems, corporations or alliances),
+// each with probability ∝ its activity.
+func (d *day) pick(r *rand.Rand, f follow, n int) []int64 {
+	w := d.weights[f]
+	total := w[len(w)-1].cum
 	seen := map[int64]bool{}
 	var out []int64
-	for len(out) < n && len(seen) < len(d.weights) {
+	for len(out) < n && len(seen) < len(w) {
 		x := r.IntN(total)
-		i := sort.Search(len(d.weights), func(i int) bool { return d.weights[i].cum > x })
-		if s := d.weights[i].system; !seen[s] {
+		i := sort.Search(len(w), func(i int) bool { return w[i].cum > x })
+		if s := w[i].id; !seen[s] {
 			seen[s] = true
 			out = append(out, s)
 		}
@@ -276,12 +303,12 @@ type client struct {
 
 // spawnClient starts `killfeed-bench client` with conns subscribers on
 // target and waits until they are all subscribed.
-func spawnClient(target string, conns int, systems [][]int64, cpuprofile string) (*client, error) {
+func spawnClient(target string, conns int, f follow, followed [][]int64, cpuprofile string) (*client, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "client", "-target", target, "-conns", strconv.Itoa(conns), "-cpuprofile", cpuprofile)
+	cmd := exec.Command(self, "client", "-target", target, "-conns", strconv.Itoa(conns), "-cpuprofile", cpuprofile, "-follow", string(f))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -298,13 +325,7 @@ func spawnClient(target string, conns int, systems [][]int64, cpuprofile string)
 	c.out.Buffer(make([]byte, 1<<20), 1<<20)
 	w := bufio.NewWriter(stdin)
 	for i := range conns {
-		s := systems[i%len(systems)]
-		for j, id := range s {
-			if j > 0 {
-				w.WriteByte(',')
-			}
-			w.WriteString(strconv.FormatInt(id, 10))
-		}
+		w.WriteString(idList(followed[i%len(followed)]))
 		w.WriteByte('\n')
 	}
 	if err := w.Flush(); err != nil {
@@ -378,16 +399,26 @@ func run(o options) error {
 		return err
 	}
 	r := rand.New(rand.NewPCG(o.seed, 2))
-	systems := make([][]int64, o.conns)
-	for i := range systems {
-		systems[i] = d.pick(r, o.per)
+	followed := map[follow][][]int64{}
+	fmt.Printf("day %s: %d killmails in %d systems, %d corporations, %d alliances\n",
+		o.day, len(d.kms), len(d.weights[followSystems]), len(d.weights[followCorporations]), len(d.weights[followAlliances]))
+	for _, f := range o.follow {
+		per := 1
+		if f == followSystems {
+			per = o.per
+		}
+		ids := make([][]int64, o.conns)
+		for i := range ids {
+			ids[i] = d.pick(r, f, per)
+		}
+		followed[f] = ids
+		fmt.Printf("%d subscribers × %d %s\n", o.conns, per, f)
+		d.printFanout(f, ids, o.speed, o.duration)
 	}
-	fmt.Printf("day %s: %d killmails in %d systems; %d subscribers × %d systems\n",
-		o.day, len(d.kms), len(d.weights), o.conns, o.per)
-	d.printFanout(systems, o.speed, o.duration)
 
 	// Phase 1: a real day at speed×, many subscribers; -rounds times, each
-	// round on the first kind, then on the -vs reference.
+	// round following each of -follow in turn, on the first kind, then on
+	// the -vs reference.
 	kinds := []string{"killfeed"}
 	switch {
 	case o.floor:
@@ -398,28 +429,31 @@ func run(o options) error {
 	if o.vs != "" {
 		kinds = append(kinds, o.vs)
 	}
-	p99 := map[string][]float64{}
+	runs := map[runKey][]result{}
 	for round := range o.rounds {
-		for i, kind := range kinds {
-			if o.rounds > 1 || len(kinds) > 1 {
-				fmt.Printf("round %d of %d, %s:\n", round+1, o.rounds, kind)
+		for fi, f := range o.follow {
+			for i, kind := range kinds {
+				if o.rounds > 1 || len(kinds) > 1 || len(o.follow) > 1 {
+					fmt.Printf("round %d of %d, %s following %s:\n", round+1, o.rounds, kind, f)
+				}
+				res, err := replayPhase(kind, f, o, d, followed[f], logger, round == 0 && fi == 0 && i == 0)
+				if err != nil {
+					return err
+				}
+				runs[runKey{kind, f}] = append(runs[runKey{kind, f}], res)
 			}
-			res, err := replayPhase(kind, o, d, systems, logger, round == 0 && i == 0)
-			if err != nil {
-				return err
-			}
-			p99[kind] = append(p99[kind], res.P99ms)
 		}
 	}
-	if o.rounds > 1 || len(kinds) > 1 {
-		printRounds(kinds, p99)
+	if o.rounds > 1 || len(kinds) > 1 || len(o.follow) > 1 {
+		printRounds(kinds, o.follow, runs)
 	}
 
 	// Phase 2: rising offered rates, killfeed vs the references.
 	if len(o.steps) == 0 {
 		return nil
 	}
-	fmt.Printf("max rate: %d subscribers × %d systems, %s per step, SLO p99 ≤ %s\n", o.stepConns, o.per, o.stepDur, o.slo)
+	f0 := o.follow[0]
+	fmt.Printf("max rate: %d subscribers following %s (%d systems each), %s per step, SLO p99 ≤ %s\n", o.stepConns, f0, o.per, o.stepDur, o.slo)
 	for _, kind := range []string{"killfeed", "bare", "floor"} {
 		best := 0.0
 		for _, rate := range o.steps {
@@ -427,7 +461,7 @@ func run(o options) error {
 			if err != nil {
 				return err
 			}
-			c, err := spawnClient(t.wsURL, o.stepConns, systems, "")
+			c, err := spawnClient(t.wsURL, o.stepConns, f0, followed[f0], "")
 			if err != nil {
 				t.stop()
 				return err
@@ -471,7 +505,7 @@ func startKind(kind, url string, logger *slog.Logger) (*target, error) {
 // replayPhase replays the day against a fresh target of kind (killfeed,
 // floor or bare) and prints what it measured; profile says whether the
 // profiles asked for are taken of this run.
-func replayPhase(kind string, o options, d *day, systems [][]int64, logger *slog.Logger, profile bool) (result, error) {
+func replayPhase(kind string, f follow, o options, d *day, followed [][]int64, logger *slog.Logger, profile bool) (result, error) {
 	tgt, err := startKind(kind, o.url, logger)
 	if err != nil {
 		return result{}, err
@@ -481,7 +515,7 @@ func replayPhase(kind string, o options, d *day, systems [][]int64, logger *slog
 	if profile {
 		clientProfile = o.clientCPUProfile
 	}
-	c, err := spawnClient(tgt.wsURL, o.conns, systems, clientProfile)
+	c, err := spawnClient(tgt.wsURL, o.conns, f, followed, clientProfile)
 	if err != nil {
 		tgt.stop()
 		return result{}, err
@@ -532,6 +566,7 @@ func replayPhase(kind string, o options, d *day, systems [][]int64, logger *slog
 	if err != nil {
 		return result{}, err
 	}
+	res.Window = window.Seconds()
 	fmt.Printf("replay at %.0f× for %s: %d killmails published (%.1f/s), %d deliveries = %.0f events/s delivered; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d connections closed\n",
 		o.speed, window.Round(time.Millisecond), len(sent), float64(len(sent))/window.Seconds(),
 		res.Matched, float64(res.Matched)/window.Seconds(), res.P50ms, res.P99ms, res.MaxMs, res.Closed)
@@ -545,21 +580,57 @@ func replayPhase(kind string, o options, d *day, systems [][]int64, logger *slog
 	return res, nil
 }
 
-// printRounds sums up the replay's p99 latency over the rounds, per kind,
-// and each round's difference to the first kind.
-func printRounds(kinds []string, p99 map[string][]float64) {
+// runKey names the replays of one kind following one thing.
+type runKey struct {
+	kind   string
+	follow follow
+}
+
+// printRounds sums up the replay's p99 latency over the rounds, per kind
+// and follow, then gives round by round the ratios measured in the same
+// run: each follow against the first (same kind), and the first kind
+// against each reference (same follow).
+func printRounds(kinds []string, follows []follow, runs map[runKey][]result) {
+	rate := func(r result) float64 { return float64(r.Matched) / r.Window }
+	for _, f := range follows {
+		for _, kind := range kinds {
+			rs := runs[runKey{kind, f}]
+			v := make([]float64, len(rs))
+			for i, r := range rs {
+				v[i] = r.P99ms
+			}
+			slices.Sort(v)
+			median := (v[(len(v)-1)/2] + v[len(v)/2]) / 2
+			fmt.Printf("replay p99 over %d rounds, %s following %s: min %.2f ms, median %.2f ms, max %.2f ms\n",
+				len(v), kind, f, v[0], median, v[len(v)-1])
+		}
+	}
+	ratios := func(a, b []result) (rates, p99s []string) {
+		for i := range a {
+			rates = append(rates, fmt.Sprintf("%.2f", rate(a[i])/rate(b[i])))
+			p99s = append(p99s, fmt.Sprintf("%.2f", a[i].P99ms/b[i].P99ms))
+		}
+		return rates, p99s
+	}
 	for _, kind := range kinds {
-		v := slices.Sorted(slices.Values(p99[kind]))
-		median := (v[(len(v)-1)/2] + v[len(v)/2]) / 2
-		fmt.Printf("replay p99 over %d rounds, %s: min %.2f ms, median %.2f ms, max %.2f ms\n",
-			len(v), kind, v[0], median, v[len(v)-1])
+		for _, f := range follows[1:] {
+			a, b := runs[runKey{kind, f}], runs[runKey{kind, follows[0]}]
+			rates, p99s := ratios(a, b)
+			fmt.Printf("%s following %s ÷ following %s, round by round: delivered events/s %s; p99 %s\n",
+				kind, f, follows[0], strings.Join(rates, ", "), strings.Join(p99s, ", "))
+		}
 	}
 	for _, ref := range kinds[1:] {
-		var diff []string
-		for i, x := range p99[kinds[0]] {
-			diff = append(diff, fmt.Sprintf("%+.2f", x-p99[ref][i]))
+		for _, f := range follows {
+			a, b := runs[runKey{kinds[0], f}], runs[runKey{ref, f}]
+			var diff []string
+			for i := range a {
+				diff = append(diff, fmt.Sprintf("%+.2f", a[i].P99ms-b[i].P99ms))
+			}
+			rates, p99s := ratios(a, b)
+			fmt.Printf("following %s, %s ÷ %s, round by round: delivered events/s %s; p99 %s (%s minus %s: %s ms)\n",
+				f, kinds[0], ref, strings.Join(rates, ", "), strings.Join(p99s, ", "), kinds[0], ref, strings.Join(diff, ", "))
 		}
-		fmt.Printf("replay p99, %s minus %s, round by round: %s ms\n", kinds[0], ref, strings.Join(diff, ", "))
 	}
 }
 

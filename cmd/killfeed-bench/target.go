@@ -112,18 +112,21 @@ func startTarget(url string, logger *slog.Logger) (*target, error) {
 type bare struct {
 	mu     sync.Mutex
 	nextID uint64
-	subs   map[int64]map[*bareConn]struct{}
-	conns  sync.WaitGroup
+	subs    map[followKey]map[*bareConn]struct{}
+	parties int // subscribers following corporations or alliances
+	keys    []followKey
+	conns   sync.WaitGroup
 }
 
 type bareConn struct {
 	ch   chan []byte
 	c    *websocket.Conn
 	once sync.Once
+	last uint64 // the last event sent, to push a killmail once
 }
 
 func startBare() (*target, error) {
-	b := &bare{subs: map[int64]map[*bareConn]struct{}{}}
+	b := &bare{subs: map[followKey]map[*bareConn]struct{}{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -142,7 +145,7 @@ func startBare() (*target, error) {
 					bc.once.Do(func() { close(bc.ch) })
 				}
 			}
-			b.subs = map[int64]map[*bareConn]struct{}{}
+			b.subs = map[followKey]map[*bareConn]struct{}{}
 			b.mu.Unlock()
 			b.conns.Wait()
 		},
@@ -161,17 +164,20 @@ func (b *bare) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	var sub struct{ Systems []int64 }
+	var sub subscribeFields
 	if json.Unmarshal(msg, &sub) != nil {
 		return
 	}
 	bc := &bareConn{ch: make(chan []byte, 1024), c: c}
 	b.mu.Lock()
-	for _, s := range sub.Systems {
-		if b.subs[s] == nil {
-			b.subs[s] = map[*bareConn]struct{}{}
+	for _, k := range sub.keys() {
+		if b.subs[k] == nil {
+			b.subs[k] = map[*bareConn]struct{}{}
 		}
-		b.subs[s][bc] = struct{}{}
+		b.subs[k][bc] = struct{}{}
+	}
+	if len(sub.Corporations)+len(sub.Alliances) > 0 {
+		b.parties++
 	}
 	b.mu.Unlock()
 	ctx := c.CloseRead(context.Background())
@@ -195,12 +201,21 @@ func (b *bare) publish(km killmail.Killmail) (uint64, error) {
 	ev := eventlog.Event{ID: b.nextID, SystemID: km.SystemID, Killmail: km.JSON}
 	frame := ev.AppendJSON([]byte(`{"type":"killmail"`))
 	frame[len(`{"type":"killmail"`)] = ','
-	for bc := range b.subs[km.SystemID] {
-		select {
-		case bc.ch <- frame:
-		default: // slow: drop it, like killfeed
-			delete(b.subs[km.SystemID], bc)
-			go bc.c.Close(websocket.StatusPolicyViolation, "slow consumer")
+	b.keys = killmailKeys(b.keys, km, b.parties > 0)
+	for _, k := range b.keys {
+		for bc := range b.subs[k] {
+			if bc.last == b.nextID {
+				continue
+			}
+			bc.last = b.nextID
+			select {
+			case bc.ch <- frame:
+			default: // slow: drop it, like killfeed
+				for _, k := range b.keys {
+					delete(b.subs[k], bc)
+				}
+				go bc.c.Close(websocket.StatusPolicyViolation, "slow consumer")
+			}
 		}
 	}
 	return b.nextID, nil
