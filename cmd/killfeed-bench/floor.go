@@ -29,13 +29,13 @@ type floor struct {
 	ln    net.Listener
 	dirty chan *floorConn
 
-	mu     sync.Mutex
-	nextID uint64
+	mu      sync.Mutex
+	nextID  uint64
 	subs    map[followKey][]*floorConn
 	parties int // subscribers following corporations or alliances
 	keys    []followKey
 	conns   []net.Conn
-	closed bool
+	closed  bool
 }
 
 type floorConn struct {

@@ -110,8 +110,8 @@ func startTarget(url string, logger *slog.Logger) (*target, error) {
 // channel and writer goroutine, as in coder/websocket's chat example; no
 // log, no replay, no actors.
 type bare struct {
-	mu     sync.Mutex
-	nextID uint64
+	mu      sync.Mutex
+	nextID  uint64
 	subs    map[followKey]map[*bareConn]struct{}
 	parties int // subscribers following corporations or alliances
 	keys    []followKey
