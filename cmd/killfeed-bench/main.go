@@ -2,7 +2,8 @@
 //
 // It starts killfeed in-process (or targets -url), spawns itself as a
 // separate client process holding -conns websocket subscribers (each on
-// -per systems drawn by real activity from -day), replays that day at
+// -per systems drawn by real activity from -day, or with -follow on one
+// corporation or alliance of that day's parties), replays that day at
 // -speed× for -duration, and reports publish→deliver latency, delivered
 // events per second and the server's memory per idle connection. Then it
 // offers rising synthetic rates to -step-conns subscribers, on killfeed and
