@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/internal/pause"
 	"github.com/killfeed/killfeed/killmail"
 )
 
@@ -89,21 +90,6 @@ func (s *streak) ok() {
 	s.b.reset()
 }
 
-// sleep waits d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // storeCounts are a poller's counts of what it stored.
 type storeCounts struct {
 	inserted, duplicates, faults atomic.Int64
@@ -129,7 +115,7 @@ func (c *storeCounts) storeUntilDone(ctx context.Context, store Store, kms []kil
 			return false
 		}
 		c.faults.Add(1)
-		if !sleep(ctx, faults.fail(fmt.Errorf("store %s: %w", what, err), 0)) {
+		if !pause.For(ctx, faults.fail(fmt.Errorf("store %s: %w", what, err), 0)) {
 			return false
 		}
 	}

@@ -11,13 +11,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/killfeed/killfeed/internal/pause"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/metrics"
+	"github.com/killfeed/killfeed/names"
 )
 
 // Defaults of ESIConfig.
 const (
-	DefaultESIURL     = "https://esi.evetech.net"
+	DefaultESIURL     = names.DefaultESIURL // one ESI for killmails and names
 	DefaultESITimeout = 10 * time.Second
 	// esiErrorLimitFloor is the X-ESI-Error-Limit-Remain below which
 	// requests pause until X-ESI-Error-Limit-Reset has passed.
@@ -101,7 +103,7 @@ func NewESI(cfg ESIConfig) (*ESI, error) {
 func (e *ESI) Killmail(ctx context.Context, id int64, hash string, zkb []byte) (killmail.Killmail, error) {
 	url := e.cfg.URL + "/killmails/" + strconv.FormatInt(id, 10) + "/" + hash + "/"
 	for {
-		if !sleep(ctx, e.pause()) {
+		if !pause.For(ctx, e.pause()) {
 			return killmail.Killmail{}, ctx.Err()
 		}
 		body, hdr, err := get(ctx, e.client, url, e.cfg.Timeout)
@@ -132,7 +134,7 @@ func (e *ESI) Killmail(ctx context.Context, id int64, hash string, zkb []byte) (
 		}
 		e.requests.Add(outcome)
 		wait := e.faults.fail(err, retryAfterOf(err))
-		if !sleep(ctx, wait) {
+		if !pause.For(ctx, wait) {
 			return killmail.Killmail{}, ctx.Err()
 		}
 	}

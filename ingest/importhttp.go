@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/internal/pause"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/metrics"
 )
@@ -69,7 +70,7 @@ func (s HTTPSink) Insert(ctx context.Context, kms []killmail.Killmail) ([]eventl
 		if ra := retryAfterOf(err); ra > 0 {
 			wait = min(ra, maxRetryAfter)
 		}
-		if !sleep(ctx, wait) {
+		if !pause.For(ctx, wait) {
 			return nil, ctx.Err()
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/killfeed/killfeed/actors"
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/internal/pause"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/metrics"
 	"github.com/killfeed/killfeed/names"
@@ -206,7 +207,7 @@ func (p *R2Z2) Run(ctx context.Context) error {
 		case errors.Is(err, ErrNotFound):
 			faults.ok()
 			p.notYet.Add(1)
-			if !sleep(ctx, p.cfg.Idle) {
+			if !pause.For(ctx, p.cfg.Idle) {
 				return nil
 			}
 			continue
@@ -215,7 +216,7 @@ func (p *R2Z2) Run(ctx context.Context) error {
 			body = nil // stored as a skipped file below
 		case err != nil:
 			p.faults.Add(1)
-			if !sleep(ctx, faults.fail(err, retryAfterOf(err))) {
+			if !pause.For(ctx, faults.fail(err, retryAfterOf(err))) {
 				return nil
 			}
 			continue
@@ -295,7 +296,7 @@ func (p *R2Z2) start(ctx context.Context, faults *streak) (uint64, bool) {
 			p.requests.Add(metrics.OutcomeMalformed)
 		}
 		p.faults.Add(1)
-		if !sleep(ctx, faults.fail(err, retryAfterOf(err))) {
+		if !pause.For(ctx, faults.fail(err, retryAfterOf(err))) {
 			return 0, false
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/killfeed/killfeed/actors"
+	"github.com/killfeed/killfeed/internal/pause"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/metrics"
 	"github.com/killfeed/killfeed/names"
@@ -202,7 +203,7 @@ func (p *RedisQ) Run(ctx context.Context) error {
 			continue
 		}
 		p.faults.Add(1)
-		if !sleep(ctx, faults.fail(err, retryAfterOf(err))) {
+		if !pause.For(ctx, faults.fail(err, retryAfterOf(err))) {
 			return nil
 		}
 	}
@@ -226,7 +227,7 @@ func (p *RedisQ) handle(ctx context.Context, pkg json.RawMessage, faults *streak
 	pkg = bytes.TrimSpace(pkg)
 	if len(pkg) == 0 || bytes.Equal(pkg, []byte("null")) {
 		p.empty.Add(1)
-		return sleep(ctx, p.cfg.Idle)
+		return pause.For(ctx, p.cfg.Idle)
 	}
 	p.packages.Add(1)
 	km, err := p.killmail(ctx, pkg)

@@ -239,10 +239,16 @@ func (r *Resolver) Resolve(w Wanted) <-chan struct{} {
 	for _, id := range need[Alliance] {
 		waits = append(waits, r.entity(Alliance, id))
 	}
-	switch len(waits) {
-	case 0:
+	if len(waits) == 0 {
 		return closedChan
-	case 1:
+	}
+	return r.join(waits)
+}
+
+// join is a channel closed once every one of waits is (or the resolver
+// closes); waits must not be empty.
+func (r *Resolver) join(waits []<-chan struct{}) <-chan struct{} {
+	if len(waits) == 1 {
 		return waits[0]
 	}
 	all := make(chan struct{})
@@ -281,7 +287,7 @@ func (r *Resolver) characters(ids []int64) <-chan struct{} {
 		return closedChan
 	}
 	var fresh []int64
-	var waits []chan struct{}
+	var waits []<-chan struct{}
 	seen := map[chan struct{}]bool{}
 	mine := make(chan struct{})
 	for _, id := range ids {
@@ -337,22 +343,10 @@ func (r *Resolver) characters(ids []int64) <-chan struct{} {
 			close(mine)
 		}()
 	}
-	switch len(waits) {
-	case 0:
+	if len(waits) == 0 {
 		return nil
-	case 1:
-		return waits[0]
 	}
-	all := make(chan struct{})
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		defer close(all)
-		for _, ch := range waits {
-			<-ch
-		}
-	}()
-	return all
+	return r.join(waits)
 }
 
 func kindOf(category string) Kind {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/internal/pause"
 )
 
 // runner delivers one webhook. Its goroutine is the only one that reads
@@ -131,7 +132,7 @@ func (r *runner) retry(ctx context.Context, op func() error) error {
 		}
 		r.logger.Warn("webhook: reading the log failed; retrying", "webhook", r.hook.Name, "err", err)
 		r.setState(StateRetrying, fmt.Errorf("read the log: %w", err))
-		if !sleep(ctx, r.m.backoff(attempt)) {
+		if !pause.For(ctx, r.m.backoff(attempt)) {
 			return errStopped
 		}
 	}
@@ -283,7 +284,7 @@ func (r *runner) send(ctx context.Context, body []byte, h http.Header, killmails
 		attempt++
 		r.setState(StateRetrying, a.err)
 		r.logger.Warn("webhook: delivery failed; retrying", "webhook", r.hook.Name, "err", a.err, "in", wait)
-		if !sleep(ctx, wait) {
+		if !pause.For(ctx, wait) {
 			return errStopped
 		}
 	}
@@ -299,7 +300,7 @@ func (r *runner) attempt(ctx context.Context, body []byte, h http.Header) (answe
 	defer r.gate.leave()
 	if wait := time.Until(r.gate.opensAt()); wait > 0 {
 		r.setState(StateRateLimited, nil)
-		if !sleep(ctx, wait) {
+		if !pause.For(ctx, wait) {
 			return answer{}, false
 		}
 	}
@@ -323,20 +324,5 @@ func (r *runner) fail(err error) {
 	r.logger.Error("webhook failed: stopped until the webhooks file is reloaded", "webhook", r.hook.Name, "err", err)
 	if e := r.m.src.SetRetention(r.hook.ClientID(), eventlog.RetainNothing); e != nil {
 		r.logger.Error("webhook: release retention", "webhook", r.hook.Name, "err", e)
-	}
-}
-
-// sleep waits d or until ctx is done; false when ctx is.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/killfeed/killfeed/app"
 	"github.com/killfeed/killfeed/internal/fixture"
+	"github.com/killfeed/killfeed/internal/pause"
 	"github.com/killfeed/killfeed/killmail"
 	"github.com/killfeed/killfeed/transport"
 )
@@ -352,15 +353,6 @@ func (r *soakRun) get(ctx context.Context, u string) ([]byte, error) {
 	return b, err
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
-}
-
 // poller polls 30 systems every 500 ms; every 100 polls it takes a new
 // client_id (the old one expires on the server).
 func (r *soakRun) poller(ctx context.Context, i int) {
@@ -377,7 +369,7 @@ func (r *soakRun) poller(ctx context.Context, i int) {
 				r.mu.Unlock()
 				r.polls.Add(1)
 			}
-			if !sleepCtx(ctx, 500*time.Millisecond) {
+			if !pause.For(ctx, 500*time.Millisecond) {
 				return
 			}
 		}
@@ -396,7 +388,7 @@ func (r *soakRun) longPoller(ctx context.Context, i int) {
 		b, err := r.get(ctx, u)
 		if err != nil {
 			r.fail(err)
-			sleepCtx(ctx, time.Second)
+			pause.For(ctx, time.Second)
 			continue
 		}
 		gjson.GetBytes(b, "events.#.killmail.killmail_id").ForEach(func(_, v gjson.Result) bool {
@@ -411,7 +403,7 @@ func (r *soakRun) listener(ctx context.Context, i int) {
 	for ctx.Err() == nil {
 		if _, err := r.get(ctx, u); err != nil {
 			r.fail(err)
-			sleepCtx(ctx, time.Second)
+			pause.For(ctx, time.Second)
 		}
 	}
 }
@@ -444,7 +436,7 @@ func (r *soakRun) websocket(ctx context.Context, i int) {
 		if err != nil {
 			cancel()
 			r.fail(err)
-			sleepCtx(ctx, time.Second)
+			pause.For(ctx, time.Second)
 			continue
 		}
 		r.wsOpens.Add(1)
