@@ -112,6 +112,7 @@ func (c WebsocketConfig) acceptOptions() *websocket.AcceptOptions {
 // http.Server.Shutdown does not close hijacked connections.
 type wsHub struct {
 	cfg     WebsocketConfig
+	origins origins // cfg.AllowedOrigins, trimmed once
 	mu      sync.Mutex
 	conns   map[*wsConn]struct{}
 	closing bool
@@ -133,7 +134,7 @@ type wsConn struct {
 func (s *Server) websocketRoutes() {
 	cfg := s.cfg.Websocket.withDefaults()
 	cfg.entityTopics = s.cfg.EntityTopics
-	s.ws = &wsHub{cfg: cfg, conns: make(map[*wsConn]struct{}), pool: newDrainPool(), keep: newKeepalive(cfg)}
+	s.ws = &wsHub{cfg: cfg, origins: newOrigins(cfg.AllowedOrigins), conns: make(map[*wsConn]struct{}), pool: newDrainPool(), keep: newKeepalive(cfg)}
 	s.echo.GET("/api/ws", func(c echo.Context) error { return s.serveWebsocket(c, nativeProtocol{}) }, s.readGuard)
 	s.echo.GET("/socket/websocket", s.servePhoenix, s.readGuard)
 	zkill := func(c echo.Context) error { return s.serveWebsocket(c, zkillProtocol{}) }
@@ -182,7 +183,7 @@ func (h *wsHub) remove(wc *wsConn) {
 // not kept for the life of the connection. The hub tracks the session.
 func (s *Server) serveWebsocket(c echo.Context, proto wsProtocol) error {
 	h := s.ws
-	if !newOrigins(h.cfg.AllowedOrigins).originAllowed(c.Request()) {
+	if !h.origins.originAllowed(c.Request()) {
 		return echo.NewHTTPError(http.StatusForbidden, "Origin: "+strconv.Quote(c.Request().Header.Get("Origin"))+
 			" is not allowed for this host (--ws-allowed-origins)")
 	}
