@@ -90,7 +90,7 @@ func main() {
 	flag.BoolVar(&o.bare, "bare", false, "run the first phase (memory, replay) against the bare coder/websocket fan-out instead of killfeed")
 	flag.BoolVar(&o.floor, "floor", false, "run the first phase (memory, replay) against the floor fan-out instead of killfeed")
 	flag.IntVar(&o.rounds, "rounds", 1, "how many times the replay phase runs (with -vs, on both); a noisy machine needs several")
-	flag.StringVar(&o.vs, "vs", "", "after each replay, run it again against this reference: floor or bare")
+	flag.StringVar(&o.vs, "vs", "", "after each replay, run it again against this reference: floor or bare; the max-rate phase then runs each -steps rate -rounds times, each -follow on killfeed and on the reference, and gives the fan-out figure (delivered events/s killfeed ÷ reference, p99 reference ÷ killfeed) per rate and follow")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server's CPU profile of the replay phase to this file")
 	flag.StringVar(&o.clientCPUProfile, "client-cpuprofile", "", "write the client process's CPU profile of the replay phase to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write the server's heap profile with the idle connections open to this file")
@@ -430,6 +430,10 @@ func run(o options) error {
 	if o.vs != "" {
 		kinds = append(kinds, o.vs)
 	}
+	fans := map[follow][]int{}
+	for _, f := range o.follow {
+		fans[f] = d.fanOut(f, followed[f], o.conns)
+	}
 	runs := map[runKey][]result{}
 	for round := range o.rounds {
 		for fi, f := range o.follow {
@@ -437,7 +441,7 @@ func run(o options) error {
 				if o.rounds > 1 || len(kinds) > 1 || len(o.follow) > 1 {
 					fmt.Printf("round %d of %d, %s following %s:\n", round+1, o.rounds, kind, f)
 				}
-				res, err := replayPhase(kind, f, o, d, followed[f], logger, round == 0 && fi == 0 && i == 0)
+				res, err := replayPhase(kind, f, o, d, followed[f], fans[f], logger, round == 0 && fi == 0 && i == 0)
 				if err != nil {
 					return err
 				}
@@ -448,10 +452,18 @@ func run(o options) error {
 	if o.rounds > 1 || len(kinds) > 1 || len(o.follow) > 1 {
 		printRounds(kinds, o.follow, runs)
 	}
+	if len(kinds) > 1 {
+		printFigures(" of the replay", kinds[0], kinds[1], o.follow, func(kind string, f follow) []result {
+			return runs[runKey{kind, f}]
+		})
+	}
 
 	// Phase 2: rising offered rates, killfeed vs the references.
 	if len(o.steps) == 0 {
 		return nil
+	}
+	if o.vs != "" {
+		return stepsVs(o, d, followed, logger)
 	}
 	f0 := o.follow[0]
 	fmt.Printf("max rate: %d subscribers following %s (%d systems each), %s per step, SLO p99 ≤ %s\n", o.stepConns, f0, o.per, o.stepDur, o.slo)
@@ -506,7 +518,7 @@ func startKind(kind, url string, logger *slog.Logger) (*target, error) {
 // replayPhase replays the day against a fresh target of kind (killfeed,
 // floor or bare) and prints what it measured; profile says whether the
 // profiles asked for are taken of this run.
-func replayPhase(kind string, f follow, o options, d *day, followed [][]int64, logger *slog.Logger, profile bool) (result, error) {
+func replayPhase(kind string, f follow, o options, d *day, followed [][]int64, fan []int, logger *slog.Logger, profile bool) (result, error) {
 	tgt, err := startKind(kind, o.url, logger)
 	if err != nil {
 		return result{}, err
@@ -568,9 +580,9 @@ func replayPhase(kind string, f follow, o options, d *day, followed [][]int64, l
 		return result{}, err
 	}
 	res.Window = window.Seconds()
-	fmt.Printf("replay at %.0f× for %s: %d killmails published (%.1f/s), %d deliveries = %.0f events/s delivered; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d connections closed\n",
+	fmt.Printf("replay at %.0f× for %s: %d killmails published (%.1f/s), %d deliveries of %d due = %.0f events/s delivered; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d connections closed\n",
 		o.speed, window.Round(time.Millisecond), len(sent), float64(len(sent))/window.Seconds(),
-		res.Matched, float64(res.Matched)/window.Seconds(), res.P50ms, res.P99ms, res.MaxMs, res.Closed)
+		res.Matched, due(fan, len(sent)), float64(res.Matched)/window.Seconds(), res.P50ms, res.P99ms, res.MaxMs, res.Closed)
 	fmt.Printf("CPU over the replay and its drain (%s): server %.1f s (%.2f cores), client %.1f s\n",
 		wall.Round(time.Millisecond), serverCPU.Seconds(), serverCPU.Seconds()/wall.Seconds(), res.CPU)
 	printWatched(watched0, watched1, len(sent), res.Matched)
