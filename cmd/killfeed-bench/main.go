@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sort"
 	"strconv"
@@ -50,6 +51,7 @@ type options struct {
 	seed                  uint64
 	memprofile            string
 	cpuprofile            string
+	trace                 string
 	clientCPUProfile      string
 	bare, floor           bool
 	rounds                int
@@ -92,6 +94,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 1, "how many times the replay phase runs (with -vs, on both); a noisy machine needs several")
 	flag.StringVar(&o.vs, "vs", "", "after each replay, run it again against this reference: floor or bare; the max-rate phase then runs each -steps rate -rounds times, each -follow on killfeed and on the reference, and gives the fan-out figure (delivered events/s killfeed ÷ reference, p99 reference ÷ killfeed) per rate and follow")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server's CPU profile of the replay phase to this file")
+	flag.StringVar(&o.trace, "trace", "", "write the server's execution trace of the replay phase to this file (go tool trace)")
 	flag.StringVar(&o.clientCPUProfile, "client-cpuprofile", "", "write the client process's CPU profile of the replay phase to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write the server's heap profile with the idle connections open to this file")
 	flag.StringVar(&o.url, "url", "", "killfeed base URL to load instead of an in-process one (memory figures are then not measured)")
@@ -554,6 +557,17 @@ func replayPhase(kind string, f follow, o options, d *day, followed [][]int64, f
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return result{}, err
 		}
+	}
+	if profile && o.trace != "" {
+		f, err := os.Create(o.trace)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return result{}, err
+		}
+		defer trace.Stop()
 	}
 	watched0 := watchedNow()
 	cpu0, wall0 := cpuTime(), time.Now()
