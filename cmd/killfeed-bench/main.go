@@ -567,7 +567,6 @@ func replayPhase(kind string, f follow, o options, d *day, followed [][]int64, f
 		if err := trace.Start(f); err != nil {
 			return result{}, err
 		}
-		defer trace.Stop()
 	}
 	watched0 := watchedNow()
 	cpu0, wall0 := cpuTime(), time.Now()
@@ -578,6 +577,9 @@ func replayPhase(kind string, f follow, o options, d *day, followed [][]int64, f
 	_, writes1, haveIO := ioCalls()
 	if cpuprofile {
 		pprof.StopCPUProfile()
+	}
+	if profile && o.trace != "" {
+		trace.Stop()
 	}
 	if err != nil {
 		tgt.stop()
