@@ -22,6 +22,9 @@ type wsJoin struct {
 	systems    []int64 // loc expanded; [eventlog.AllSystems] for all
 	where      selection.Predicate
 	topics     []string        // the PubSub topics that carry its events
+	// exact says that every event published on topics is one of its
+	// events (see topicsExact).
+	exact bool
 	clientID   string          // the client_id it was joined with, if any
 	joinRef    json.RawMessage // Phoenix join_ref
 	seq        uint64          // joined order on its connection
@@ -199,8 +202,9 @@ func (w *wsFollows) leave(j *wsJoin) []int64 {
 // live decides about a published event: the subscription it goes out on
 // (nil: none wants it, or it was dealt with) — a system topic's when one
 // wants it, else the first joined that does — and the follows that have
-// now dealt with it, whose client ids advance.
-func (w *wsFollows) live(ev eventlog.Event) (to *wsJoin, dealt []*wsFollow) {
+// now dealt with it, whose client ids advance (at most two: the event's
+// system's and all; nil when fewer).
+func (w *wsFollows) live(ev eventlog.Event) (to *wsJoin, dealt [2]*wsFollow) {
 	if ev.Facts == nil {
 		ev.Facts = selection.Extract(ev.Killmail)
 	}
@@ -215,7 +219,11 @@ func (w *wsFollows) live(ev eventlog.Event) (to *wsJoin, dealt []*wsFollow) {
 			continue
 		}
 		f.floor = ev.ID
-		dealt = append(dealt, f)
+		if dealt[0] == nil {
+			dealt[0] = f
+		} else {
+			dealt[1] = f
+		}
 		for _, j := range f.joins {
 			if ev.ID > j.from && (to == nil || carries(j, to)) && j.where.Match(ev.Facts) {
 				to = j
@@ -223,6 +231,32 @@ func (w *wsFollows) live(ev eventlog.Event) (to *wsJoin, dealt []*wsFollow) {
 		}
 	}
 	return to, dealt
+}
+
+// topicsExact says whether every event published on sel's PubSub topics
+// (selectionTopics) is one of sel's: sel has no predicate, or entities is
+// set and sel is every system narrowed by one entity term alone, of either
+// side, whose entity topics then carry exactly its events (Topics
+// publishes an event on the topic of each of its parties, victim or
+// attacker).
+func topicsExact(sel selection.Selection, entities bool) bool {
+	if sel.Where.Empty() {
+		return true
+	}
+	if !entities || !sel.IsAll() {
+		return false
+	}
+	t := sel.Where.Terms()
+	if (t.Side != "" && t.Side != "any") || len(t.Labels) > 0 || t.MinValue != nil || len(t.Locations) > 0 || t.Filter != "" {
+		return false
+	}
+	lists := 0
+	for _, ids := range [...][]int64{t.Characters, t.Corporations, t.Alliances, t.Factions, t.Ships, t.Groups} {
+		if len(ids) > 0 {
+			lists++
+		}
+	}
+	return lists == 1
 }
 
 // carries says whether a rather than b carries an event both want: a
@@ -236,13 +270,15 @@ func carries(a, b *wsJoin) bool {
 }
 
 // accept is the subscription queue's filter: whether some subscription
-// may want ev. The queue carries only the followed systems' topics, so a
-// subscription without a predicate wants every event it is handed. nil
-// means every event.
+// may want ev. The queue carries only its subscriptions' topics, so when
+// each subscription wants every event of its topics (no predicate, or an
+// entity term alone on its entity topics: see topicsExact) every event
+// handed over is wanted, and accept is nil: PubSub then asks nothing per
+// event, and live decides alone.
 func (w *wsFollows) accept() func(eventlog.Event) bool {
 	narrowed := false
 	for _, j := range w.order {
-		narrowed = narrowed || !j.where.Empty()
+		narrowed = narrowed || !j.exact
 	}
 	if !narrowed {
 		return nil

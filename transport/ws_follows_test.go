@@ -1,10 +1,13 @@
 package transport
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/killfeed/killfeed/eventlog"
+	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/selection"
+	"github.com/killfeed/killfeed/universe"
 )
 
 func followEvent(id uint64, system, alliance int64) eventlog.Event {
@@ -85,5 +88,67 @@ func TestWSFollowsCovered(t *testing.T) {
 	}
 	if w.covered(followEvent(6, 1, 7)) || len(w.sent) != wsMaxRemembered {
 		t.Error("the oldest ended subscription is still remembered")
+	}
+}
+
+// TestTopicsExact: a subscription whose PubSub topics carry exactly its
+// events needs no filter on PubSub's goroutine; one whose predicate is
+// narrower than its topics keeps it. Checked against what Topics publishes
+// for every fixture killmail: for an exact selection, an event is on one
+// of its topics if and only if it matches.
+func TestTopicsExact(t *testing.T) {
+	compile := func(terms selection.Terms) selection.Predicate {
+		t.Helper()
+		p, err := terms.Compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	all := []int64{eventlog.AllSystems}
+	kms := fixture.Killmails()
+	facts := selection.Extract(kms[0].JSON)
+	corp := facts.Victim[selection.Corporation]
+	alliance := facts.Attackers[selection.Alliance][0]
+	for _, c := range []struct {
+		name     string
+		sel      selection.Selection
+		entities bool
+		want     bool
+	}{
+		{"systems, no predicate", selection.Selection{Systems: []int64{1, 2}}, true, true},
+		{"all, no predicate", selection.Selection{Systems: all}, false, true},
+		{"a corporation", selection.Selection{Systems: all, Where: compile(selection.Terms{Corporations: []int64{corp}})}, true, true},
+		{"alliances, side any", selection.Selection{Systems: all, Where: compile(selection.Terms{Alliances: []int64{alliance, corp}, Side: "any"})}, true, true},
+		{"a corporation without entity topics", selection.Selection{Systems: all, Where: compile(selection.Terms{Corporations: []int64{corp}})}, false, false},
+		{"a corporation in a system", selection.Selection{Systems: []int64{1}, Where: compile(selection.Terms{Corporations: []int64{corp}})}, true, false},
+		{"a corporation as victim", selection.Selection{Systems: all, Where: compile(selection.Terms{Corporations: []int64{corp}, Side: "victim"})}, true, false},
+		{"a corporation and an alliance", selection.Selection{Systems: all, Where: compile(selection.Terms{Corporations: []int64{corp}, Alliances: []int64{alliance}})}, true, false},
+		{"a corporation and a label", selection.Selection{Systems: all, Where: compile(selection.Terms{Corporations: []int64{corp}, Labels: []string{"solo"}})}, true, false},
+		{"a corporation and a value", selection.Selection{Systems: all, Where: compile(selection.Terms{Corporations: []int64{corp}, MinValue: new(float64)})}, true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := topicsExact(c.sel, c.entities); got != c.want {
+				t.Fatalf("topicsExact = %v, want %v", got, c.want)
+			}
+			if !c.want || !c.sel.IsAll() || c.sel.Where.Empty() {
+				return
+			}
+			topics := selectionTopics(c.sel, c.entities)
+			publish := Topics(universe.Default())
+			matched := 0
+			for i, km := range kms {
+				ev := eventlog.Event{ID: uint64(i + 1), SystemID: km.SystemID, Killmail: km.JSON, Facts: selection.Extract(km.JSON)}
+				on := slices.ContainsFunc(publish(ev), func(topic string) bool { return slices.Contains(topics, topic) })
+				if m := c.sel.Where.Match(ev.Facts); m != on {
+					t.Fatalf("killmail %d: matches %v, on the topics %v", km.ID, m, on)
+				} else if m {
+					matched++
+				}
+			}
+			if matched == 0 {
+				t.Fatal("no fixture killmail matches: the check shows nothing")
+			}
+		})
 	}
 }

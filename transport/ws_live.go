@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -14,12 +15,36 @@ import (
 // once: the worker writes the backlog, flushing as it goes.
 var errHandOver = errors.New("burst handed over to the worker")
 
+// takeBuffers hold the events a session takes from its queue while it
+// writes them: an idle session keeps none, and a write needs no new slice.
+var takeBuffers = sync.Pool{New: func() any { b := make([]*actors.KillmailInserted, 0, 16); return &b }}
+
+// takeBufferKeep is the largest take buffer returned to the pool.
+const takeBufferKeep = 1024
+
 // takeLive writes the backlog and the events waiting in the subscription
 // queue. When the queue ended it ends the session after them: a slow
 // consumer gets what was queued within the grace, then the close frame.
 func (s *session) takeLive() error {
-	evs, ended, err := s.sub.Take(s.backlog)
+	var bp *[]*actors.KillmailInserted
+	dst := s.backlog
+	if dst == nil {
+		bp = takeBuffers.Get().(*[]*actors.KillmailInserted)
+		dst = *bp
+	}
+	evs, ended, err := s.sub.Take(dst)
 	s.backlog = nil
+	werr := s.writeTaken(evs, ended, err)
+	if bp != nil && s.backlog == nil && cap(evs) <= takeBufferKeep { // else the worker holds it, or a burst grew it
+		clear(evs)
+		*bp = evs[:0]
+		takeBuffers.Put(bp)
+	}
+	return werr
+}
+
+// writeTaken writes evs, taken from the queue; ended and err are Take's.
+func (s *session) writeTaken(evs []*actors.KillmailInserted, ended bool, err error) error {
 	if ended && errors.Is(err, actors.ErrSlowConsumer) && s.drainBy.IsZero() {
 		s.drainBy = time.Now().Add(wsCloseGrace)
 	}
@@ -64,7 +89,7 @@ func (s *session) live(ev *actors.KillmailInserted) error {
 		}
 	}
 	for _, f := range dealt {
-		if f.clientID != "" && to != nil {
+		if f != nil && f.clientID != "" && to != nil {
 			if err := s.advance(f.clientID, []int64{f.system}, ev.EventID); err != nil {
 				return err
 			}

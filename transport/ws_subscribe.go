@@ -142,7 +142,8 @@ func (s *session) subscribe(cmd *wsCommand) error {
 		}
 		j := &wsJoin{key: sub.key, topic: sub.topic, loc: sub.loc, systems: expanded[i],
 			where: sub.where, clientID: cmd.clientID, joinRef: cmd.joinRef}
-		j.topics = selectionTopics(selection.Selection{Systems: j.systems, Where: j.where}, s.cfg.entityTopics)
+		sel := selection.Selection{Systems: j.systems, Where: j.where}
+		j.topics, j.exact = selectionTopics(sel, s.cfg.entityTopics), topicsExact(sel, s.cfg.entityTopics)
 		joins = append(joins, j)
 	}
 	if len(joins) == 0 {
