@@ -14,11 +14,13 @@ import (
 
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/names"
 )
 
 // floor is the least work a websocket fan-out can do, to show what the
 // machine itself allows: a bare RFC 6455 handshake, each event framed once
-// and appended to its subscribers' buffers, and GOMAXPROCS flushers writing
+// (with the names killfeed adds, see referenceBody) and appended to its
+// subscribers' buffers, and GOMAXPROCS flushers writing
 // each waiting connection's bytes with one write, in the order connections
 // became ready. No websocket library, no log, no actors, no pings, no
 // slow-consumer policy. A subscriber follows systems, corporations or
@@ -36,6 +38,7 @@ type floor struct {
 	keys    []followKey
 	conns   []net.Conn
 	closed  bool
+	names   *names.Renderer // see referenceBody
 }
 
 type floorConn struct {
@@ -51,7 +54,7 @@ func startFloor() (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &floor{ln: ln, dirty: make(chan *floorConn, 1<<20), subs: map[followKey][]*floorConn{}}
+	f := &floor{ln: ln, dirty: make(chan *floorConn, 1<<20), subs: map[followKey][]*floorConn{}, names: referenceNames()}
 	go f.accept()
 	var flushers sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
@@ -190,7 +193,7 @@ func (f *floor) publish(km killmail.Killmail) (uint64, error) {
 	if len(subs) == 0 {
 		return id, nil
 	}
-	ev := eventlog.Event{ID: id, SystemID: km.SystemID, Killmail: km.JSON}
+	ev := eventlog.Event{ID: id, SystemID: km.SystemID, Killmail: referenceBody(f.names, id, km)}
 	payload := ev.AppendJSON([]byte(`{"type":"killmail"`))
 	payload[len(`{"type":"killmail"`)] = ','
 	frame := append(appendFrameHeader(nil, len(payload)), payload...)

@@ -18,6 +18,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -677,6 +678,7 @@ func replay(t *target, d *day, speed float64, dur time.Duration) (map[uint64]int
 			time.Sleep(wait)
 		}
 		now := time.Now().UnixNano()
+		trace.Log(context.Background(), "insert", "") // marks the publish time in a -trace
 		id, err := t.insert(km)
 		if err != nil {
 			return nil, 0, err

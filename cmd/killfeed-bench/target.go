@@ -17,6 +17,7 @@ import (
 	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fakeesi"
 	"github.com/killfeed/killfeed/killmail"
+	"github.com/killfeed/killfeed/names"
 	"github.com/killfeed/killfeed/transport"
 )
 
@@ -34,6 +35,28 @@ type target struct {
 
 // namesMode is -names: static, esi or off.
 var namesMode = "static"
+
+// referenceNames is the renderer of a reference's killmails (see
+// referenceBody), one per reference: it keeps renders by event id.
+func referenceNames() *names.Renderer {
+	if namesMode != "static" {
+		return nil
+	}
+	return names.NewRenderer(nil, nil, 0)
+}
+
+// referenceBody is the killmail the floor and the bare fan-out push as
+// event id: with -names static (the default) the one killfeed pushes, ship
+// and system names added by r, so that both sides send the same bytes (a
+// named killmail is about a quarter longer); as stored otherwise, r nil
+// (with -names esi killfeed also names characters, corporations and
+// alliances, which the references do not).
+func referenceBody(r *names.Renderer, id uint64, km killmail.Killmail) []byte {
+	if r == nil {
+		return km.JSON
+	}
+	return r.Render(eventlog.Event{ID: id, SystemID: km.SystemID, Killmail: km.JSON})
+}
 
 // ingestURL, when set, is where an external target's killmails are posted
 // (the core, when -url lists edge nodes).
@@ -116,6 +139,7 @@ type bare struct {
 	parties int // subscribers following corporations or alliances
 	keys    []followKey
 	conns   sync.WaitGroup
+	names   *names.Renderer // see referenceBody
 }
 
 type bareConn struct {
@@ -126,7 +150,7 @@ type bareConn struct {
 }
 
 func startBare() (*target, error) {
-	b := &bare{subs: map[followKey]map[*bareConn]struct{}{}}
+	b := &bare{subs: map[followKey]map[*bareConn]struct{}{}, names: referenceNames()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -198,7 +222,7 @@ func (b *bare) publish(km killmail.Killmail) (uint64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.nextID++
-	ev := eventlog.Event{ID: b.nextID, SystemID: km.SystemID, Killmail: km.JSON}
+	ev := eventlog.Event{ID: b.nextID, SystemID: km.SystemID, Killmail: referenceBody(b.names, b.nextID, km)}
 	frame := ev.AppendJSON([]byte(`{"type":"killmail"`))
 	frame[len(`{"type":"killmail"`)] = ','
 	b.keys = killmailKeys(b.keys, km, b.parties > 0)
