@@ -80,14 +80,26 @@ type wsFollows struct {
 	clients int       // follows with a client id
 	sent    []wsSent  // ended subscriptions, oldest first
 	seq     uint64    // joins so far
+	// systems counts the follows of single systems (all aside): none
+	// spares live a map lookup per event.
+	systems int
+	// sole is the connection's one and only subscription so far, when its
+	// topics carry exactly its events (wsJoin.exact): every event its
+	// queue ever held is one of them, so live asks no predicate. nil once
+	// a second subscription joined or this one left, for good: events of
+	// another's topics may still wait in the queue.
+	sole *wsJoin
+	// held counts the subscriptions whose topics the queue was given,
+	// joined or not (a subscribe that failed after it).
+	held int
 }
 
 func newWSFollows() *wsFollows {
 	return &wsFollows{joins: make(map[string]*wsJoin), follows: make(map[int64]*wsFollow)}
 }
 
-// systems counts the followed systems, all aside, with extra added.
-func (w *wsFollows) systems(extra []int64) int {
+// systemsWith counts the followed systems, all aside, with extra added.
+func (w *wsFollows) systemsWith(extra []int64) int {
 	n := 0
 	for id := range w.follows {
 		if id != eventlog.AllSystems {
@@ -134,6 +146,10 @@ func (w *wsFollows) add(joins []*wsJoin, head uint64) {
 		j.seq = w.seq
 		w.joins[j.key] = j
 		w.order = append(w.order, j)
+		w.sole = nil
+		if w.seq == 1 && w.held <= 1 && len(joins) == 1 && j.exact {
+			w.sole = j
+		}
 		for _, id := range j.systems {
 			f, ok := w.follows[id]
 			if !ok {
@@ -141,6 +157,8 @@ func (w *wsFollows) add(joins []*wsJoin, head uint64) {
 				w.follows[id] = f
 				if id == eventlog.AllSystems {
 					w.all = f
+				} else {
+					w.systems++
 				}
 			}
 			if strings.HasPrefix(j.loc, "system:") {
@@ -161,6 +179,7 @@ func (w *wsFollows) add(joins []*wsJoin, head uint64) {
 func (w *wsFollows) leave(j *wsJoin) []int64 {
 	delete(w.joins, j.key)
 	w.order = slices.DeleteFunc(w.order, func(x *wsJoin) bool { return x == j })
+	w.sole = nil
 	// Every event of j up to from, and up to the lowest floor of its
 	// follows, went out.
 	var floor uint64
@@ -182,6 +201,8 @@ func (w *wsFollows) leave(j *wsJoin) []int64 {
 			delete(w.follows, id)
 			if id == eventlog.AllSystems {
 				w.all = nil
+			} else {
+				w.systems--
 			}
 			if w.last == f {
 				w.last = nil
@@ -209,7 +230,9 @@ func (w *wsFollows) live(ev eventlog.Event) (to *wsJoin, dealt [2]*wsFollow) {
 		ev.Facts = selection.Extract(ev.Killmail)
 	}
 	f := w.last
-	if f == nil || f.system != ev.SystemID {
+	if w.systems == 0 {
+		f = nil
+	} else if f == nil || f.system != ev.SystemID {
 		if f = w.follows[ev.SystemID]; f != nil {
 			w.last = f
 		}
@@ -225,7 +248,7 @@ func (w *wsFollows) live(ev eventlog.Event) (to *wsJoin, dealt [2]*wsFollow) {
 			dealt[1] = f
 		}
 		for _, j := range f.joins {
-			if ev.ID > j.from && (to == nil || carries(j, to)) && j.where.Match(ev.Facts) {
+			if ev.ID > j.from && (to == nil || carries(j, to)) && (j == w.sole || j.where.Match(ev.Facts)) {
 				to = j
 			}
 		}

@@ -152,3 +152,58 @@ func TestTopicsExact(t *testing.T) {
 		})
 	}
 }
+
+// TestWSFollowsSole: a connection's one and only subscription, whose
+// topics carry exactly its events, sends what its queue hands it without
+// asking its predicate; as soon as the queue may have held another
+// subscription's events (a second subscribe, one that left, one that
+// failed after its topics were followed) every event is asked again, for
+// good.
+func TestWSFollowsSole(t *testing.T) {
+	exact := func(key string) *wsJoin {
+		j := allianceJoin(t, key, "all", []int64{eventlog.AllSystems}, 7)
+		j.exact = true
+		return j
+	}
+	other := followEvent(12, 2, 8) // not alliance 7's: only another topic brings it
+
+	w := newWSFollows()
+	sole := exact("all|A")
+	w.held++ // as session.hold does
+	w.add([]*wsJoin{sole}, 10)
+	if got, _ := w.live(followEvent(11, 2, 7)); got != sole {
+		t.Fatalf("its own event sent on %v", got)
+	}
+	if got, _ := w.live(other); got != sole {
+		t.Fatal("the sole subscription asked its predicate: its topics decide")
+	}
+
+	// A second subscription: the queue may hold its events.
+	sys := allianceJoin(t, "system:3", "system:3", []int64{3}, 0)
+	w.held++
+	w.add([]*wsJoin{sys}, 12)
+	if got, _ := w.live(followEvent(13, 2, 8)); got != nil {
+		t.Fatalf("another topic's event sent on %v", got)
+	}
+	w.leave(sys) // one left again: still asked
+	if got, _ := w.live(followEvent(14, 2, 8)); got != nil {
+		t.Fatalf("after the second left, another topic's event sent on %v", got)
+	}
+
+	// A subscribe that failed after its topics were followed, then the
+	// first that joined.
+	w = newWSFollows()
+	w.held += 2
+	first := exact("all|A")
+	w.add([]*wsJoin{first}, 10)
+	if got, _ := w.live(other); got != nil {
+		t.Fatalf("after a failed subscribe, another topic's event sent on %v", got)
+	}
+	// A subscription whose predicate is narrower than its topics.
+	w = newWSFollows()
+	w.held++
+	w.add([]*wsJoin{allianceJoin(t, "all|A", "all", []int64{eventlog.AllSystems}, 7)}, 10)
+	if got, _ := w.live(other); got != nil {
+		t.Fatalf("a narrowed subscription sent %v", got)
+	}
+}

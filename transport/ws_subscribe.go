@@ -59,6 +59,7 @@ func (s *session) failed(cmd *wsCommand, err error) error {
 // queue does not follow yet.
 func (s *session) hold(joins []*wsJoin) []string {
 	var added []string
+	s.follows.held += len(joins)
 	for _, j := range joins {
 		for _, t := range j.topics {
 			if s.topics[t] == 0 {
@@ -125,7 +126,7 @@ func (s *session) subscribe(cmd *wsCommand) error {
 			}
 		}
 	}
-	if s.follows.systems(systems) > s.cfg.MaxSystems {
+	if s.follows.systemsWith(systems) > s.cfg.MaxSystems {
 		return s.failed(cmd, badParam("systems", "more than "+strconv.Itoa(s.cfg.MaxSystems)+" systems on this connection"))
 	}
 	// A subscription that exists restarts from this request's position (it
