@@ -89,10 +89,14 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // nothing may follow it.
 type corkConn struct {
 	net.Conn
-	raw       syscall.RawConn // for tryUncork; nil when not a socket
-	mu        sync.Mutex
-	corked    bool
-	pending   *[]byte       // from corkBuffers while corked
+	raw     syscall.RawConn // for tryUncork; nil when not a socket
+	mu      sync.Mutex
+	corked  bool
+	pending *[]byte // from corkBuffers while corked
+	// shared, when set, is what is corked instead of pending (then empty):
+	// one whole frame that others share (writeFramed), written from where
+	// it is rather than copied, since a drain usually writes one event.
+	shared    []byte
 	err       error         // sticky
 	closeSent bool          // a close frame went through
 	writing   atomic.Bool   // the lock holder is writing to the socket
@@ -114,6 +118,7 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		c.closeSent = true
 	}
 	if c.corked {
+		c.unshareLocked()
 		*c.pending = append(*c.pending, p...)
 		return len(p), nil
 	}
@@ -132,10 +137,20 @@ func (c *corkConn) writeFrame(payload []byte) (int, error) {
 	return c.queue(payload, true)
 }
 
-// writeFramed queues frame, a whole frame built with appendFrameHeader;
-// it must be corked. It returns how many bytes wait.
+// writeFramed queues frame, a whole frame built with appendFrameHeader,
+// which nobody modifies (it may be written from where it is, after
+// writeFramed returns); it must be corked. It returns how many bytes wait.
 func (c *corkConn) writeFramed(frame []byte) (int, error) {
 	return c.queue(frame, false)
+}
+
+// unshareLocked copies the shared frame into pending, before anything is
+// added behind it.
+func (c *corkConn) unshareLocked() {
+	if c.shared != nil {
+		*c.pending = append(*c.pending, c.shared...)
+		c.shared = nil
+	}
 }
 
 func (c *corkConn) queue(b []byte, header bool) (int, error) {
@@ -147,6 +162,11 @@ func (c *corkConn) queue(b []byte, header bool) (int, error) {
 	case c.closeSent || !c.corked:
 		return 0, errClosed
 	}
+	if !header && c.shared == nil && len(*c.pending) == 0 {
+		c.shared = b
+		return len(b), nil
+	}
+	c.unshareLocked()
 	p := *c.pending
 	if header {
 		p = appendFrameHeader(p, 0x1, len(b))
@@ -203,13 +223,16 @@ func (c *corkConn) writeSomeLocked() (bool, error) {
 	if c.err != nil {
 		return false, c.err
 	}
-	if c.pending == nil || len(*c.pending) == 0 {
+	if c.shared == nil && (c.pending == nil || len(*c.pending) == 0) {
 		return true, nil
 	}
 	if c.raw == nil {
 		return false, nil
 	}
-	b := *c.pending
+	b := c.shared
+	if b == nil {
+		b = *c.pending
+	}
 	w := rawWrites.Get().(*rawWrite)
 	w.b = b
 	err := c.raw.Write(w.fn)
@@ -224,7 +247,12 @@ func (c *corkConn) writeSomeLocked() (bool, error) {
 		return false, err
 	}
 	n = max(n, 0)
-	*c.pending = append(b[:0], b[n:]...)
+	if c.shared != nil {
+		c.shared = nil
+		*c.pending = append((*c.pending)[:0], b[n:]...) // the rest waits in ours
+	} else {
+		*c.pending = append(b[:0], b[n:]...)
+	}
 	return n == len(b), nil
 }
 
@@ -267,6 +295,7 @@ func (c *corkConn) ping() (sent, done bool, err error) {
 	}
 	held := c.corked // its writer sends what is left
 	c.corkLocked()
+	c.unshareLocked()
 	*c.pending = appendFrameHeader(*c.pending, 0x9, 0)
 	done, err = c.writeSomeLocked()
 	if done && !held {
@@ -337,7 +366,7 @@ func (c *corkConn) buffered() int {
 	if c.pending == nil {
 		return 0
 	}
-	return len(*c.pending)
+	return len(*c.pending) + len(c.shared)
 }
 
 // flush writes what waits, within timeout, and stays corked.
@@ -357,7 +386,7 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 }
 
 func (c *corkConn) uncorkLocked() {
-	c.corked = false
+	c.corked, c.shared = false, nil
 	if c.pending != nil {
 		if cap(*c.pending) <= wsCorkKeep {
 			*c.pending = (*c.pending)[:0]
@@ -370,6 +399,9 @@ func (c *corkConn) uncorkLocked() {
 func (c *corkConn) flushLocked(timeout time.Duration) error {
 	if c.err != nil {
 		return c.err
+	}
+	if c.pending != nil {
+		c.unshareLocked() // a blocking write: one copy is nothing beside it
 	}
 	if c.pending == nil || len(*c.pending) == 0 {
 		return nil

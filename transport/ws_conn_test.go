@@ -442,6 +442,117 @@ func TestCorkConnPingGoesOutAtOnce(t *testing.T) {
 	}
 }
 
+// A shared frame (writeFramed) is written from where it is when it is all
+// that is corked, and keeps its place in line otherwise: behind what was
+// corked before it, before what comes after it (frames, a ping, a control
+// frame from coder/websocket), and, when the socket takes only part of
+// it, with the rest sent by the blocking flush; nothing is written twice
+// and the frame is never modified.
+func TestCorkConnSharedFrameKeepsItsPlace(t *testing.T) {
+	server, client := tcpPair(t)
+	raw, err := server.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &corkConn{Conn: server, raw: raw}
+	read := func(n int) string {
+		t.Helper()
+		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b := make([]byte, n)
+		if _, err := io.ReadFull(client, b); err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	shared := appendFrameHeader(nil, 0x1, 1)
+	shared = append(shared, 's')
+	frozen := bytes.Clone(shared)
+	ping := "\x89\x00"
+
+	// Alone: one write of the shared bytes.
+	c.cork()
+	if n, err := c.writeFramed(shared); n != 3 || err != nil {
+		t.Fatalf("writeFramed = %d, %v", n, err)
+	}
+	if c.buffered() != 3 {
+		t.Fatalf("buffered %d, want 3", c.buffered())
+	}
+	if ok, err := c.tryUncork(); !ok || err != nil {
+		t.Fatalf("tryUncork = %v, %v", ok, err)
+	}
+	if got := read(3); got != "\x81\x01s" {
+		t.Fatalf("read %q", got)
+	}
+
+	// Behind a frame, before a frame, a ping and a control frame.
+	c.cork()
+	_, _ = c.writeFrame([]byte("a"))
+	_, _ = c.writeFramed(shared)
+	_, _ = c.writeFrame([]byte("b"))
+	_, _ = c.writeFramed(shared)
+	if sent, _, err := c.ping(); !sent || err != nil {
+		t.Fatalf("ping = %v, %v", sent, err)
+	}
+	if got := read(14); got != "\x81\x01a\x81\x01s\x81\x01b\x81\x01s"+ping {
+		t.Fatalf("read %q", got)
+	}
+	_, _ = c.writeFramed(shared)
+	_, _ = c.writeFrame([]byte("c"))
+	_, _ = c.writeFramed(shared)
+	if _, err := c.Write([]byte("\x8a\x00")); err != nil { // a pong, corked
+		t.Fatal(err)
+	}
+	if ok, err := c.tryUncork(); !ok || err != nil {
+		t.Fatalf("tryUncork = %v, %v", ok, err)
+	}
+	if got := read(11); got != "\x81\x01s\x81\x01c\x81\x01s\x8a\x00" {
+		t.Fatalf("read %q", got)
+	}
+
+	// Alone, then a ping; alone, then a control frame.
+	c.cork()
+	_, _ = c.writeFramed(shared)
+	if sent, _, err := c.ping(); !sent || err != nil {
+		t.Fatalf("ping = %v, %v", sent, err)
+	}
+	if got := read(5); got != "\x81\x01s"+ping {
+		t.Fatalf("read %q", got)
+	}
+	_, _ = c.writeFramed(shared)
+	_, _ = c.Write([]byte("\x8a\x00"))
+	if ok, err := c.tryUncork(); !ok || err != nil {
+		t.Fatalf("tryUncork = %v, %v", ok, err)
+	}
+	if got := read(5); got != "\x81\x01s\x8a\x00" {
+		t.Fatalf("read %q", got)
+	}
+
+	// Larger than the socket takes: the rest waits, then goes out whole.
+	big := appendFrameHeader(nil, 0x1, 8<<20)
+	big = append(big, bytes.Repeat([]byte{'x'}, 8<<20)...)
+	c.cork()
+	_, _ = c.writeFramed(big)
+	if ok, err := c.tryUncork(); ok || err != nil {
+		t.Fatalf("tryUncork of 8 MiB to a peer that reads nothing = %v, %v", ok, err)
+	}
+	left := c.buffered()
+	if left == 0 || left >= len(big) {
+		t.Fatalf("%d bytes left of %d", left, len(big))
+	}
+	_, _ = c.writeFramed(shared)
+	got := make(chan []byte)
+	go func() { b, _ := io.ReadAll(io.LimitReader(client, int64(len(big)+3))); got <- b }()
+	if err := c.uncork(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, append(bytes.Clone(big), shared...)) {
+		t.Fatalf("peer read %d bytes, not the big frame then the shared one", len(b))
+	}
+	if !bytes.Equal(shared, frozen) {
+		t.Fatal("the shared frame was modified")
+	}
+}
+
 // A ping never waits for the connection's lock (a write under way): the
 // keepalive, which pings every connection from one goroutine, tries again
 // at its next tick.

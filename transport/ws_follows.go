@@ -21,13 +21,13 @@ type wsJoin struct {
 	topic, loc string
 	systems    []int64 // loc expanded; [eventlog.AllSystems] for all
 	where      selection.Predicate
-	topics     []string        // the PubSub topics that carry its events
+	topics     []string // the PubSub topics that carry its events
 	// exact says that every event published on topics is one of its
 	// events (see topicsExact).
-	exact bool
-	clientID   string          // the client_id it was joined with, if any
-	joinRef    json.RawMessage // Phoenix join_ref
-	seq        uint64          // joined order on its connection
+	exact    bool
+	clientID string          // the client_id it was joined with, if any
+	joinRef  json.RawMessage // Phoenix join_ref
+	seq      uint64          // joined order on its connection
 	// Every event of the join's selection with start < id <= from was
 	// sent by its replay or by another subscription; live events after
 	// from are its own to send.
