@@ -72,14 +72,11 @@ const wsMaxRemembered = 32
 // current or among the last ended ones, sent or will send. It holds no
 // socket and does no I/O.
 type wsFollows struct {
-	joins   map[string]*wsJoin
-	order   []*wsJoin // joined order
-	follows map[int64]*wsFollow
-	all     *wsFollow // follows[eventlog.AllSystems]
-	last    *wsFollow // the follow of the last live event's system
-	clients int       // follows with a client id
-	sent    []wsSent  // ended subscriptions, oldest first
-	seq     uint64    // joins so far
+	// What live reads of a connection that follows no single system comes
+	// first, with the follow of all inline: a drain writes to thousands
+	// of connections in turn, and each object it touches is a cache miss.
+	all  *wsFollow // follows[eventlog.AllSystems]: &allFollow, or nil
+	last *wsFollow // the follow of the last live event's system
 	// systems counts the follows of single systems (all aside): none
 	// spares live a map lookup per event.
 	systems int
@@ -87,8 +84,17 @@ type wsFollows struct {
 	// topics carry exactly its events (wsJoin.exact): every event its
 	// queue ever held is one of them, so live asks no predicate. nil once
 	// a second subscription joined or this one left, for good: events of
-	// another's topics may still wait in the queue.
-	sole *wsJoin
+	// another's topics may still wait in the queue. soleFrom is its from.
+	sole      *wsJoin
+	soleFrom  uint64
+	allFollow wsFollow
+
+	joins   map[string]*wsJoin
+	order   []*wsJoin // joined order
+	follows map[int64]*wsFollow
+	clients int      // follows with a client id
+	sent    []wsSent // ended subscriptions, oldest first
+	seq     uint64   // joins so far
 	// held counts the subscriptions whose topics the queue was given,
 	// joined or not (a subscribe that failed after it).
 	held int
@@ -148,18 +154,19 @@ func (w *wsFollows) add(joins []*wsJoin, head uint64) {
 		w.order = append(w.order, j)
 		w.sole = nil
 		if w.seq == 1 && w.held <= 1 && len(joins) == 1 && j.exact {
-			w.sole = j
+			w.sole, w.soleFrom = j, j.from
 		}
 		for _, id := range j.systems {
 			f, ok := w.follows[id]
 			if !ok {
-				f = &wsFollow{system: id, floor: head}
-				w.follows[id] = f
 				if id == eventlog.AllSystems {
-					w.all = f
+					w.allFollow = wsFollow{system: id, floor: head}
+					f, w.all = &w.allFollow, &w.allFollow
 				} else {
+					f = &wsFollow{system: id, floor: head}
 					w.systems++
 				}
+				w.follows[id] = f
 			}
 			if strings.HasPrefix(j.loc, "system:") {
 				f.joins = slices.Insert(f.joins, 0, j) // the most specific topic carries it
@@ -226,6 +233,17 @@ func (w *wsFollows) leave(j *wsJoin) []int64 {
 // now dealt with it, whose client ids advance (at most two: the event's
 // system's and all; nil when fewer).
 func (w *wsFollows) live(ev eventlog.Event) (to *wsJoin, dealt [2]*wsFollow) {
+	if f := w.all; w.sole != nil && w.systems == 0 && f != nil {
+		// The usual connection: one subscription of every system, whose
+		// topics carry its events. Nothing but w is read.
+		if ev.ID > f.floor {
+			f.floor, dealt[0] = ev.ID, f
+			if ev.ID > w.soleFrom {
+				to = w.sole
+			}
+		}
+		return to, dealt
+	}
 	if ev.Facts == nil {
 		ev.Facts = selection.Extract(ev.Killmail)
 	}

@@ -199,6 +199,21 @@ func TestWSFollowsSole(t *testing.T) {
 	if got, _ := w.live(other); got != nil {
 		t.Fatalf("after a failed subscribe, another topic's event sent on %v", got)
 	}
+	// Events up to the sole subscription's replay are its replay's, and
+	// each goes out once.
+	w = newWSFollows()
+	w.held++
+	late := exact("all|A")
+	late.from = 15
+	w.add([]*wsJoin{late}, 10)
+	for _, c := range []struct {
+		id   uint64
+		want *wsJoin
+	}{{9, nil}, {12, nil}, {16, late}, {16, nil}, {17, late}} {
+		if got, _ := w.live(followEvent(c.id, 2, 7)); got != c.want {
+			t.Errorf("event %d sent on %v, want %v", c.id, got, c.want)
+		}
+	}
 	// A subscription whose predicate is narrower than its topics.
 	w = newWSFollows()
 	w.held++

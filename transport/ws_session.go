@@ -25,45 +25,10 @@ import (
 // drainPool). At most one worker or drainer runs the session at a time;
 // pings run on a timer.
 type session struct {
-	ctx    context.Context // canceled by CloseWebsockets
-	svc    *actors.Service
-	conn   *websocket.Conn
-	cc     *corkConn
-	cfg    WebsocketConfig
-	proto  wsProtocol
-	logger *slog.Logger
-	owner  string // the read key's owner token ("" without read keys)
-	pool   *drainPool
-	keep   *keepalive
-	// metrics counts the session's pushes and closes by its protocol.
-	metrics *metrics.WS
-	// render adds names to the events sent while names is set (nil: none).
-	render Renderer
-	names  bool
-	// namedKey and namedBuild are the protocol's shared frame with names.
-	namedKey   *actors.EncodingKey
-	namedBuild func(eventlog.Event) []byte
-
-	universe *universe.Universe
-	sub      *actors.Queue
-	follows  *wsFollows
-	// topics counts, per PubSub topic of the queue, the subscriptions
-	// that need it.
-	topics map[string]int
-	// subscribes paces subscribe frames (a client that loops on them is
-	// told to slow down; its connection stays open).
-	subscribes *rate.Limiter
-	buf        []byte
-	draining   bool                       // a drainer runs the session: no blocking flush
-	corked     int                        // bytes waiting in the cork after the last write
-	backlog    []*actors.KillmailInserted // taken, left to the worker by a drainer
-	drainBy    time.Time                  // set once the subscription overflowed
-	frames     chan wsFrame
-	done       chan struct{} // closed when the session ends
-	cpTimer    *time.Timer   // armed while a client_id follow exists
-	worker     sync.WaitGroup
-
-	mu            sync.Mutex // guards the fields below
+	// The fields a drain of a published event reads come first, together,
+	// so that it touches few cache lines of a session it has not seen for
+	// a while: it writes to thousands of them in turn.
+	mu            sync.Mutex // guards started … ended, and the keepalive fields at the end
 	started       bool
 	working       bool // a worker or drainer runs
 	pending       bool // work arrived since the worker last looked
@@ -71,10 +36,49 @@ type session struct {
 	goingAway     bool
 	checkpointDue bool
 	ended         bool
-	nextPing      time.Time // when the keepalive pings next
-	pingAwaited   bool      // a ping went out; the peer has not been heard from since
-	pingReads     uint64    // the connection's reads when it went out
-	pingDeadline  time.Time // when a peer not heard from is dropped
+	cc            *corkConn
+	sub           *actors.Queue
+	follows       *wsFollows
+	proto         wsProtocol
+	pool          *drainPool
+	// metrics counts the session's pushes and closes by its protocol.
+	metrics *metrics.WS
+	names   bool
+	// namedKey and namedBuild are the protocol's shared frame with names.
+	namedKey   *actors.EncodingKey
+	namedBuild func(eventlog.Event) []byte
+	buf        []byte
+	draining   bool                       // a drainer runs the session: no blocking flush
+	corked     int                        // bytes waiting in the cork after the last write
+	backlog    []*actors.KillmailInserted // taken, left to the worker by a drainer
+	drainBy    time.Time                  // set once the subscription overflowed
+	frames     chan wsFrame
+	worker     sync.WaitGroup
+
+	ctx    context.Context // canceled by CloseWebsockets
+	svc    *actors.Service
+	conn   *websocket.Conn
+	cfg    WebsocketConfig
+	logger *slog.Logger
+	owner  string // the read key's owner token ("" without read keys)
+	keep   *keepalive
+	// render adds names to the events sent while names is set (nil: none).
+	render   Renderer
+	universe *universe.Universe
+	// topics counts, per PubSub topic of the queue, the subscriptions
+	// that need it.
+	topics map[string]int
+	// subscribes paces subscribe frames (a client that loops on them is
+	// told to slow down; its connection stays open).
+	subscribes *rate.Limiter
+	done       chan struct{} // closed when the session ends
+	cpTimer    *time.Timer   // armed while a client_id follow exists
+
+	// The keepalive's, guarded by mu.
+	nextPing     time.Time // when the keepalive pings next
+	pingAwaited  bool      // a ping went out; the peer has not been heard from since
+	pingReads    uint64    // the connection's reads when it went out
+	pingDeadline time.Time // when a peer not heard from is dropped
 }
 
 // wsFrame is a client frame waiting for the worker.
