@@ -26,14 +26,15 @@ type Queue struct {
 	accept atomic.Pointer[func(*KillmailInserted) bool]
 
 	mu     sync.Mutex
-	events []*KillmailInserted
+	events []*KillmailInserted // in inline while it fits
 	ended  bool
 	err    error
+	// inline holds the waiting events of the usual hand-over, one or two:
+	// in the Queue itself, not in an array of its own, which PubSub and the
+	// reader would each touch for every event (thousands of queues, each
+	// cold by its next event).
+	inline [2]*KillmailInserted
 }
-
-// shrinkAbove is the capacity past which an emptied buffer is released
-// rather than kept for the next burst.
-const shrinkAbove = 64
 
 // SubscribeQueue starts a Queue holding at most limit waiting events (0
 // means DefaultSubscriptionBuffer) and following topics; more waiting
@@ -45,6 +46,7 @@ func (s *Service) SubscribeQueue(ctx context.Context, limit int, notify func(), 
 		limit = DefaultSubscriptionBuffer
 	}
 	q := &Queue{limit: limit, notify: notify}
+	q.events = q.inline[:0]
 	if notify == nil {
 		q.ready = make(chan struct{}, 1)
 	}
@@ -138,11 +140,7 @@ func (q *Queue) Take(dst []*KillmailInserted) (events []*KillmailInserted, ended
 	defer q.mu.Unlock()
 	dst = append(dst, q.events...)
 	clear(q.events)
-	if cap(q.events) > shrinkAbove {
-		q.events = nil
-	} else {
-		q.events = q.events[:0]
-	}
+	q.events = q.inline[:0] // a burst's array goes
 	return dst, q.ended, q.err
 }
 
