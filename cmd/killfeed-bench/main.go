@@ -52,6 +52,7 @@ type options struct {
 	seed                  uint64
 	memprofile            string
 	cpuprofile            string
+	stepCPUProfile        string
 	trace                 string
 	clientCPUProfile      string
 	bare, floor           bool
@@ -95,6 +96,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 1, "how many times the replay phase runs (with -vs, on both); a noisy machine needs several")
 	flag.StringVar(&o.vs, "vs", "", "after each replay, run it again against this reference: floor or bare; the max-rate phase then runs each -steps rate -rounds times, each -follow on killfeed and on the reference, and gives the fan-out figure (delivered events/s killfeed ÷ reference, p99 reference ÷ killfeed) per rate and follow")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server's CPU profile of the replay phase to this file")
+	flag.StringVar(&o.stepCPUProfile, "step-cpuprofile", "", "with -vs: write the server's CPU profile of the first killfeed step (first rate, first -follow) to this file")
 	flag.StringVar(&o.trace, "trace", "", "write the server's execution trace of the replay phase to this file (go tool trace)")
 	flag.StringVar(&o.clientCPUProfile, "client-cpuprofile", "", "write the client process's CPU profile of the replay phase to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write the server's heap profile with the idle connections open to this file")
@@ -353,6 +355,10 @@ type result struct {
 	Window     float64 `json:"window_s"`
 	CPU        float64 `json:"cpu_s"` // the client's CPU time from ready to end
 	Reads      uint64  `json:"reads"` // the client's read system calls from ready to end
+	// Set by the max-rate phase: killmails published, and the server's
+	// CPU (this process) over the step and its drain.
+	published int
+	serverCPU time.Duration
 }
 
 // finish hands the client the publish times and reads its summary.

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 )
@@ -114,7 +116,11 @@ func stepsVs(o options, d *day, followed map[follow][][]int64, logger *slog.Logg
 		for round := range o.rounds {
 			for _, f := range o.follow {
 				for _, kind := range kinds {
-					res, ok, err := step(kind, f, rate, o, d, followed[f], fans[f], logger)
+					profile := ""
+					if round == 0 && kind == "killfeed" && f == o.follow[0] && rate == o.steps[0] {
+						profile = o.stepCPUProfile
+					}
+					res, ok, err := step(kind, f, rate, o, d, followed[f], fans[f], logger, profile)
 					if err != nil {
 						return err
 					}
@@ -124,9 +130,9 @@ func stepsVs(o options, d *day, followed map[follow][][]int64, logger *slog.Logg
 					}
 					sustained[k] = sustained[k] && ok
 					runs[k] = append(runs[k], res)
-					fmt.Printf("  round %d, %-8s following %-12s offered %5d km/s: delivered %8.0f events/s (%.4f of due), p50 %6.2f ms, p99 %7.2f ms, closed %d%s\n",
-						round+1, kind, f, rate, float64(res.Matched)/res.Window, float64(res.Matched)/float64(max(1, res.Deliveries)),
-						res.P50ms, res.P99ms, res.Closed, map[bool]string{true: "", false: "  (not sustained)"}[ok])
+					fmt.Printf("  round %d, %-8s following %-12s offered %5d km/s: published %5.0f/s, delivered %8.0f events/s (%.4f of due), p50 %6.2f ms, p99 %7.2f ms, closed %d, server CPU %.1f s, client %.1f s%s\n",
+						round+1, kind, f, rate, float64(res.published)/res.Window, float64(res.Matched)/res.Window, float64(res.Matched)/float64(max(1, res.Deliveries)),
+						res.P50ms, res.P99ms, res.Closed, res.serverCPU.Seconds(), res.CPU, map[bool]string{true: "", false: "  (not sustained)"}[ok])
 				}
 			}
 		}
@@ -151,10 +157,12 @@ func stepsVs(o options, d *day, followed map[follow][][]int64, logger *slog.Logg
 }
 
 // step offers rate killmails/s to a fresh target of kind with -step-conns
-// subscribers following f; ok says whether it kept up: every due delivery
-// delivered, none closed, p99 within the SLO. The result's Deliveries is
-// replaced by the due count.
-func step(kind string, f follow, rate int, o options, d *day, followed [][]int64, fan []int, logger *slog.Logger) (result, bool, error) {
+// subscribers following f; ok says whether it kept up: it took the offered
+// killmails as fast as they came (the floor and the bare fan-out fan out
+// within their insert), delivered every due delivery, closed none and kept
+// p99 within the SLO. The result's Deliveries is replaced by the due
+// count.
+func step(kind string, f follow, rate int, o options, d *day, followed [][]int64, fan []int, logger *slog.Logger, cpuprofile string) (result, bool, error) {
 	t, err := startKind(kind, o.url, logger)
 	if err != nil {
 		return result{}, false, err
@@ -164,7 +172,22 @@ func step(kind string, f follow, rate int, o options, d *day, followed [][]int64
 	if err != nil {
 		return result{}, false, err
 	}
+	if cpuprofile != "" {
+		pf, err := os.Create(cpuprofile)
+		if err != nil {
+			return result{}, false, err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return result{}, false, err
+		}
+	}
+	cpu0 := cpuTime()
 	sent, window, err := offer(t, d, rate, o.stepDur)
+	serverCPU := cpuTime() - cpu0
+	if cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return result{}, false, err
 	}
@@ -174,6 +197,8 @@ func step(kind string, f follow, rate int, o options, d *day, followed [][]int64
 	}
 	res.Window = window.Seconds()
 	res.Deliveries = due(fan, len(sent))
-	ok := res.Matched >= res.Deliveries && res.Closed == 0 && res.P99ms <= float64(o.slo.Milliseconds())
+	res.published, res.serverCPU = len(sent), serverCPU
+	kept := float64(len(sent)) >= 0.99*float64(rate)*window.Seconds()
+	ok := kept && res.Matched >= res.Deliveries && res.Closed == 0 && res.P99ms <= float64(o.slo.Milliseconds())
 	return res, ok, nil
 }
