@@ -43,6 +43,9 @@ type pollOptions struct {
 	clients  int
 	phase    time.Duration
 	rounds   int
+	// trivialPath, when set, is what the trivial server is asked instead
+	// of the polls' own requests.
+	trivialPath string
 }
 
 func runPoll(args []string) error {
@@ -54,6 +57,7 @@ func runPoll(args []string) error {
 	fs.IntVar(&o.clients, "clients", 64, "client_ids the polls are spread over, each caught up before the load")
 	fs.DurationVar(&o.phase, "phase", time.Second, "how long one server is loaded at a time")
 	fs.IntVar(&o.rounds, "rounds", 10, "rounds of one phase on each server")
+	fs.StringVar(&o.trivialPath, "trivial-path", "", "what the trivial server is asked (empty: the same requests as killfeed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -107,12 +111,16 @@ func runPoll(args []string) error {
 		kf.cmd.Process.Pid, o.events, trivial.cmd.Process.Pid, o.conns, o.clients, o.phase)
 
 	targets := []*server{trivial, kf}
-	for _, t := range targets {
+	asked := [][]string{paths, paths}
+	if o.trivialPath != "" {
+		asked[0] = []string{o.trivialPath}
+	}
+	for k, t := range targets {
 		if t.pool, err = dialPool(t.addr, o.conns); err != nil {
 			return err
 		}
 		defer t.pool.close()
-		if _, err := t.pool.load(paths, 200*time.Millisecond); err != nil { // warm up
+		if _, err := t.pool.load(asked[k], 200*time.Millisecond); err != nil { // warm up
 			return err
 		}
 	}
@@ -129,7 +137,7 @@ func runPoll(args []string) error {
 		for _, k := range order {
 			before := processCPU(targets[k].cmd.Process.Pid)
 			start := time.Now()
-			n, err := targets[k].pool.load(paths, o.phase)
+			n, err := targets[k].pool.load(asked[k], o.phase)
 			if err != nil {
 				return fmt.Errorf("%s: %w", targets[k].name, err)
 			}
