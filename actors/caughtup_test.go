@@ -16,15 +16,7 @@ import (
 // actor: it is answered while the store is stalled, and a fetch with
 // something to return still waits for the store.
 func TestCaughtUpFetchSkipsTheStore(t *testing.T) {
-	log, err := eventlog.Open(eventlog.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := actors.Start(log, false, actors.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Stop()
+	log, svc := startInMemory(t)
 	kms := fixture.Killmails()[:2]
 	if _, err := svc.Insert(context.Background(), kms, nil); err != nil {
 		t.Fatal(err)
@@ -66,6 +58,22 @@ func TestCaughtUpFetchSkipsTheStore(t *testing.T) {
 	if err != nil || len(b.Events) != 1 {
 		t.Fatalf("after the stall: %d events, err %v; want 1", len(b.Events), err)
 	}
+}
+
+// startInMemory starts the actors over a memory log, stopped when the test
+// ends.
+func startInMemory(t *testing.T) (*eventlog.Log, *actors.Service) {
+	t.Helper()
+	log, err := eventlog.Open(eventlog.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := actors.Start(log, false, actors.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Stop)
+	return log, svc
 }
 
 func inSystem(km killmail.Killmail, system int64) killmail.Killmail {
