@@ -24,6 +24,9 @@ type Queue struct {
 	// event before it is queued: an event it refuses costs the
 	// subscriber nothing (see SetFilter).
 	accept atomic.Pointer[func(*KillmailInserted) bool]
+	// prepare, when set, is called (on PubSub's goroutine) with every
+	// event queued, before the queue signals (see SetPrepare).
+	prepare atomic.Pointer[func(*KillmailInserted)]
 
 	mu     sync.Mutex
 	events []*KillmailInserted // in inline while it fits
@@ -76,6 +79,11 @@ func (q *Queue) deliver(_ actor.Context, evs []*KillmailInserted) bool {
 		}
 		evs = kept
 	}
+	if p := q.prepare.Load(); p != nil {
+		for _, ev := range evs {
+			(*p)(ev)
+		}
+	}
 	q.mu.Lock()
 	if q.ended {
 		q.mu.Unlock()
@@ -125,6 +133,21 @@ func (q *Queue) SetFilter(accept func(*KillmailInserted) bool) {
 		return
 	}
 	q.accept.Store(&accept)
+}
+
+// SetPrepare makes the queue call prepare with every event it is handed
+// that its filter keeps, on PubSub's goroutine, before the event is queued
+// (nil: none). A subscriber that frames events with
+// KillmailInserted.Encoded does it there: the first subscriber of an event
+// builds the shared frame on PubSub's goroutine while the writers write
+// the events before it, and the others find it built. prepare must be
+// quick once the work is done, and must not block.
+func (q *Queue) SetPrepare(prepare func(*KillmailInserted)) {
+	if prepare == nil {
+		q.prepare.Store(nil)
+		return
+	}
+	q.prepare.Store(&prepare)
 }
 
 // Ready receives a value when events are waiting or the queue ended (nil

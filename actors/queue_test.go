@@ -96,3 +96,60 @@ func TestQueueKeepsOrderAcrossBurstsAndEndsPastItsLimit(t *testing.T) {
 		t.Fatalf("past the limit took %v, want %v", got, want)
 	}
 }
+
+// SetPrepare runs on every event the queue keeps, before the queue signals
+// it: a subscriber that frames events finds them framed when it is woken.
+func TestQueuePrepareRunsBeforeTheSignal(t *testing.T) {
+	log, err := eventlog.Open(eventlog.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := actors.Start(log, false, actors.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop(); _ = log.Close() })
+	ctx := context.Background()
+	km := fixture.Killmails()[0]
+	prepared := map[uint64]bool{} // PubSub's goroutine only
+	var q *actors.Queue
+	unprepared := make(chan uint64, 16)
+	q, err = svc.SubscribeQueue(ctx, 0, func() {
+		evs, _, _ := q.Take(nil)
+		for _, ev := range evs {
+			if !prepared[ev.EventID] {
+				unprepared <- ev.EventID
+			}
+		}
+	}, actors.SystemTopic(km.SystemID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	q.SetPrepare(func(ev *actors.KillmailInserted) { prepared[ev.EventID] = true })
+	kms := make([]killmail.Killmail, 5)
+	for i := range kms {
+		kms[i] = km
+		kms[i].ID = 1<<40 + int64(i)
+	}
+	res, err := svc.Insert(ctx, kms[:1], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := svc.Insert(ctx, kms[1:], nil) // a burst
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Add(ctx); err != nil { // PubSub handed them over
+		t.Fatal(err)
+	}
+	close(unprepared)
+	for id := range unprepared {
+		t.Errorf("event %d was signalled before it was prepared", id)
+	}
+	for _, r := range append(res, more...) {
+		if !prepared[r.EventID] {
+			t.Errorf("event %d was not prepared", r.EventID)
+		}
+	}
+}

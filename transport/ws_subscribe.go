@@ -87,6 +87,7 @@ func (s *session) release(j *wsJoin) []string {
 // filter sets the subscription queue's filter to what the connection's
 // subscriptions, and extra ones about to join, may want.
 func (s *session) filter(extra []*wsJoin) {
+	s.prepare()
 	w := s.follows
 	if len(extra) > 0 {
 		w = &wsFollows{order: append(append([]*wsJoin(nil), w.order...), extra...)}
@@ -97,6 +98,24 @@ func (s *session) filter(extra []*wsJoin) {
 		return
 	}
 	s.sub.SetFilter(func(ev *actors.KillmailInserted) bool { return accept(ev.Event()) })
+}
+
+// prepare has the queue build the shared frame of each event as the
+// session would send it (sendEvent) on PubSub's goroutine, once for every
+// session alike, rather than on the drainer that writes it first.
+func (s *session) prepare() {
+	key, frame := s.proto.eventFrame()
+	if frame == nil {
+		s.sub.SetPrepare(nil)
+		return
+	}
+	if s.names {
+		if s.namedKey == nil {
+			s.namedKey, s.namedBuild = namedFrame(key, frame, s.render)
+		}
+		key, frame = s.namedKey, s.namedBuild
+	}
+	s.sub.SetPrepare(func(ev *actors.KillmailInserted) { ev.Encoded(key, frame) })
 }
 
 // subscribe starts cmd's subscriptions. It subscribes to PubSub first (with

@@ -725,6 +725,7 @@ func offer(t *target, d *day, rate int, dur time.Duration) (map[uint64]int64, ti
 			km := d.kms[n%len(d.kms)]
 			km.ID = 4_000_000_000 + int64(n)
 			now := time.Now().UnixNano()
+			trace.Log(context.Background(), "insert", "") // marks the publish time in a trace
 			id, err := t.insert(km)
 			if err != nil {
 				return nil, 0, err

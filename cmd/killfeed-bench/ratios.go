@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 )
@@ -181,6 +182,17 @@ func step(kind string, f follow, rate int, o options, d *day, followed [][]int64
 		if err := pprof.StartCPUProfile(pf); err != nil {
 			return result{}, false, err
 		}
+	}
+	if cpuprofile != "" && o.trace != "" {
+		tf, err := os.Create(o.trace)
+		if err != nil {
+			return result{}, false, err
+		}
+		defer tf.Close()
+		if err := trace.Start(tf); err != nil {
+			return result{}, false, err
+		}
+		defer trace.Stop()
 	}
 	cpu0 := cpuTime()
 	sent, window, err := offer(t, d, rate, o.stepDur)
