@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"runtime/trace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -85,16 +86,21 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 	svc, stop = startOnDisk(b, dir, nil)
 	defer stop()
 	id := int64(10 * events)
-	insert := func(lat []time.Duration, n int) []time.Duration {
+	// insert makes n inserts, appending their latencies to lat. Each is
+	// marked in a runtime trace (-trace), to tell what a slow one waited
+	// for.
+	insert := func(lat []time.Duration, n int, kind string) []time.Duration {
 		for range n {
 			id++
 			km := kms[int(id)%len(kms)]
 			km.ID = id
+			trace.Log(ctx, "insert", "begin "+kind)
 			t := time.Now()
 			if _, err := svc.Insert(ctx, []killmail.Killmail{km}, nil); err != nil {
 				b.Fatal(err)
 			}
 			lat = append(lat, time.Since(t))
+			trace.Log(ctx, "insert", "end")
 		}
 		return lat
 	}
@@ -126,10 +132,10 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 	b.ResetTimer()
 	for len(lat) < b.N {
 		n := min(phase, b.N-len(lat))
-		idle = insert(idle, n)
+		idle = insert(idle, n, "idle")
 		start := time.Now()
 		gate.open()
-		lat = insert(lat, n)
+		lat = insert(lat, n, "loaded")
 		gate.close() // returns once every reader waits
 		loaded += time.Since(start)
 	}

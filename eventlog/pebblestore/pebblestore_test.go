@@ -322,6 +322,55 @@ var _ = Describe("Store under a Log", func() {
 		Expect(b.ReadBodies()).To(Succeed(), "a second call has nothing to do")
 	})
 
+	It("reads bodies on disk in chunks, pausing before each, and keeps the facts each chunk extracts", func() {
+		l := openLog(dir, cfg, pebblestore.Options{})
+		mustAppend(l, kms, nil)
+		Expect(l.Close()).To(Succeed())
+		l = openLog(dir, cfg, pebblestore.Options{}) // every body on disk, facts unknown
+
+		victim := selection.Extract(kms[0].JSON).Victim[selection.Corporation]
+		where, err := selection.Terms{Corporations: []int64{victim}}.Compile()
+		Expect(err).NotTo(HaveOccurred())
+		var want []string
+		for _, km := range kms {
+			if where.Match(selection.Extract(km.JSON)) {
+				want = append(want, string(km.JSON))
+			}
+		}
+		Expect(want).NotTo(BeEmpty())
+		sel := selection.Selection{Systems: []int64{eventlog.AllSystems}, Where: where}
+		b, err := l.Since(sel, 0, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(b.Events).To(HaveLen(len(kms)), "facts unknown: every event is a candidate")
+		read := func() int {
+			n := 0
+			for _, ev := range b.Events {
+				if ev.Killmail != nil {
+					n++
+				}
+			}
+			return n
+		}
+		var before []int // bodies read at each pause
+		Expect(b.ReadBodiesPaced(func() { before = append(before, read()) })).To(Succeed())
+		chunks := (len(kms) + eventlog.BodyChunk - 1) / eventlog.BodyChunk
+		Expect(before).To(HaveLen(chunks))
+		for i, n := range before {
+			Expect(n).To(Equal(i*eventlog.BodyChunk), "bodies read before chunk %d", i)
+		}
+		got := make([]string, len(b.Events))
+		for i, ev := range b.Events {
+			got[i] = string(ev.Killmail)
+		}
+		Expect(got).To(Equal(want), "the predicate decided on the extracted facts")
+
+		again, err := l.Since(sel, 0, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(again.Events).To(HaveLen(len(want)), "the log kept the facts: the index read decides")
+		Expect(again.ReadBodiesPaced(nil)).To(Succeed())
+		Expect(again.Events).To(HaveLen(len(want)))
+	})
+
 	It("reads new events from memory, with nothing left to ReadBodies", func() {
 		l := openLog(dir, cfg, pebblestore.Options{})
 		mustAppend(l, kms[:10], nil)

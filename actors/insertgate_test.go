@@ -1,0 +1,53 @@
+package actors
+
+import (
+	"runtime"
+	"testing"
+	"time"
+)
+
+// A reader of bodies on disk waits while an insert is in flight and goes
+// on once it is answered; with none in flight it does not wait.
+func TestInsertGateWaitsForInsertsInFlight(t *testing.T) {
+	g := newInsertGate(time.Hour)
+	g.wait() // none in flight
+
+	g.enter()
+	g.enter()
+	done := make(chan struct{})
+	go func() {
+		g.wait()
+		close(done)
+	}()
+	g.leave()
+	for range 100 { // let the reader run: it must still be waiting
+		runtime.Gosched()
+	}
+	select {
+	case <-done:
+		t.Fatal("the reader went on with an insert in flight")
+	default:
+	}
+	g.leave()
+	<-done
+
+	g.enter() // a new insert after the others drained
+	again := make(chan struct{})
+	go func() {
+		g.wait()
+		close(again)
+	}()
+	g.leave()
+	<-again
+}
+
+// A reader waits for inserts in flight at most max per chunk, so that a
+// stream of inserts that never drains slows readers but never stops them.
+func TestInsertGateWaitIsBounded(t *testing.T) {
+	g := newInsertGate(time.Millisecond)
+	g.enter()
+	defer g.leave()
+	for range 3 {
+		g.wait() // returns, though the insert is still in flight
+	}
+}
