@@ -196,6 +196,21 @@ func (l *Log) setFacts(evs []Event) {
 	}
 }
 
+// knownFacts sets the Facts of the events of evs at index that were read
+// without them, when the log has them now: another reader of the same
+// events extracted them since. Then ReadBodies does not extract them again.
+func (l *Log) knownFacts(evs []Event, index []int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, i := range index {
+		if ev := &evs[i]; ev.Facts == nil {
+			if r := l.record(ev.ID); r != nil {
+				ev.Facts = r.facts
+			}
+		}
+	}
+}
+
 // SetNotify sets the function called with newly visible events (see the
 // notify field). Call it before the first Append.
 func (l *Log) SetNotify(fn func([]Event)) {

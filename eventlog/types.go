@@ -3,6 +3,7 @@ package eventlog
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -220,7 +221,11 @@ func (b *Batch) ReadBodiesPaced(pause func()) error {
 			pause()
 		}
 		extracted = extracted[:0]
-		for _, i := range d.index[start:min(start+BodyChunk, len(d.index))] {
+		chunk := d.index[start:min(start+BodyChunk, len(d.index))]
+		if b.log != nil && slices.ContainsFunc(chunk, func(i int) bool { return b.Events[i].Facts == nil }) {
+			b.log.knownFacts(b.Events, chunk)
+		}
+		for _, i := range chunk {
 			ev := &b.Events[i]
 			if ev.Killmail, err = d.from.Body(ev.ID); err != nil {
 				err = fmt.Errorf("read event %d: %w", ev.ID, err)
