@@ -371,6 +371,26 @@ var _ = Describe("Store under a Log", func() {
 		Expect(again.Events).To(HaveLen(len(want)))
 	})
 
+	It("extracts the facts of a body read from disk once, however many readers read it at once", func() {
+		l := openLog(dir, cfg, pebblestore.Options{})
+		mustAppend(l, kms, nil)
+		Expect(l.Close()).To(Succeed())
+		l = openLog(dir, cfg, pebblestore.Options{}) // every body on disk, facts unknown
+
+		// Both read the index before either reads a body.
+		first, err := l.Since(selection.All(), 0, 0)
+		Expect(err).NotTo(HaveOccurred())
+		second, err := l.Since(selection.All(), 0, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(first.ReadBodies()).To(Succeed())
+		Expect(second.ReadBodies()).To(Succeed())
+		Expect(second.Events).To(HaveLen(len(kms)))
+		for i, ev := range second.Events {
+			Expect(ev.Facts).NotTo(BeNil())
+			Expect(ev.Facts).To(BeIdenticalTo(first.Events[i].Facts), "event %d: the first reader's facts", ev.ID)
+		}
+	})
+
 	It("reads new events from memory, with nothing left to ReadBodies", func() {
 		l := openLog(dir, cfg, pebblestore.Options{})
 		mustAppend(l, kms[:10], nil)
