@@ -215,6 +215,30 @@ var _ = Describe("Store under a Log", func() {
 		Expect(cur).To(Equal(uint64(20)))
 	})
 
+	It("reads each event by its id across the ids a failed write left unused", func() {
+		var fail atomic.Bool
+		l := openLog(dir, cfg, pebblestore.Options{BeforeAppend: func() error {
+			if fail.Load() {
+				return errors.New("disk on fire")
+			}
+			return nil
+		}})
+		mustAppend(l, kms[:10], nil) // 1-10
+		fail.Store(true)
+		_, err := l.Append(kms[10:12], nil) // 11 and 12, never visible
+		Expect(err).To(MatchError(eventlog.ErrWrite))
+		fail.Store(false)
+		mustAppend(l, kms[12:20], nil) // 13-20
+		b, err := l.Since(selection.Of(systemsOf(kms[:20])), 0, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(b.ReadBodies()).To(Succeed())
+		want := append(slices.Clone(kms[:10]), kms[12:20]...)
+		Expect(b.Events).To(HaveLen(len(want)))
+		for i, ev := range b.Events {
+			Expect(ev.Killmail).To(MatchJSON(want[i].JSON), "event %d", ev.ID)
+		}
+	})
+
 	It("stores a redelivery whose first write failed, instead of calling it a duplicate", func() {
 		entered := make(chan struct{})
 		release := make(chan error)
