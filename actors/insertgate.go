@@ -7,21 +7,28 @@ import (
 	"time"
 )
 
-// insertPause is the longest a reader of bodies on disk waits, before
-// each chunk it reads, for the inserts in flight to finish (see
-// insertGate).
-const insertPause = 2 * time.Millisecond
+const (
+	// insertPause is the longest a reader of bodies on disk waits at once
+	// for the inserts in flight to finish (see insertGate).
+	insertPause = 2 * time.Millisecond
+	// yieldEvery is how many bodies a reader reads between two yields of
+	// the CPU, or after a wait that ran out.
+	yieldEvery = 16
+)
 
 // insertGate is how readers of bodies left on disk make way for durable
-// inserts. An insert is in flight from the store handing it on until its
-// answer is sent; before each chunk of bodies (eventlog.BodyChunk) a reader
-// waits until none is, or for at most max. On two cores, a reader catching
-// up from far back would otherwise hold one CPU while the garbage collector
-// (fed by the bodies it reads) holds the other, and an insert would wait
-// for a CPU at every step: the actor, the log, Pebble's commit and WAL
-// goroutines, the sync's return, the answer. An insert waits for no reader:
-// readers pause between chunks, never in one. What it costs the readers: a
-// wait of at most max per chunk, only while inserts are in flight.
+// inserts. An insert is in flight from the store handing it on until it
+// is answered; before each body it reads, a reader waits until none is
+// (for at most max, then it reads yieldEvery bodies before it waits
+// again), and it yields the CPU every yieldEvery bodies. On two cores, a
+// reader catching up from far back would otherwise hold one CPU while the
+// garbage collector (fed by the bodies it reads) holds the other, and an
+// insert would wait for a CPU at every step: the actor, the log, Pebble's
+// commit and WAL goroutines, the sync's return, the answer. An insert
+// waits for no reader: a reader pauses between two bodies, never in one.
+// What it costs the readers: they stand still while inserts are in
+// flight, and read on when max runs out, so that a stream of inserts
+// that never drains slows them but does not stop them.
 type insertGate struct {
 	max      time.Duration
 	inFlight atomic.Int32 // read without mu, to let readers by when 0
@@ -50,24 +57,43 @@ func (g *insertGate) leave() {
 	g.mu.Unlock()
 }
 
-// wait returns once no insert is in flight, or after max. It yields the
-// CPU first: an insert that waits for one to reach the store is then
-// in flight.
-func (g *insertGate) wait() {
-	runtime.Gosched()
-	if g.inFlight.Load() == 0 {
-		return
-	}
+// wait returns true once no insert is in flight, false after max.
+func (g *insertGate) wait() bool {
 	g.mu.Lock()
 	drained := g.drained
 	g.mu.Unlock()
 	if drained == nil {
-		return
+		return true
 	}
 	t := time.NewTimer(g.max)
 	defer t.Stop()
 	select {
 	case <-drained:
+		// Let what the last insert readied (its answer's receiver) run
+		// first.
+		runtime.Gosched()
+		return true
 	case <-t.C:
+		return false
+	}
+}
+
+// pacer returns what one reader calls before each body it reads.
+func (g *insertGate) pacer() func() {
+	n, free := 0, 0 // bodies since the last yield; left to read without waiting
+	return func() {
+		if free > 0 {
+			free--
+		} else if g.inFlight.Load() > 0 {
+			n = 0
+			if !g.wait() {
+				free = yieldEvery
+			}
+			return
+		}
+		if n++; n == yieldEvery {
+			n = 0
+			runtime.Gosched()
+		}
 	}
 }

@@ -10,13 +10,16 @@ import (
 // on once it is answered; with none in flight it does not wait.
 func TestInsertGateWaitsForInsertsInFlight(t *testing.T) {
 	g := newInsertGate(time.Hour)
-	g.wait() // none in flight
+	pace := g.pacer()
+	for range 3 * yieldEvery {
+		pace() // none in flight
+	}
 
 	g.enter()
 	g.enter()
 	done := make(chan struct{})
 	go func() {
-		g.wait()
+		pace()
 		close(done)
 	}()
 	g.leave()
@@ -34,20 +37,22 @@ func TestInsertGateWaitsForInsertsInFlight(t *testing.T) {
 	g.enter() // a new insert after the others drained
 	again := make(chan struct{})
 	go func() {
-		g.wait()
+		pace()
 		close(again)
 	}()
 	g.leave()
 	<-again
 }
 
-// A reader waits for inserts in flight at most max per chunk, so that a
-// stream of inserts that never drains slows readers but never stops them.
+// A reader waits for inserts in flight at most max at once, then reads on,
+// so that a stream of inserts that never drains slows readers but never
+// stops them.
 func TestInsertGateWaitIsBounded(t *testing.T) {
 	g := newInsertGate(time.Millisecond)
 	g.enter()
 	defer g.leave()
-	for range 3 {
-		g.wait() // returns, though the insert is still in flight
+	pace := g.pacer()
+	for range 3 * yieldEvery {
+		pace() // returns, though the insert is still in flight
 	}
 }

@@ -128,7 +128,7 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 // sync, so it runs in its own goroutine: the actor keeps serving, and
 // concurrent inserts share one sync. The log publishes in event_id order
 // whatever order the syncs finish in. Until it is answered, reads of
-// bodies on disk pause between chunks (insertGate).
+// bodies on disk stand still (insertGate).
 func (a *killmailStore) insert(ctx actor.Context, msg *InsertKillmail) {
 	if !a.durable {
 		res, err := a.log.Append(msg.Killmails, msg.Cursor)
@@ -139,8 +139,10 @@ func (a *killmailStore) insert(ctx actor.Context, msg *InsertKillmail) {
 	sender, root := ctx.Sender(), ctx.ActorSystem().Root
 	a.inserts.enter()
 	go func() {
-		defer a.inserts.leave()
 		res, err := a.log.Append(msg.Killmails, msg.Cursor)
+		// Readers go on before the answer is sent: its receiver, readied
+		// last, then runs first (it is Go's next goroutine to run here).
+		a.inserts.leave()
 		a.metrics.Inserted(msg.Source, res)
 		if sender != nil {
 			root.Send(sender, &InsertKillmailResult{Results: res, Err: err})
@@ -179,8 +181,8 @@ func (a *killmailStore) flush(ctx actor.Context) {
 // answer responds to a read. Killmails the log left on disk are read off
 // the actor first, by a goroutine that then answers: a reader catching up
 // from far back (every reader, after a restart) holds up no insert and no
-// other reader. It reads them in chunks, making way for inserts in flight
-// before each (insertGate).
+// other reader. It makes way for inserts in flight before each body
+// (insertGate).
 func (a *killmailStore) answer(ctx actor.Context, b eventlog.Batch, err error) {
 	a.answerFetch(ctx, b, err, time.Time{})
 }
@@ -201,7 +203,7 @@ func (a *killmailStore) answerFetch(ctx actor.Context, b eventlog.Batch, err err
 	slot, sender, root := replyOf(ctx.Message()), ctx.Sender(), ctx.ActorSystem().Root
 	go func() {
 		a.diskReads <- struct{}{}
-		err := b.ReadBodiesPaced(a.inserts.wait)
+		err := b.ReadBodiesPaced(a.inserts.pacer())
 		<-a.diskReads
 		res := &FetchResult{Err: err}
 		if err == nil {

@@ -191,8 +191,8 @@ type diskBodies struct {
 // OnDisk says whether the batch has killmails for ReadBodies to read.
 func (b *Batch) OnDisk() bool { return b.disk != nil }
 
-// BodyChunk is how many killmails ReadBodiesPaced reads between two calls
-// of its pause.
+// BodyChunk is how many killmails ReadBodies reads before it extracts
+// their facts and keeps them in the log, under one lock.
 const BodyChunk = 16
 
 // ReadBodies reads the killmails the read left on disk, through a view of
@@ -203,11 +203,11 @@ const BodyChunk = 16
 // later read moved them on), so that the client reads the batch again.
 func (b *Batch) ReadBodies() error { return b.ReadBodiesPaced(nil) }
 
-// ReadBodiesPaced is ReadBodies in chunks of BodyChunk killmails, calling
-// pause (when not nil) before each: a reader that waits there leaves the
-// CPU to others between chunks. The facts of the killmails a chunk read
-// are extracted, and kept in the log, with that chunk, so that no step
-// of a large read holds a CPU, or the log's lock, longer than one chunk.
+// ReadBodiesPaced is ReadBodies calling pause (when not nil) before each
+// killmail it reads: a reader that waits there leaves the CPU to others.
+// The facts of the killmails read are extracted, and kept in the log, in
+// chunks of BodyChunk, so that no step of a large read holds the log's
+// lock longer than one chunk.
 func (b *Batch) ReadBodiesPaced(pause func()) error {
 	d := b.disk
 	if d == nil {
@@ -217,15 +217,15 @@ func (b *Batch) ReadBodiesPaced(pause func()) error {
 	var err error
 	var extracted []Event // the chunk's events whose facts were extracted
 	for start := 0; start < len(d.index) && err == nil; start += BodyChunk {
-		if pause != nil {
-			pause()
-		}
 		extracted = extracted[:0]
 		chunk := d.index[start:min(start+BodyChunk, len(d.index))]
 		if b.log != nil && slices.ContainsFunc(chunk, func(i int) bool { return b.Events[i].Facts == nil }) {
 			b.log.knownFacts(b.Events, chunk)
 		}
 		for _, i := range chunk {
+			if pause != nil {
+				pause()
+			}
 			ev := &b.Events[i]
 			if ev.Killmail, err = d.from.Body(ev.ID); err != nil {
 				err = fmt.Errorf("read event %d: %w", ev.ID, err)
