@@ -160,15 +160,7 @@ func TestDiskReadsHoldUpNoInsert(t *testing.T) {
 // A fetch whose asker gave up before the store got to it moves no offsets:
 // the client's next fetch returns the events the abandoned one would have.
 func TestAbandonedFetchMovesNoOffsets(t *testing.T) {
-	log, err := eventlog.Open(eventlog.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := actors.Start(log, false, actors.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Stop()
+	_, svc := startInMemory(t)
 	kms := fixture.Killmails()[:3]
 	if _, err := svc.Insert(context.Background(), kms, nil); err != nil {
 		t.Fatal(err)

@@ -27,6 +27,15 @@ var idKeys = func() map[string][2]string {
 	return m
 }()
 
+// idParamIndex is the index in idParams of each name.
+var idParamIndex = func() map[string]int {
+	m := make(map[string]int, len(idParams))
+	for i, p := range idParams {
+		m[p.name] = i
+	}
+	return m
+}()
+
 // IsQueryParam says whether ParseQuery reads the parameter name (as
 // name, or name[] for the lists).
 func IsQueryParam(name string) bool {
@@ -53,7 +62,18 @@ func IsQueryParam(name string) bool {
 func ParseQuery(q url.Values) (Locations, Terms, error) {
 	var loc Locations
 	var t Terms
-	for _, p := range idParams {
+	// Which id lists the query holds, from its own few keys, so that a
+	// poll is not looked up for every list it does not use.
+	var present uint32
+	for key := range q {
+		if i, ok := idParamIndex[strings.TrimSuffix(key, "[]")]; ok {
+			present |= 1 << i
+		}
+	}
+	for i, p := range idParams {
+		if present&(1<<i) == 0 {
+			continue
+		}
 		ids, err := queryIDs(q, p.name, p.what, idKeys[p.name])
 		if err != nil {
 			return loc, t, err

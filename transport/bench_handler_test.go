@@ -14,7 +14,7 @@ import (
 // read.
 func trivialEcho() http.Handler {
 	e := echo.New()
-	e.GET("/", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]any{"events": []any{}}) })
+	e.GET("/*", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]any{"events": []any{}}) })
 	return e
 }
 

@@ -97,20 +97,25 @@ func pollURL(base string, i int) string {
 
 // BenchmarkHTTPRatio loads the poll and the trivial handler in turns,
 // 32 keep-alive clients for 100ms on one and then on the other (the order
-// swapped each round), so that both see the same machine within
+// turned each round), so that both see the same machine within
 // milliseconds of each other, and reports their requests per second over
-// the rounds and poll/trivial. Run it with -benchtime Nx: N rounds.
+// the rounds and poll/trivial. The trivial handler is loaded twice: with
+// the polls' own requests (what differs is what the handler does with
+// one), and with GET / (poll/trivial-root: the shorter request costs the
+// client and the server less too). Run it with -benchtime Nx: N rounds.
 func BenchmarkHTTPRatio(b *testing.B) {
-	trivial := serve(b, trivialEcho()) + "/"
+	trivial := serve(b, trivialEcho())
 	poll := serve(b, pollServer(b))
-	urls := [2]func(int) string{
-		func(int) string { return trivial },
-		func(i int) string { return pollURL(poll, i) },
+	var urls [3][]string // built once
+	for i := range 64 {
+		urls[0] = append(urls[0], pollURL(trivial, i))
+		urls[2] = append(urls[2], pollURL(poll, i))
 	}
+	urls[1] = []string{trivial + "/"}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	const clients, phase = 32, 100 * time.Millisecond
-	var served [2]int64
-	var spent [2]time.Duration
+	var served [3]int64
+	var spent [3]time.Duration
 	load := func(k int) {
 		var n atomic.Int64
 		var wg sync.WaitGroup
@@ -121,7 +126,7 @@ func BenchmarkHTTPRatio(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				for i := c; time.Now().Before(stop); i += clients {
-					res, err := client.Get(urls[k](i))
+					res, err := client.Get(urls[k][i%len(urls[k])])
 					if err != nil {
 						b.Error(err)
 						return
@@ -140,16 +145,19 @@ func BenchmarkHTTPRatio(b *testing.B) {
 		served[k] += n.Load()
 		spent[k] += time.Since(start)
 	}
-	load(0) // warm both up: connections, the clients' offsets
-	load(1)
-	served, spent = [2]int64{}, [2]time.Duration{}
+	for k := range urls { // warm up: connections, the clients' offsets
+		load(k)
+	}
+	served, spent = [3]int64{}, [3]time.Duration{}
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		load(i % 2)
-		load(1 - i%2)
+		for k := range urls {
+			load((i + k) % len(urls))
+		}
 	}
 	rate := func(k int) float64 { return float64(served[k]) / spent[k].Seconds() }
 	b.ReportMetric(rate(0), "trivial-req/s")
-	b.ReportMetric(rate(1), "poll-req/s")
-	b.ReportMetric(rate(1)/rate(0), "poll/trivial")
+	b.ReportMetric(rate(2), "poll-req/s")
+	b.ReportMetric(rate(2)/rate(0), "poll/trivial")
+	b.ReportMetric(rate(2)/rate(1), "poll/trivial-root")
 }

@@ -67,7 +67,7 @@ func rawQueryParam(raw, name string) string {
 		pair, raw, _ = strings.Cut(raw, "&")
 		k, v, _ := strings.Cut(pair, "=")
 		if k != name {
-			if !strings.ContainsAny(k, "%+") {
+			if !escaped(k) {
 				continue
 			}
 			if key, err := url.QueryUnescape(k); err != nil || key != name {
@@ -81,6 +81,17 @@ func rawQueryParam(raw, name string) string {
 		return val
 	}
 	return ""
+}
+
+// escaped says whether a query key holds a %-escape or a '+', and so may
+// read as another key once unescaped.
+func escaped(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if k[i] == '%' || k[i] == '+' {
+			return true
+		}
+	}
+	return false
 }
 
 // checkParams refuses an indexed parameter (systems[1]=…) and, when strict,
@@ -112,6 +123,7 @@ type pollQuery struct {
 	sel      selection.Selection
 	limit    int
 	wait     time.Duration
+	names    bool // names=, true by default (see names.go)
 }
 
 // validClientID says whether id matches clientIDPattern, without the
@@ -196,5 +208,8 @@ func parsePoll(u *universe.Universe, raw string, maxSystems int, withLimit bool)
 		return p, err
 	}
 	p.wait = time.Duration(wait) * time.Second
+	if p.names, err = parseNamesParam(q, true); err != nil {
+		return p, err
+	}
 	return p, nil
 }

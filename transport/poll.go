@@ -36,10 +36,6 @@ func (s *Server) poll(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	names, err := parseNames(rawQueryParam(c.Request().URL.RawQuery, "names"), true)
-	if err != nil {
-		return err
-	}
 	ctx, deadline, cancel := s.pollContext(c, q.wait)
 	defer cancel()
 	b, err := s.fetchWaiting(ctx, q, &actors.FetchForClient{ClientID: q.clientID, Selection: q.sel, Limit: q.limit, Owner: ownerOf(c), Deadline: deadline})
@@ -48,7 +44,7 @@ func (s *Server) poll(c echo.Context) error {
 	}
 	size := 128 // the brackets and the position
 	for i := range b.Events {
-		b.Events[i] = s.named(b.Events[i], names)
+		b.Events[i] = s.named(b.Events[i], q.names)
 		size += len(b.Events[i].Killmail) + 64
 	}
 	buf := make([]byte, 0, size)
@@ -70,10 +66,6 @@ func (s *Server) next(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	names, err := parseNames(rawQueryParam(c.Request().URL.RawQuery, "names"), true)
-	if err != nil {
-		return err
-	}
 	ctx, deadline, cancel := s.pollContext(c, q.wait)
 	defer cancel()
 	b, err := s.fetchOne(ctx, q, &actors.FetchOneEvent{ClientID: q.clientID, Selection: q.sel, Owner: ownerOf(c), Deadline: deadline})
@@ -83,7 +75,7 @@ func (s *Server) next(c echo.Context) error {
 	if len(b.Events) == 0 {
 		return c.NoContent(http.StatusNoContent)
 	}
-	b.Events[0] = s.named(b.Events[0], names)
+	b.Events[0] = s.named(b.Events[0], q.names)
 	buf := b.Events[0].AppendJSON(make([]byte, 0, len(b.Events[0].Killmail)+128))
 	buf = appendPosition(buf[:len(buf)-1], b)
 	return deliver(c, &b, append(buf, '}'))

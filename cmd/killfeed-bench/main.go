@@ -65,6 +65,17 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && (os.Args[1] == "poll" || os.Args[1] == "trivial") {
+		run := map[string]func([]string) error{"poll": runPoll, "trivial": runTrivial}[os.Args[1]]
+		if err := run(os.Args[2:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return
+			}
+			fmt.Fprintln(os.Stderr, "killfeed-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "soak" {
 		if err := runSoak(os.Args[2:]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
