@@ -191,9 +191,9 @@ type diskBodies struct {
 // OnDisk says whether the batch has killmails for ReadBodies to read.
 func (b *Batch) OnDisk() bool { return b.disk != nil }
 
-// BodyChunk is how many killmails ReadBodies reads before it extracts
+// bodyChunk is how many killmails ReadBodies reads before it extracts
 // their facts and keeps them in the log, under one lock.
-const BodyChunk = 16
+const bodyChunk = 16
 
 // ReadBodies reads the killmails the read left on disk, through a view of
 // the store taken with the read, so that retention running meanwhile does
@@ -206,7 +206,7 @@ func (b *Batch) ReadBodies() error { return b.ReadBodiesPaced(nil) }
 // ReadBodiesPaced is ReadBodies calling pause (when not nil) before each
 // killmail it reads: a reader that waits there leaves the CPU to others.
 // The facts of the killmails read are extracted, and kept in the log, in
-// chunks of BodyChunk, so that no step of a large read holds the log's
+// chunks of bodyChunk, so that no step of a large read holds the log's
 // lock longer than one chunk.
 func (b *Batch) ReadBodiesPaced(pause func()) error {
 	d := b.disk
@@ -216,9 +216,9 @@ func (b *Batch) ReadBodiesPaced(pause func()) error {
 	b.disk = nil
 	var err error
 	var extracted []Event // the chunk's events whose facts were extracted
-	for start := 0; start < len(d.index) && err == nil; start += BodyChunk {
+	for start := 0; start < len(d.index) && err == nil; start += bodyChunk {
 		extracted = extracted[:0]
-		chunk := d.index[start:min(start+BodyChunk, len(d.index))]
+		chunk := d.index[start:min(start+bodyChunk, len(d.index))]
 		if b.log != nil && slices.ContainsFunc(chunk, func(i int) bool { return b.Events[i].Facts == nil }) {
 			b.log.knownFacts(b.Events, chunk)
 		}
