@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"runtime/trace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -47,12 +48,17 @@ func BenchmarkInsert(b *testing.B) {
 
 // BenchmarkInsertDuringCatchUp is one killmail inserted on the disk
 // backend while readers catch up from the start of a log just reopened,
-// so that every body they read comes from Pebble, as after a restart when
-// every client resumes at once. It reports the inserts' latency, beside
-// that of as many inserts made just before with no reader (idle-…), and
-// p99/idle-p99, their ratio.
+// so that every body they read is on disk, as after a restart when every
+// client resumes at once. Idle and loaded inserts alternate in phases of
+// 100 within the run (b.N of each): before an idle phase the readers
+// finish the page they are reading and wait, so that both kinds of insert
+// meet the same machine, the same Pebble and the same garbage collector.
+// It reports the latency of the inserts made while the readers read (p50,
+// p99, max) beside that of the idle ones (idle-…), p99/idle-p99, their
+// ratio, and read-events/s, the events the readers got per second of the
+// loaded phases.
 func BenchmarkInsertDuringCatchUp(b *testing.B) {
-	const events, readers, page = 30_000, 4, 1000
+	const events, readers, page, phase = 30_000, 4, 1000, 100
 	dir := b.TempDir()
 	kms := fixture.Killmails()
 	ctx := context.Background()
@@ -79,34 +85,34 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 
 	svc, stop = startOnDisk(b, dir, nil)
 	defer stop()
-	insert := func(n int, id int64) []time.Duration {
-		lat := make([]time.Duration, 0, n)
-		for i := range n {
-			km := kms[i%len(kms)]
-			km.ID = id + int64(i)
+	id := int64(10 * events)
+	// insert makes n inserts, appending their latencies to lat. Each is
+	// marked in a runtime trace (-trace), to tell what a slow one waited
+	// for.
+	insert := func(lat []time.Duration, n int, kind string) []time.Duration {
+		for range n {
+			id++
+			km := kms[int(id)%len(kms)]
+			km.ID = id
+			trace.Log(ctx, "insert", "begin "+kind)
 			t := time.Now()
 			if _, err := svc.Insert(ctx, []killmail.Killmail{km}, nil); err != nil {
 				b.Fatal(err)
 			}
 			lat = append(lat, time.Since(t))
+			trace.Log(ctx, "insert", "end")
 		}
-		slices.Sort(lat)
 		return lat
 	}
-	idle := insert(b.N, 10*events)
-	done := make(chan struct{})
+	gate := newReadGate()
 	var read atomic.Int64
 	var wg sync.WaitGroup
 	for range readers {
 		wg.Go(func() {
 			after := uint64(0)
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
+			for gate.enter() {
 				bt, err := svc.Fetch(ctx, &actors.FetchSince{Selection: selection.Of(systems), After: after, Limit: page})
+				gate.leave()
 				if err != nil {
 					b.Error(err)
 					return
@@ -120,11 +126,24 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 			}
 		})
 	}
+	idle := make([]time.Duration, 0, b.N)
+	lat := make([]time.Duration, 0, b.N)
+	var loaded time.Duration // how long the readers were let read
 	b.ResetTimer()
-	lat := insert(b.N, events+1)
+	for len(lat) < b.N {
+		n := min(phase, b.N-len(lat))
+		idle = insert(idle, n, "idle")
+		start := time.Now()
+		gate.open()
+		lat = insert(lat, n, "loaded")
+		gate.close() // returns once every reader waits
+		loaded += time.Since(start)
+	}
 	b.StopTimer()
-	close(done)
+	gate.stop()
 	wg.Wait()
+	slices.Sort(idle)
+	slices.Sort(lat)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	p99 := func(lat []time.Duration) time.Duration { return lat[len(lat)*99/100] }
 	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
@@ -133,7 +152,71 @@ func BenchmarkInsertDuringCatchUp(b *testing.B) {
 	b.ReportMetric(ms(idle[len(idle)/2]), "idle-p50-ms")
 	b.ReportMetric(ms(p99(idle)), "idle-p99-ms")
 	b.ReportMetric(float64(p99(lat))/float64(p99(idle)), "p99/idle-p99")
-	b.ReportMetric(float64(read.Load())/b.Elapsed().Seconds(), "read-events/s")
+	b.ReportMetric(float64(read.Load())/loaded.Seconds(), "read-events/s")
+}
+
+// readGate lets readers read only while it is open; close waits until
+// none is reading.
+type readGate struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	opened  bool
+	stopped bool
+	reading int
+}
+
+func newReadGate() *readGate {
+	g := &readGate{}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+// enter waits until the gate is open and counts the caller as reading;
+// false means the gate stopped.
+func (g *readGate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for !g.opened && !g.stopped {
+		g.cond.Wait()
+	}
+	if g.stopped {
+		return false
+	}
+	g.reading++
+	return true
+}
+
+// leave ends a read begun by enter.
+func (g *readGate) leave() {
+	g.mu.Lock()
+	g.reading--
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
+func (g *readGate) open() {
+	g.mu.Lock()
+	g.opened = true
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
+// close shuts the gate and waits for the reads under way.
+func (g *readGate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.opened = false
+	for g.reading > 0 {
+		g.cond.Wait()
+	}
+}
+
+// stop shuts the gate for good: enter returns false.
+func (g *readGate) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+	g.cond.Broadcast()
 }
 
 // BenchmarkFanOut publishes one real killmail to 10,000 subscriber queues

@@ -27,6 +27,8 @@ type killmailStore struct {
 	// diskReads bounds the reads of bodies left on disk running at once
 	// (see diskReaders).
 	diskReads chan struct{}
+	// inserts makes those reads wait for durable inserts in flight.
+	inserts *insertGate
 }
 
 // diskReaders is how many reads of bodies left on disk run at once: half
@@ -38,8 +40,9 @@ func diskReaders() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 func newKillmailStore(log *eventlog.Log, pubsub *actor.PID, durable bool, logger *slog.Logger, m *metrics.Store) actor.Producer {
 	flushing := new(atomic.Bool) // shared by restarts of the actor
 	diskReads := make(chan struct{}, diskReaders())
+	inserts := newInsertGate(insertPause)
 	return func() actor.Actor {
-		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger, metrics: m, flushing: flushing, diskReads: diskReads}
+		return &killmailStore{log: log, pubsub: pubsub, durable: durable, logger: logger, metrics: m, flushing: flushing, diskReads: diskReads, inserts: inserts}
 	}
 }
 
@@ -124,7 +127,8 @@ func (a *killmailStore) Receive(ctx actor.Context) {
 // insert appends in place for the memory log. A durable append waits for a
 // sync, so it runs in its own goroutine: the actor keeps serving, and
 // concurrent inserts share one sync. The log publishes in event_id order
-// whatever order the syncs finish in.
+// whatever order the syncs finish in. Until it is answered, reads of
+// bodies on disk stand still (insertGate).
 func (a *killmailStore) insert(ctx actor.Context, msg *InsertKillmail) {
 	if !a.durable {
 		res, err := a.log.Append(msg.Killmails, msg.Cursor)
@@ -133,8 +137,12 @@ func (a *killmailStore) insert(ctx actor.Context, msg *InsertKillmail) {
 		return
 	}
 	sender, root := ctx.Sender(), ctx.ActorSystem().Root
+	a.inserts.enter()
 	go func() {
 		res, err := a.log.Append(msg.Killmails, msg.Cursor)
+		// Readers go on before the answer is sent: its receiver, readied
+		// last, then runs first (it is Go's next goroutine to run here).
+		a.inserts.leave()
 		a.metrics.Inserted(msg.Source, res)
 		if sender != nil {
 			root.Send(sender, &InsertKillmailResult{Results: res, Err: err})
@@ -173,7 +181,8 @@ func (a *killmailStore) flush(ctx actor.Context) {
 // answer responds to a read. Killmails the log left on disk are read off
 // the actor first, by a goroutine that then answers: a reader catching up
 // from far back (every reader, after a restart) holds up no insert and no
-// other reader.
+// other reader. It makes way for inserts in flight before each body
+// (insertGate).
 func (a *killmailStore) answer(ctx actor.Context, b eventlog.Batch, err error) {
 	a.answerFetch(ctx, b, err, time.Time{})
 }
@@ -194,7 +203,7 @@ func (a *killmailStore) answerFetch(ctx actor.Context, b eventlog.Batch, err err
 	slot, sender, root := replyOf(ctx.Message()), ctx.Sender(), ctx.ActorSystem().Root
 	go func() {
 		a.diskReads <- struct{}{}
-		err := b.ReadBodies()
+		err := b.ReadBodiesPaced(a.inserts.pacer())
 		<-a.diskReads
 		res := &FetchResult{Err: err}
 		if err == nil {

@@ -196,6 +196,21 @@ func (l *Log) setFacts(evs []Event) {
 	}
 }
 
+// knownFacts sets the Facts of the events of evs at index that were read
+// without them, when the log has them now: another reader of the same
+// events extracted them since. Then ReadBodies does not extract them again.
+func (l *Log) knownFacts(evs []Event, index []int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, i := range index {
+		if ev := &evs[i]; ev.Facts == nil {
+			if r := l.record(ev.ID); r != nil {
+				ev.Facts = r.facts
+			}
+		}
+	}
+}
+
 // SetNotify sets the function called with newly visible events (see the
 // notify field). Call it before the first Append.
 func (l *Log) SetNotify(fn func([]Event)) {
@@ -606,6 +621,7 @@ func (l *Log) read(sel selection.Selection, after func(int64) (uint64, bool), li
 	}
 	systems := distinct(sel.Systems)
 	h := make(cursorHeap, 0, len(systems))
+	left := 0 // events after the positions
 	for _, s := range systems {
 		si := l.systems[s]
 		if si == nil {
@@ -618,9 +634,11 @@ func (l *Log) read(sel selection.Selection, after func(int64) (uint64, bool), li
 		i := searchAfter(si.ids, pos)
 		if i < len(si.ids) {
 			h = append(h, &sysCursor{ids: si.ids, pos: i, system: s})
+			left += len(si.ids) - i
 		}
 	}
 	heap.Init(&h)
+	b.Events = sized(sel.Where, left, limit)
 	scan := l.scanBound(sel.Where)
 	var last uint64
 	for h.Len() > 0 && (limit <= 0 || len(b.Events) < limit) && scan != 0 {
@@ -676,6 +694,7 @@ func (l *Log) readAll(b Batch, where selection.Predicate, after func(int64) (uin
 	}
 	scan := l.scanBound(where)
 	i := searchRecsAfter(l.recs, pos)
+	b.Events = sized(where, len(l.recs)-i, limit)
 	for ; i < len(l.recs) && (limit <= 0 || len(b.Events) < limit) && scan != 0; i++ {
 		r := &l.recs[i]
 		scan--
@@ -689,6 +708,19 @@ func (l *Log) readAll(b Batch, where selection.Predicate, after func(int64) (uin
 		b.Through = l.recs[i-1].id // stopped: what follows was not considered
 	}
 	return b, l.leaveOnDisk(&b)
+}
+
+// sized is the Events of a read that left events follow, with room for
+// all it returns when that is known (no predicate), so that a large read
+// does not grow them step by step under the lock.
+func sized(where selection.Predicate, left, limit int) []Event {
+	if !where.Empty() || left == 0 {
+		return nil
+	}
+	if limit > 0 {
+		left = min(left, limit)
+	}
+	return make([]Event, 0, left)
 }
 
 // searchRecsAfter is searchAfter over the retained records.
@@ -759,6 +791,13 @@ func searchAfter(ids []uint64, pos uint64) int {
 // record returns a retained event (its body nil when it is on disk), or
 // nil when it is not retained. Called with mu held.
 func (l *Log) record(id uint64) *record {
+	if n := len(l.recs); n > 0 && id >= l.recs[0].id {
+		// Retained ids are consecutive unless a write failed: first
+		// look where id is when none did.
+		if i := id - l.recs[0].id; i < uint64(n) && l.recs[i].id == id {
+			return &l.recs[i]
+		}
+	}
 	i := searchRecsAfter(l.recs, id-1)
 	if i == len(l.recs) || l.recs[i].id != id {
 		return nil // not retained: the index and recs disagree, which they never do

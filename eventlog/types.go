@@ -3,6 +3,7 @@ package eventlog
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -190,24 +191,53 @@ type diskBodies struct {
 // OnDisk says whether the batch has killmails for ReadBodies to read.
 func (b *Batch) OnDisk() bool { return b.disk != nil }
 
+// bodyChunk is how many killmails ReadBodies reads before it extracts
+// their facts and keeps them in the log, under one lock.
+const bodyChunk = 16
+
 // ReadBodies reads the killmails the read left on disk, through a view of
 // the store taken with the read, so that retention running meanwhile does
 // not take them away. Until it returns nil those events' Killmail is nil;
 // for a batch read from memory it does nothing. When a body cannot be read,
 // the client offsets a Fetch advanced go back where they were (unless a
 // later read moved them on), so that the client reads the batch again.
-func (b *Batch) ReadBodies() error {
+func (b *Batch) ReadBodies() error { return b.ReadBodiesPaced(nil) }
+
+// ReadBodiesPaced is ReadBodies calling pause (when not nil) before each
+// killmail it reads: a reader that waits there leaves the CPU to others.
+// The facts of the killmails read are extracted, and kept in the log, in
+// chunks of bodyChunk, so that no step of a large read holds the log's
+// lock longer than one chunk.
+func (b *Batch) ReadBodiesPaced(pause func()) error {
 	d := b.disk
 	if d == nil {
 		return nil
 	}
 	b.disk = nil
 	var err error
-	for _, i := range d.index {
-		ev := &b.Events[i]
-		if ev.Killmail, err = d.from.Body(ev.ID); err != nil {
-			err = fmt.Errorf("read event %d: %w", ev.ID, err)
-			break
+	var extracted []Event // the chunk's events whose facts were extracted
+	for start := 0; start < len(d.index) && err == nil; start += bodyChunk {
+		extracted = extracted[:0]
+		chunk := d.index[start:min(start+bodyChunk, len(d.index))]
+		if b.log != nil && slices.ContainsFunc(chunk, func(i int) bool { return b.Events[i].Facts == nil }) {
+			b.log.knownFacts(b.Events, chunk)
+		}
+		for _, i := range chunk {
+			if pause != nil {
+				pause()
+			}
+			ev := &b.Events[i]
+			if ev.Killmail, err = d.from.Body(ev.ID); err != nil {
+				err = fmt.Errorf("read event %d: %w", ev.ID, err)
+				break
+			}
+			if ev.Facts == nil && b.log != nil {
+				ev.Facts = selection.Extract(ev.Killmail)
+				extracted = append(extracted, *ev)
+			}
+		}
+		if err == nil && b.log != nil {
+			b.log.setFacts(extracted)
 		}
 	}
 	if err = errors.Join(err, d.from.Close()); err != nil {
@@ -218,27 +248,18 @@ func (b *Batch) ReadBodies() error {
 	return nil
 }
 
-// decide extracts the facts of events read without them, keeps them in
-// the log, and drops the events the read's predicate does not match.
+// decide drops the events the read's predicate does not match, now that
+// ReadBodies knows the facts of every event.
 func (b *Batch) decide() {
 	if b.log == nil {
 		return
 	}
 	kept := b.Events[:0]
-	var extracted []Event // kept in the log together, under one lock
 	for _, ev := range b.Events {
-		if ev.Facts == nil && ev.Killmail != nil {
-			ev.Facts = selection.Extract(ev.Killmail)
-			if extracted == nil {
-				extracted = make([]Event, 0, len(b.Events))
-			}
-			extracted = append(extracted, ev)
-		}
 		if b.where.Match(ev.Facts) {
 			kept = append(kept, ev)
 		}
 	}
-	b.log.setFacts(extracted)
 	clear(b.Events[len(kept):])
 	b.Events = kept
 	b.log = nil

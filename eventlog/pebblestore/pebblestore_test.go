@@ -215,6 +215,30 @@ var _ = Describe("Store under a Log", func() {
 		Expect(cur).To(Equal(uint64(20)))
 	})
 
+	It("reads each event by its id across the ids a failed write left unused", func() {
+		var fail atomic.Bool
+		l := openLog(dir, cfg, pebblestore.Options{BeforeAppend: func() error {
+			if fail.Load() {
+				return errors.New("disk on fire")
+			}
+			return nil
+		}})
+		mustAppend(l, kms[:10], nil) // 1-10
+		fail.Store(true)
+		_, err := l.Append(kms[10:12], nil) // 11 and 12, never visible
+		Expect(err).To(MatchError(eventlog.ErrWrite))
+		fail.Store(false)
+		mustAppend(l, kms[12:20], nil) // 13-20
+		b, err := l.Since(selection.Of(systemsOf(kms[:20])), 0, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(b.ReadBodies()).To(Succeed())
+		want := append(slices.Clone(kms[:10]), kms[12:20]...)
+		Expect(b.Events).To(HaveLen(len(want)))
+		for i, ev := range b.Events {
+			Expect(ev.Killmail).To(MatchJSON(want[i].JSON), "event %d", ev.ID)
+		}
+	})
+
 	It("stores a redelivery whose first write failed, instead of calling it a duplicate", func() {
 		entered := make(chan struct{})
 		release := make(chan error)
@@ -320,6 +344,74 @@ var _ = Describe("Store under a Log", func() {
 			Expect(ev.Killmail).To(MatchJSON(kms[i].JSON), "event %d", ev.ID)
 		}
 		Expect(b.ReadBodies()).To(Succeed(), "a second call has nothing to do")
+	})
+
+	It("reads bodies on disk pausing before each, and keeps the facts it extracts", func() {
+		l := openLog(dir, cfg, pebblestore.Options{})
+		mustAppend(l, kms, nil)
+		Expect(l.Close()).To(Succeed())
+		l = openLog(dir, cfg, pebblestore.Options{}) // every body on disk, facts unknown
+
+		victim := selection.Extract(kms[0].JSON).Victim[selection.Corporation]
+		where, err := selection.Terms{Corporations: []int64{victim}}.Compile()
+		Expect(err).NotTo(HaveOccurred())
+		var want []string
+		for _, km := range kms {
+			if where.Match(selection.Extract(km.JSON)) {
+				want = append(want, string(km.JSON))
+			}
+		}
+		Expect(want).NotTo(BeEmpty())
+		sel := selection.Selection{Systems: []int64{eventlog.AllSystems}, Where: where}
+		b, err := l.Since(sel, 0, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(b.Events).To(HaveLen(len(kms)), "facts unknown: every event is a candidate")
+		read := func() int {
+			n := 0
+			for _, ev := range b.Events {
+				if ev.Killmail != nil {
+					n++
+				}
+			}
+			return n
+		}
+		var before []int // bodies read at each pause
+		Expect(b.ReadBodiesPaced(func() { before = append(before, read()) })).To(Succeed())
+		Expect(before).To(HaveLen(len(kms)))
+		for i, n := range before {
+			Expect(n).To(Equal(i), "bodies read before pause %d", i)
+		}
+		got := make([]string, len(b.Events))
+		for i, ev := range b.Events {
+			got[i] = string(ev.Killmail)
+		}
+		Expect(got).To(Equal(want), "the predicate decided on the extracted facts")
+
+		again, err := l.Since(sel, 0, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(again.Events).To(HaveLen(len(want)), "the log kept the facts: the index read decides")
+		Expect(again.ReadBodiesPaced(nil)).To(Succeed())
+		Expect(again.Events).To(HaveLen(len(want)))
+	})
+
+	It("extracts the facts of a body read from disk once, however many readers read it at once", func() {
+		l := openLog(dir, cfg, pebblestore.Options{})
+		mustAppend(l, kms, nil)
+		Expect(l.Close()).To(Succeed())
+		l = openLog(dir, cfg, pebblestore.Options{}) // every body on disk, facts unknown
+
+		// Both read the index before either reads a body.
+		first, err := l.Since(selection.All(), 0, 0)
+		Expect(err).NotTo(HaveOccurred())
+		second, err := l.Since(selection.All(), 0, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(first.ReadBodies()).To(Succeed())
+		Expect(second.ReadBodies()).To(Succeed())
+		Expect(second.Events).To(HaveLen(len(kms)))
+		for i, ev := range second.Events {
+			Expect(ev.Facts).NotTo(BeNil())
+			Expect(ev.Facts).To(BeIdenticalTo(first.Events[i].Facts), "event %d: the first reader's facts", ev.ID)
+		}
 	})
 
 	It("reads new events from memory, with nothing left to ReadBodies", func() {
