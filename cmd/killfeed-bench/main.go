@@ -694,7 +694,11 @@ func replay(t *target, d *day, speed float64, dur time.Duration) (map[uint64]int
 		if wait := time.Until(start.Add(due)); wait > 0 {
 			time.Sleep(wait)
 		}
-		now := time.Now().UnixNano()
+		// Latency counts from when the killmail was due, not from when the
+		// publisher got to it: a target that fans out within its insert
+		// (the floor) holds the killmails due after it, and that wait is
+		// theirs to count (coordinated omission).
+		now := start.Add(due).UnixNano()
 		trace.Log(context.Background(), "insert", "") // marks the publish time in a -trace
 		id, err := t.insert(km)
 		if err != nil {
@@ -719,12 +723,14 @@ func offer(t *target, d *day, rate int, dur time.Duration) (map[uint64]int64, ti
 	defer tick.Stop()
 	n := 0
 	for time.Since(start) < dur {
-		<-tick.C
-		due := int(time.Since(start).Seconds() * float64(rate))
+		offered := <-tick.C
+		due := int(offered.Sub(start).Seconds() * float64(rate))
 		for ; n < due; n++ {
 			km := d.kms[n%len(d.kms)]
 			km.ID = 4_000_000_000 + int64(n)
-			now := time.Now().UnixNano()
+			// Latency counts from the tick that offered the killmail, not
+			// from when the publisher got to it (see replay).
+			now := offered.UnixNano()
 			trace.Log(context.Background(), "insert", "") // marks the publish time in a trace
 			id, err := t.insert(km)
 			if err != nil {
