@@ -72,7 +72,7 @@ func startInMemory(t *testing.T) (*eventlog.Log, *actors.Service) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(svc.Stop)
+	t.Cleanup(func() { svc.Stop(); _ = log.Close() })
 	return log, svc
 }
 

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/killfeed/killfeed/actors"
-	"github.com/killfeed/killfeed/eventlog"
 	"github.com/killfeed/killfeed/internal/fixture"
 	"github.com/killfeed/killfeed/killmail"
 )
@@ -17,15 +16,7 @@ import (
 // an array of its own); past its limit it ends as a slow consumer after
 // the events that fit.
 func TestQueueKeepsOrderAcrossBurstsAndEndsPastItsLimit(t *testing.T) {
-	log, err := eventlog.Open(eventlog.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := actors.Start(log, false, actors.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { svc.Stop(); _ = log.Close() })
+	_, svc := startInMemory(t)
 	ctx := context.Background()
 	km := fixture.Killmails()[0]
 	const limit = 8
@@ -100,19 +91,12 @@ func TestQueueKeepsOrderAcrossBurstsAndEndsPastItsLimit(t *testing.T) {
 // SetPrepare runs on every event the queue keeps, before the queue signals
 // it: a subscriber that frames events finds them framed when it is woken.
 func TestQueuePrepareRunsBeforeTheSignal(t *testing.T) {
-	log, err := eventlog.Open(eventlog.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := actors.Start(log, false, actors.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { svc.Stop(); _ = log.Close() })
+	_, svc := startInMemory(t)
 	ctx := context.Background()
 	km := fixture.Killmails()[0]
 	prepared := map[uint64]bool{} // PubSub's goroutine only
 	var q *actors.Queue
+	var err error
 	unprepared := make(chan uint64, 16)
 	q, err = svc.SubscribeQueue(ctx, 0, func() {
 		evs, _, _ := q.Take(nil)

@@ -391,21 +391,7 @@ func TestCorkConnTryUncorkWithoutRawSocket(t *testing.T) {
 // behind the corked frames, without waiting for their writer, when a
 // burst is being written; the writer's cork stays.
 func TestCorkConnPingGoesOutAtOnce(t *testing.T) {
-	server, client := tcpPair(t)
-	raw, err := server.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &corkConn{Conn: server, raw: raw}
-	read := func(n int) string {
-		t.Helper()
-		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
-		b := make([]byte, n)
-		if _, err := io.ReadFull(client, b); err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
+	c, _, read := corkPair(t)
 	ping := "\x89\x00"
 
 	if sent, ok, err := c.ping(); !sent || !ok || err != nil {
@@ -449,21 +435,7 @@ func TestCorkConnPingGoesOutAtOnce(t *testing.T) {
 // it, with the rest sent by the blocking flush; nothing is written twice
 // and the frame is never modified.
 func TestCorkConnSharedFrameKeepsItsPlace(t *testing.T) {
-	server, client := tcpPair(t)
-	raw, err := server.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &corkConn{Conn: server, raw: raw}
-	read := func(n int) string {
-		t.Helper()
-		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
-		b := make([]byte, n)
-		if _, err := io.ReadFull(client, b); err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
+	c, client, read := corkPair(t)
 	shared := appendFrameHeader(nil, 0x1, 1)
 	shared = append(shared, 's')
 	frozen := bytes.Clone(shared)
@@ -674,4 +646,25 @@ func TestNativeEventFrameEveryLength(t *testing.T) {
 			t.Fatalf("frame %.40q after the event, want the text frame written next", p)
 		}
 	}
+}
+
+// corkPair is a corkConn over one end of a loopback TCP pair, the other
+// end, and a read of n bytes from it.
+func corkPair(t *testing.T) (*corkConn, net.Conn, func(n int) string) {
+	t.Helper()
+	server, client := tcpPair(t)
+	raw, err := server.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(n int) string {
+		t.Helper()
+		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b := make([]byte, n)
+		if _, err := io.ReadFull(client, b); err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	return &corkConn{Conn: server, raw: raw}, client, read
 }
