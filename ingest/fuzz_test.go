@@ -424,7 +424,9 @@ func FuzzImport(f *testing.F) {
 
 func startsWithAny(s string, fields ...string) bool {
 	for _, f := range fields {
-		if strings.HasPrefix(s, f+" ") || strings.HasPrefix(s, f+":") {
+		// The field alone, or a path into it: killmail.killmail_time,
+		// body[2].victim.
+		if strings.HasPrefix(s, f+" ") || strings.HasPrefix(s, f+":") || strings.HasPrefix(s, f+".") || strings.HasPrefix(s, f+"[") {
 			return true
 		}
 	}
